@@ -1,0 +1,329 @@
+"""The headless command line: thin subcommands over engine and store calls.
+
+Every command accepts --json and then prints exactly one JSON object on stdout. Progress goes
+to stderr. A user error prints one line and exits 1; it never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+from studio import __version__
+from studio.engine.jobs import Event, Job, Progress, run_job
+from studio.errors import StudioError
+from studio.home import DataHome
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+class UsageError(StudioError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes in one line instead of usage text plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class ProgressPrinter:
+    """Shows job progress on stderr: one rewritten line on a terminal, occasional lines otherwise."""
+
+    def __init__(self, stream: TextIO, quiet: bool = False) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self._last_stage = ""
+        self._last_tenth = -1
+        self._last_time = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet or not isinstance(event, Progress):
+            return
+        fraction = event.fraction
+        percent = f"{fraction * 100:5.1f}%" if fraction is not None else "     "
+        line = f"{event.stage:<10} {percent} {event.message}"
+        if self.tty:
+            now = time.monotonic()
+            if now - self._last_time > 0.05 or fraction == 1.0:
+                self.stream.write("\r\033[K" + line)
+                self.stream.flush()
+                self._last_time = now
+            return
+        tenth = int(fraction * 10) if fraction is not None else -1
+        if event.stage != self._last_stage or tenth != self._last_tenth:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        self._last_stage, self._last_tenth = event.stage, tenth
+
+    def close(self) -> None:
+        """End the rewritten line."""
+        if self.tty and not self.quiet and self._last_time:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Context:
+    """What every command gets: the data home, the output mode and a lazily opened store."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.home = DataHome.resolve(args.home)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        """The store, opened (and migrated) on first use."""
+        if self._store is None:
+            from studio.store.database import open_store
+
+            self._store = open_store(self.home)
+        return self._store
+
+    def run(self, job: Job) -> Any:
+        """Drive a job with progress on stderr."""
+        printer = ProgressPrinter(sys.stderr, quiet=self.args.quiet)
+        try:
+            return run_job(job, printer)
+        finally:
+            printer.close()
+
+    def close(self) -> None:
+        """Release the store."""
+        if self._store is not None:
+            self._store.close()
+
+
+def _print_table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+
+def cmd_datasets_import(ctx: Context) -> dict[str, Any]:
+    """studio datasets import PATH... --name NAME"""
+    from studio.engine.datasets.importer import import_dataset
+
+    args = ctx.args
+    result = ctx.run(import_dataset(
+        ctx.store, args.paths, args.name, size=args.size, channels=args.channels,
+        labels=not args.no_labels, workers=args.workers,
+    ))
+    payload = result.as_dict()
+    if not args.json:
+        print(f"imported {result.imported} images into '{result.dataset.name}' "
+              f"({result.dataset.size}x{result.dataset.size}, {result.dataset.channels} channel(s)); "
+              f"{result.duplicates} duplicates dropped, {len(result.skipped)} skipped")
+        for skip in result.skipped:
+            print(f"  skipped {skip.path}: {skip.reason}")
+        if result.dataset.class_counts:
+            print("  classes: " + ", ".join(f"{k} {v}" for k, v in result.dataset.class_counts.items()))
+    return payload
+
+
+def cmd_datasets_add_sample(ctx: Context) -> dict[str, Any]:
+    """studio datasets add-sample digits|shapes"""
+    from studio.engine.datasets.samples import add_sample
+
+    args = ctx.args
+    summary = ctx.run(add_sample(ctx.store, args.sample, name=args.name, size=args.size,
+                                 channels=args.channels, count=args.count, seed=args.seed))
+    if not args.json:
+        print(f"added sample '{args.sample}' as dataset '{summary.name}' with {summary.count} images")
+    return {"dataset": summary.name, "imported": summary.count, **summary.as_dict()}
+
+
+def cmd_datasets_list(ctx: Context) -> dict[str, Any]:
+    """studio datasets list"""
+    from studio.engine.datasets.storage import list_datasets
+
+    datasets = list_datasets(ctx.store)
+    if not ctx.args.json:
+        if not datasets:
+            print("no datasets yet: try `studio datasets add-sample digits`")
+        _print_table(
+            [[d.name, str(d.count), f"{d.size}x{d.size}x{d.channels}", str(len(d.class_counts)), d.origin,
+              d.created_at] for d in datasets],
+            ["NAME", "IMAGES", "SHAPE", "CLASSES", "ORIGIN", "CREATED"],
+        ) if datasets else None
+    return {"datasets": [d.as_dict() for d in datasets]}
+
+
+def cmd_datasets_show(ctx: Context) -> dict[str, Any]:
+    """studio datasets show NAME"""
+    from studio.engine.datasets.storage import get_dataset
+
+    dataset = get_dataset(ctx.store, ctx.args.name)
+    payload = {**dataset.as_dict(), "path": str(ctx.home.absolute(dataset.folder)), "import": dataset.report}
+    if not ctx.args.json:
+        for key in ("name", "count", "size", "channels", "origin", "created_at", "path"):
+            print(f"{key:>10}: {payload[key]}")
+        if dataset.class_counts:
+            print(f"{'classes':>10}: " + ", ".join(f"{k} {v}" for k, v in dataset.class_counts.items()))
+    return payload
+
+
+def cmd_datasets_delete(ctx: Context) -> dict[str, Any]:
+    """studio datasets delete NAME"""
+    from studio.engine.datasets.storage import delete_dataset
+
+    dataset = delete_dataset(ctx.store, ctx.args.name)
+    if not ctx.args.json:
+        print(f"deleted dataset '{dataset.name}' ({dataset.count} images)")
+    return {"deleted": dataset.name, "count": dataset.count}
+
+
+# --- gallery ------------------------------------------------------------------------------
+
+
+def cmd_gallery_list(ctx: Context) -> dict[str, Any]:
+    """studio gallery list"""
+    from studio.store.gallery import GalleryRepository
+
+    items = GalleryRepository(ctx.store).list(limit=ctx.args.limit, before_id=ctx.args.before)
+    if not ctx.args.json:
+        if not items:
+            print("the gallery is empty: generated images will appear here")
+        else:
+            _print_table(
+                [[str(i.id), i.model, i.family, str(i.seed), "*" * i.rating or "-", i.flag, i.path] for i in items],
+                ["ID", "MODEL", "FAMILY", "SEED", "RATING", "FLAG", "PATH"],
+            )
+    return {"items": [i.as_dict() for i in items]}
+
+
+# --- info ---------------------------------------------------------------------------------
+
+
+def cmd_info(ctx: Context) -> dict[str, Any]:
+    """studio info: versions, the data home and what it holds."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "PySide6-Essentials", "pillow",
+                    "sqlalchemy", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    payload = {
+        "studio": __version__, "python": sys.version.split()[0], "home": str(ctx.home.root),
+        "database": str(ctx.home.database), "read_only": ctx.store.read_only_reason, "versions": versions,
+    }
+    if not ctx.args.json:
+        for key, value in payload.items():
+            if key != "versions":
+                print(f"{key:>9}: {value}")
+        for package, version in versions.items():
+            print(f"{package:>20} {version}")
+    return payload
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON object on stdout")
+    common.add_argument("--home", default=argparse.SUPPRESS, help="data home (default: $STUDIO_HOME or the user data folder)")
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr")
+
+    parser = _Parser(prog="studio", description="Studio: train, export and curate image generators. "
+                     "Run without arguments to open the desktop app.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    datasets = commands.add_parser("datasets", help="import, list, show and delete datasets", parents=[common])
+    dsub = datasets.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+
+    imp = dsub.add_parser("import", parents=[common], help="import folders, zips and image files as a dataset")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="folders (recursive), .zip archives or images")
+    imp.add_argument("--name", required=True, help="name of the new dataset")
+    imp.add_argument("--size", type=int, default=32, help="square size in pixels, 8-512 (default 32)")
+    imp.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 grey or 3 colour (default 3)")
+    imp.add_argument("--no-labels", action="store_true", help="do not take class labels from folder names")
+    imp.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
+    imp.set_defaults(handler=cmd_datasets_import)
+
+    sample = dsub.add_parser("add-sample", parents=[common], help="add a built-in sample dataset (no download)")
+    sample.add_argument("sample", choices=("digits", "shapes"))
+    sample.add_argument("--name", default=None, help="dataset name (default: the sample's name)")
+    sample.add_argument("--size", type=int, default=32, help="square size in pixels (default 32)")
+    sample.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                        help="1 or 3 (default: 1 for digits, 3 for shapes)")
+    sample.add_argument("--count", type=int, default=2000, help="images to draw (shapes only, default 2000)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (shapes only)")
+    sample.set_defaults(handler=cmd_datasets_add_sample)
+
+    dsub.add_parser("list", parents=[common], help="list datasets").set_defaults(handler=cmd_datasets_list)
+    show = dsub.add_parser("show", parents=[common], help="show one dataset")
+    show.add_argument("name")
+    show.set_defaults(handler=cmd_datasets_show)
+    delete = dsub.add_parser("delete", parents=[common], help="delete a dataset and its files")
+    delete.add_argument("name")
+    delete.set_defaults(handler=cmd_datasets_delete)
+
+    gallery = commands.add_parser("gallery", help="browse generated images", parents=[common])
+    gsub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    glist = gsub.add_parser("list", parents=[common], help="list gallery items, newest first")
+    glist.add_argument("--limit", type=int, default=50, help="items per page (default 50)")
+    glist.add_argument("--before", type=int, default=None, metavar="ID", help="the page after item ID")
+    glist.set_defaults(handler=cmd_gallery_list)
+
+    info = commands.add_parser("info", parents=[common], help="versions, data home and database state")
+    info.set_defaults(handler=cmd_info)
+    return parser
+
+
+def _emit_error(message: str, as_json: bool) -> None:
+    print(f"studio: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message}))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        _emit_error(str(error), wants_json)
+        return EXIT_USAGE
+    for name, default in (("json", False), ("home", None), ("quiet", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    handler: Callable[[Context], dict[str, Any]] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    ctx = Context(args)
+    try:
+        payload = handler(ctx)
+    except StudioError as error:
+        _emit_error(str(error), args.json)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _emit_error("cancelled: nothing was changed", args.json)
+        return EXIT_CANCELLED
+    finally:
+        ctx.close()
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False, default=str))
+    return 0
+
+

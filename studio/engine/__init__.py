@@ -1,0 +1,1 @@
+"""The headless engine: datasets, models, training, export and inference. No Qt below here."""

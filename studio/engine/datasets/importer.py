@@ -1,0 +1,127 @@
+"""The dataset import job: scan, decode in parallel, de-duplicate, stage, commit.
+
+Decoding runs in a pool of spawned worker processes (spawn, not fork: the UI process has
+threads), so an import uses every core; small imports decode in-process to skip the start-up.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.engine.datasets.decode import Decoded, DecodeTask, ImportLimits, run_task
+from studio.engine.datasets.sources import Candidate, Skipped, SourceScanner
+from studio.engine.datasets.storage import DatasetSummary, DatasetWriter, ensure_name_free, validate_geometry, validate_name
+from studio.engine.jobs import CancelToken, Finished, Job, Progress
+from studio.errors import StudioError
+from studio.store.database import Store
+
+PARALLEL_THRESHOLD = 96  # below this, starting worker processes costs more than it saves
+MAX_WORKERS = 8
+
+
+@dataclass
+class ImportResult:
+    """What an import did: the dataset made, duplicates dropped and every skipped input."""
+
+    dataset: DatasetSummary
+    imported: int
+    duplicates: int
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form the CLI prints."""
+        return {
+            "dataset": self.dataset.name, "imported": self.imported, "duplicates": self.duplicates,
+            "skipped": [s.as_dict() for s in self.skipped], "size": self.dataset.size,
+            "channels": self.dataset.channels, "classes": self.dataset.class_counts,
+        }
+
+
+def default_workers() -> int:
+    """One decoding process per core, within reason."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded | str]:
+    if workers <= 1 or len(tasks) < PARALLEL_THRESHOLD:
+        yield from map(run_task, tasks)
+        return
+    context = multiprocessing.get_context("spawn")
+    chunk = max(4, min(64, len(tasks) // (workers * 8)))
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        yield from executor.map(run_task, tasks, chunksize=chunk)
+    finally:
+        # Runs on cancel too (GeneratorExit): queued work is dropped, running chunks finish.
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def import_dataset(
+    store: Store,
+    sources: Iterable[str | os.PathLike[str]],
+    name: str,
+    size: int = 32,
+    channels: int = 3,
+    labels: bool = True,
+    limits: ImportLimits | None = None,
+    workers: int | None = None,
+    cancel: CancelToken | None = None,
+) -> Job:
+    """Import folders, zips and image files as a new dataset; yields Progress, then Finished(ImportResult).
+
+    All or nothing: cancelling, an error or a killed process leaves no trace of the dataset.
+    """
+    validate_name(name)
+    validate_geometry(size, channels)
+    ensure_name_free(store, name)
+    if store.read_only:
+        raise StudioError(f"the database is read-only: {store.read_only_reason}")
+    limits = limits or ImportLimits()
+    cancel = cancel or CancelToken()
+    sources = list(sources)
+    if not sources:
+        raise StudioError("nothing to import: give at least one folder, zip or image file")
+
+    scanner = SourceScanner(limits, labels=labels)
+    yield Progress("scanning", 0, 0, "looking for images")
+    for found in scanner.scan(sources):
+        cancel.check()
+        yield Progress("scanning", found, 0, f"found {found} files")
+    candidates: list[Candidate] = scanner.candidates
+    skipped: list[Skipped] = list(scanner.skipped)
+    if not candidates:
+        detail = f": {skipped[0].path}: {skipped[0].reason}" if len(skipped) == 1 else ""
+        raise StudioError(f"nothing to import: no image files found ({len(skipped)} skipped){detail}")
+
+    tasks = [DecodeTask(c.path, c.member, size, channels, limits) for c in candidates]
+    writer = DatasetWriter(store, name, size, channels, origin="import")
+    try:
+        total = len(tasks)
+        every = max(1, total // 200)
+        yield Progress("decoding", 0, total, f"decoding {total} images")
+        for index, outcome in enumerate(_decode_all(tasks, workers or default_workers())):
+            cancel.check()
+            candidate = candidates[index]
+            if isinstance(outcome, str):
+                skipped.append(Skipped(candidate.display, outcome))
+            else:
+                writer.add(outcome.pixels, outcome.digest, candidate.display, candidate.label, outcome.thumbnail)
+            if (index + 1) % every == 0 or index + 1 == total:
+                yield Progress("decoding", index + 1, total, f"{writer.count} images, {len(skipped)} skipped")
+        cancel.check()
+        if writer.count == 0:
+            first = f"; first: {skipped[0].path}: {skipped[0].reason}" if skipped else ""
+            raise StudioError(f"nothing to import: all {len(candidates)} files were skipped{first}")
+        yield Progress("writing", 0, 1, "saving the dataset")
+        report = {"sources": [str(s) for s in sources][:50], "skipped": len(skipped), "duplicates": writer.duplicates}
+        summary = writer.commit(report)
+    except BaseException:
+        writer.discard()
+        raise
+    yield Progress("writing", 1, 1, "saved")
+    yield Finished(ImportResult(summary, summary.count, writer.duplicates, skipped))

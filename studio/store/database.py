@@ -1,0 +1,183 @@
+"""Opening the store: pragmas, integrity check, backup, and automatic Alembic migrations."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from alembic import command
+from studio.errors import StoreError
+from studio.home import DataHome
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BACKUPS_KEPT = 5
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of Studio knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object, *, writable: bool) -> None:
+    cursor = dbapi_connection.cursor()
+    if writable:  # WAL lets the UI read while the engine thread writes
+        cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def quick_check(path: Path) -> str | None:
+    """Run `PRAGMA quick_check`; return None when sound, else the first problem found."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    finally:
+        connection.close()
+    problems = [row[0] for row in rows if row[0] != "ok"]
+    return problems[0] if problems else None
+
+
+def backup_database(source: Path, destination: Path) -> Path:
+    """Copy a live database consistently with SQLite's backup API."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(partial)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    partial.replace(destination)
+    return destination
+
+
+@dataclass
+class Store:
+    """An open store: the engine, a session factory and whether writes are allowed."""
+
+    home: DataHome
+    engine: Engine
+    sessions: sessionmaker[Session]
+    read_only_reason: str | None = None
+    backups_made: list[Path] = field(default_factory=list)
+
+    @property
+    def read_only(self) -> bool:
+        """True when the database was opened without write access (and why is in read_only_reason)."""
+        return self.read_only_reason is not None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        session = self.sessions()
+        try:
+            yield session
+            if self.read_only and (session.new or session.dirty or session.deleted):
+                raise StoreError(f"the database is read-only: {self.read_only_reason}")
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+
+def _make_engine(path: Path, read_only: bool) -> Engine:
+    if read_only:
+        engine = create_engine(
+            f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", functools.partial(_set_pragmas, writable=not read_only))
+    return engine
+
+
+def _known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(_alembic_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
+def _read_revision(path: Path) -> str | None:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        has_table = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+        ).fetchone()
+        if not has_table:
+            return None
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+    finally:
+        connection.close()
+
+
+def _prune_backups(folder: Path) -> None:
+    backups = sorted(folder.glob("studio-*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in backups[BACKUPS_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+def open_store(home: DataHome) -> Store:
+    """Open (creating or migrating as needed) the store of a data home.
+
+    A damaged database raises StoreError; one written by a newer Studio opens read-only.
+    """
+    home.ensure()
+    path = home.database
+    existed = path.exists() and path.stat().st_size > 0
+    backups: list[Path] = []
+    if existed:
+        problem = quick_check(path)
+        if problem is not None:
+            raise StoreError(f"the database {path} is damaged ({problem}); restore a backup from {home.backups}")
+        revision = _read_revision(path)
+        if revision is not None and revision not in _known_revisions():
+            reason = (
+                f"it was written by a newer version of Studio (schema {revision}); "
+                "update Studio to change anything"
+            )
+            engine = _make_engine(path, read_only=True)
+            return Store(home, engine, sessionmaker(engine, expire_on_commit=False), reason)
+        if revision != head_revision():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            backups.append(backup_database(path, home.backups / f"studio-{revision or 'empty'}-{stamp}.db"))
+            _prune_backups(home.backups)
+
+    engine = _make_engine(path, read_only=False)
+    with engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), None, backups)
+    from studio.store.staging import sweep_abandoned  # local import: staging uses the store
+
+    sweep_abandoned(store)
+    return store
