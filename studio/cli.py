@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print one JSON object on stdout")
-    common.add_argument("--home", default=argparse.SUPPRESS, help="data home (default: $STUDIO_HOME or the user data folder)")
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help="data home (default: $STUDIO_HOME or the user data folder)")
     common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr")
 
     parser = _Parser(prog="studio", description="Studio: train, export and curate image generators. "

@@ -52,8 +52,14 @@ class Decoded:
     digest: str
 
 
-def _mib(count: int) -> str:
-    return f"{count / 1024 / 1024:.1f} MiB"
+def human_bytes(count: int) -> str:
+    """A byte count for people: 512 B, 3.2 MiB, 8.0 GiB."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
 def read_file(path: str, limits: ImportLimits) -> bytes:
@@ -69,7 +75,7 @@ def read_file(path: str, limits: ImportLimits) -> bytes:
     if info.st_size == 0:
         raise Skip("empty file (0 bytes)")
     if info.st_size > limits.max_file_bytes:
-        raise Skip(f"file too large: {_mib(info.st_size)} (limit {_mib(limits.max_file_bytes)})")
+        raise Skip(f"file too large: {human_bytes(info.st_size)} (limit {human_bytes(limits.max_file_bytes)})")
     try:
         # O_NOFOLLOW closes the window between lstat and open where a link could be swapped in.
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -81,7 +87,7 @@ def read_file(path: str, limits: ImportLimits) -> bytes:
     if not data:
         raise Skip("empty file (0 bytes)")
     if len(data) > limits.max_file_bytes:
-        raise Skip(f"file too large: over {_mib(limits.max_file_bytes)}")
+        raise Skip(f"file too large: over {human_bytes(limits.max_file_bytes)}")
     return data
 
 
@@ -102,7 +108,7 @@ def read_archive_member(archive: str, member: str, limits: ImportLimits) -> byte
         if info.file_size == 0:
             raise Skip("empty file (0 bytes)")
         if info.file_size > limits.max_file_bytes:
-            raise Skip(f"file too large: {_mib(info.file_size)} (limit {_mib(limits.max_file_bytes)})")
+            raise Skip(f"file too large: {human_bytes(info.file_size)} (limit {human_bytes(limits.max_file_bytes)})")
         with zf.open(info) as handle:
             data = handle.read(limits.max_file_bytes + 1)
     except Skip:
@@ -112,7 +118,7 @@ def read_archive_member(archive: str, member: str, limits: ImportLimits) -> byte
     except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as error:
         raise Skip(f"corrupt archive entry: {error}") from None
     if len(data) > limits.max_file_bytes:
-        raise Skip(f"file too large: over {_mib(limits.max_file_bytes)}")
+        raise Skip(f"file too large: over {human_bytes(limits.max_file_bytes)}")
     return data
 
 
@@ -179,7 +185,7 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
         raise Skip(f"decompression bomb refused: {error}") from None
     except UnidentifiedImageError:
         raise Skip("not an image (content is not a known image format)") from None
-    except Exception as error:  # noqa: BLE001 - any parser failure on user bytes is a bad file
+    except Exception as error:
         raise Skip(f"corrupt image: {_one_line(error)}") from None
     with image:
         kind = ALLOWED_FORMATS.get(image.format or "")
@@ -191,7 +197,7 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
         if width * height > limits.max_pixels:
             raise Skip(
                 f"image too large: {width}x{height} pixels "
-                f"(limit {limits.max_pixels / 1e6:.0f} megapixels)"
+                f"(limit {limits.max_pixels / 1e6:g} megapixels)"
             )
         try:
             if kind == "JPEG":
@@ -202,7 +208,7 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
             image = _square(_flatten(image, channels), size)
         except Skip:
             raise
-        except Exception as error:  # noqa: BLE001 - truncated data, bad chunks, odd modes
+        except Exception as error:
             raise Skip(f"truncated or corrupt image: {_one_line(error)}") from None
     pixels = np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
     buffer = pixels.tobytes()

@@ -15,7 +15,13 @@ from typing import Any
 
 from studio.engine.datasets.decode import Decoded, DecodeTask, ImportLimits, run_task
 from studio.engine.datasets.sources import Candidate, Skipped, SourceScanner
-from studio.engine.datasets.storage import DatasetSummary, DatasetWriter, ensure_name_free, validate_geometry, validate_name
+from studio.engine.datasets.storage import (
+    DatasetSummary,
+    DatasetWriter,
+    ensure_name_free,
+    validate_geometry,
+    validate_name,
+)
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.errors import StudioError
 from studio.store.database import Store
@@ -87,7 +93,7 @@ def import_dataset(
     if not sources:
         raise StudioError("nothing to import: give at least one folder, zip or image file")
 
-    scanner = SourceScanner(limits, labels=labels)
+    scanner = SourceScanner(limits, labels=labels, exclude=store.home.root)
     yield Progress("scanning", 0, 0, "looking for images")
     for found in scanner.scan(sources):
         cancel.check()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from studio.engine.datasets.decode import IMAGE_SUFFIXES, ImportLimits
+from studio.engine.datasets.decode import IMAGE_SUFFIXES, ImportLimits, human_bytes
 
 ARCHIVE_SUFFIXES = frozenset({".zip"})
 # Operating-system litter that nobody means to import; ignored without a report.
@@ -64,9 +64,11 @@ def _label_for(parts: tuple[str, ...]) -> str | None:
 class SourceScanner:
     """Walks folders recursively and lists archives, collecting candidates and skips in order."""
 
-    def __init__(self, limits: ImportLimits, labels: bool = True) -> None:
+    def __init__(self, limits: ImportLimits, labels: bool = True, exclude: Path | None = None) -> None:
         self.limits = limits
         self.labels = labels
+        # The data home itself is never imported (a dataset of its own thumbnails helps nobody).
+        self.exclude = os.path.realpath(exclude) if exclude is not None else None
         self.candidates: list[Candidate] = []
         self.skipped: list[Skipped] = []
 
@@ -82,10 +84,16 @@ class SourceScanner:
             if stat.S_ISLNK(info.st_mode):
                 self.skipped.append(Skipped(printable(path), "symbolic link (not followed)"))
             elif stat.S_ISDIR(info.st_mode):
+                if self._excluded(path):
+                    self.skipped.append(Skipped(printable(path), "Studio's own data folder (not imported)"))
+                    continue
                 yield from self._scan_folder(path)
             else:
                 self._add_file(path, (os.path.basename(path),), label_parts=None)
             yield len(self.candidates)
+
+    def _excluded(self, folder: str) -> bool:
+        return self.exclude is not None and os.path.realpath(folder) == self.exclude
 
     def _scan_folder(self, root: str) -> Iterator[int]:
         def on_error(error: OSError) -> None:
@@ -94,9 +102,13 @@ class SourceScanner:
 
         for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not _ignored(d))
-            for name in dirs:
-                if os.path.islink(os.path.join(folder, name)):
-                    self.skipped.append(Skipped(printable(os.path.join(folder, name)), "symbolic link (not followed)"))
+            for name in list(dirs):
+                full = os.path.join(folder, name)
+                if os.path.islink(full):
+                    self.skipped.append(Skipped(printable(full), "symbolic link (not followed)"))
+                elif self._excluded(full):
+                    self.skipped.append(Skipped(printable(full), "Studio's own data folder (not imported)"))
+                    dirs.remove(name)
             relative = Path(os.path.relpath(folder, root)).parts
             relative = () if relative == (".",) else relative
             for name in sorted(files):
@@ -139,8 +151,8 @@ class SourceScanner:
         if declared > self.limits.max_archive_bytes:
             self.skipped.append(Skipped(
                 shown,
-                f"zip bomb refused: {declared / 1024**3:.1f} GiB uncompressed "
-                f"(limit {self.limits.max_archive_bytes / 1024**3:.1f} GiB)",
+                f"zip bomb refused: {human_bytes(declared)} uncompressed "
+                f"(limit {human_bytes(self.limits.max_archive_bytes)})",
             ))
             return
         for member in members:

@@ -1,0 +1,55 @@
+"""Staging folders: what a dead job leaves is swept, what a live job holds is not."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from studio.store.database import Store, open_store
+from studio.store.models import Dataset
+from studio.store.staging import MARKER, StagingFolder, is_abandoned, sweep_abandoned
+
+
+def _dead_folder(parent, name):  # a folder whose owner died: marker present, nobody holds it
+    folder = parent / name
+    folder.mkdir()
+    (folder / MARKER).write_bytes(b"")
+    (folder / "images.npy").write_bytes(b"partial")
+    return folder
+
+
+def test_live_staging_is_kept_and_dead_staging_is_swept(store: Store) -> None:
+    live = StagingFolder(store.home.staging, "import")
+    dead = _dead_folder(store.home.staging, "import-dead")
+    assert not is_abandoned(live.path)
+    assert is_abandoned(dead)
+    removed = sweep_abandoned(store)
+    assert removed == [dead]
+    assert live.path.is_dir()
+    live.discard()
+    assert not live.path.exists()
+
+
+def test_published_but_uncommitted_folder_is_swept_on_open(store: Store) -> None:
+    orphan = _dead_folder(store.home.datasets, "half")
+    home = store.home
+    store.close()
+    reopened = open_store(home)
+    assert not orphan.exists()
+    reopened.close()
+
+
+def test_committed_folder_whose_owner_died_before_unmarking_is_kept(store: Store) -> None:
+    folder = _dead_folder(store.home.datasets, "done")
+    with store.session() as session:
+        session.add(Dataset(name="done", folder="datasets/done", size=8, channels=1, count=1, origin="import"))
+    sweep_abandoned(store)
+    assert folder.is_dir() and not (folder / MARKER).exists()
+    with store.sessions() as session:
+        assert session.scalar(select(Dataset.name)) == "done"
+
+
+def test_unmarked_folders_are_never_touched(store: Store) -> None:
+    user_folder = store.home.datasets / "restored-by-hand"
+    user_folder.mkdir()
+    sweep_abandoned(store)
+    assert user_folder.is_dir()
