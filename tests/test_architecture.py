@@ -66,6 +66,11 @@ def test_decoding_workers_stay_light() -> None:
     )
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(output.stdout) == []
+    # The pool pickles its entry point by module: it must be the light decoder module.
+    from studio.engine.datasets.decode import decode_chunk
+    from studio.engine.datasets.importer import decode_chunk as used_by_importer
+
+    assert used_by_importer is decode_chunk and decode_chunk.__module__ == "studio.engine.datasets.decode"
 
 
 def test_no_unpickling_and_no_archive_extraction_anywhere() -> None:

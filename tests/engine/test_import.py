@@ -209,12 +209,17 @@ def test_non_utf8_file_names_import_and_print(store: Store, tmp_path: Path) -> N
 # --- bad input: each gets its reason, the good files still import -------------------------
 
 
-def _png_header_claiming(width: int, height: int) -> bytes:
+def _png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
+    """A PNG written by hand, to say things Pillow would not (huge sizes, 16-bit colour)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    return _png(width, height, bit_depth=1, colour_type=0, raw=b"\0" * 64)
 
 
 def test_bad_files_are_skipped_with_reasons_and_good_ones_kept(store: Store, tmp_path: Path) -> None:
@@ -497,3 +502,26 @@ def test_job_events_end_with_finished(store: Store, tmp_path: Path) -> None:
     assert stages[0] == "scanning" and "decoding" in stages and stages[-1] == "writing"
     decoding = [e for e in events if isinstance(e, Progress) and e.stage == "decoding"]
     assert decoding[-1].done == decoding[-1].total == 6
+
+
+def test_fast_png_path_matches_pillow(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libspng and Pillow decode the same 8-bit PNGs to the same pixels (grey, RGB, RGBA, interlaced)."""
+    save(noise(37, 29, 1), tmp_path / "src" / "rgb.png")
+    save(noise(30, 30, 2, mode="L"), tmp_path / "src" / "grey.png")
+    save(noise(30, 30, 3, mode="RGBA"), tmp_path / "src" / "rgba.png")
+    assert decode._spng is not None
+    fast = run_import(store, [tmp_path / "src"], name="fast")
+    monkeypatch.setattr(decode, "_spng", None)
+    slow = run_import(store, [tmp_path / "src"], name="slow")
+    assert fast.imported == slow.imported == 3
+    assert np.array_equal(np.asarray(load_images(store, "fast")), np.asarray(load_images(store, "slow")))
+
+
+def test_sixteen_bit_colour_png_through_the_fast_path(store: Store, tmp_path: Path) -> None:
+    array = np.zeros((16, 16, 3), dtype=">u2")
+    array[..., 0] = 65535
+    array[..., 1] = 32896  # 128 * 257
+    rows = b"".join(b"\0" + row.tobytes() for row in array)  # filter type 0 on every row
+    (tmp_path / "rgb16.png").write_bytes(_png(16, 16, bit_depth=16, colour_type=2, raw=rows))
+    out = _one(store, tmp_path / "rgb16.png")
+    assert (out[..., 0] == 255).all() and (out[..., 1] == 128).all() and (out[..., 2] == 0).all()

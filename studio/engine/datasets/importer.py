@@ -9,11 +9,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from studio.engine.datasets.decode import Decoded, DecodeTask, ImportLimits, run_task
+# decode_chunk lives in `decode` so spawned workers import only Pillow and numpy, not this module.
+from studio.engine.datasets.decode import Decoded, DecodeTask, ImportLimits, decode_chunk, run_task
 from studio.engine.datasets.sources import Candidate, Skipped, SourceScanner
 from studio.engine.datasets.storage import (
     DatasetSummary,
@@ -54,14 +55,37 @@ def default_workers() -> int:
 
 
 def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded | str]:
+    """Decode every task, yielding outcomes in input order (so de-duplication is deterministic)."""
     if workers <= 1 or len(tasks) < PARALLEL_THRESHOLD:
         yield from map(run_task, tasks)
         return
-    context = multiprocessing.get_context("spawn")
-    chunk = max(4, min(64, len(tasks) // (workers * 8)))
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    size = max(4, min(64, len(tasks) // (workers * 8)))
+    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    window = workers * 3  # chunks in flight: keeps workers busy, bounds memory held out of order
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    futures: dict[int, Future[list[Decoded | str]]] = {}
+    finished: dict[int, list[Decoded | str]] = {}
+    submitted = 0
+    warm = False
     try:
-        yield from executor.map(run_task, tasks, chunksize=chunk)
+        for index in range(len(chunks)):
+            while index not in finished:
+                while submitted < len(chunks) and submitted - index < window:
+                    futures[submitted] = executor.submit(decode_chunk, chunks[submitted])
+                    submitted += 1
+                if futures[index].done():
+                    warm = True
+                elif not warm:
+                    # Spawned workers need a moment to start: meanwhile this process decodes
+                    # chunks from the back of the queue that no worker has picked up yet.
+                    victim = max((i for i in futures if i > index), default=None)
+                    if victim is not None and futures[victim].cancel():
+                        del futures[victim]
+                        finished[victim] = decode_chunk(chunks[victim])
+                        continue
+                finished[index] = futures.pop(index).result()
+                warm = True
+            yield from finished.pop(index)
     finally:
         # Runs on cancel too (GeneratorExit): queued work is dropped, running chunks finish.
         executor.shutdown(wait=True, cancel_futures=True)
