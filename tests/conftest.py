@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from studio.home import HOME_ENV, DataHome  # noqa: E402
-from studio.store.database import Store, open_store  # noqa: E402
+from studio.home import HOME_ENV, DataHome
+from studio.store.database import Store, open_store
 
 
 @pytest.fixture(autouse=True)

@@ -96,6 +96,7 @@ def test_gallery_list_starts_empty(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_info_reports_home_and_versions(capsys: pytest.CaptureFixture[str], isolated_home: Path) -> None:
     code, out, _ = run(capsys, "info", "--json")
+    assert code == 0
     payload = json.loads(out)
     assert payload["studio"] == __version__ and payload["home"] == str(isolated_home.resolve())
     assert "torch" in payload["versions"] and payload["read_only"] is None
@@ -103,7 +104,7 @@ def test_info_reports_home_and_versions(capsys: pytest.CaptureFixture[str], isol
 
 def test_home_flag_overrides_the_environment(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "--home", str(tmp_path / "other"), "info", "--json")
-    assert json.loads(out)["home"] == str((tmp_path / "other").resolve())
+    assert code == 0 and json.loads(out)["home"] == str((tmp_path / "other").resolve())
 
 
 def test_version_and_module_entry_point(isolated_home: Path) -> None:

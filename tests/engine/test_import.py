@@ -525,3 +525,19 @@ def test_sixteen_bit_colour_png_through_the_fast_path(store: Store, tmp_path: Pa
     (tmp_path / "rgb16.png").write_bytes(_png(16, 16, bit_depth=16, colour_type=2, raw=rows))
     out = _one(store, tmp_path / "rgb16.png")
     assert (out[..., 0] == 255).all() and (out[..., 1] == 128).all() and (out[..., 2] == 0).all()
+
+
+def test_spawned_workers_with_warm_up_help_match_serial(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows (and any process that cannot fork) spawns workers; this process helps while they start."""
+    import multiprocessing
+
+    from studio.engine.datasets import importer
+
+    make_folder(tmp_path / "src", 130, size=40)
+    serial = run_import(store, [tmp_path / "src"], name="serial", workers=1)
+    monkeypatch.setattr(importer, "_process_context", lambda: multiprocessing.get_context("spawn"))
+    spawned = run_import(store, [tmp_path / "src"], name="spawned", workers=2)
+    assert serial.imported == spawned.imported == 130
+    assert np.array_equal(np.asarray(load_images(store, "serial")), np.asarray(load_images(store, "spawned")))

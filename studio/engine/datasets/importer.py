@@ -1,13 +1,16 @@
 """The dataset import job: scan, decode in parallel, de-duplicate, stage, commit.
 
-Decoding runs in a pool of spawned worker processes (spawn, not fork: the UI process has
-threads), so an import uses every core; small imports decode in-process to skip the start-up.
+Decoding runs in a pool of worker processes, so an import uses every core; small imports decode
+in-process to skip the start-up.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -54,6 +57,23 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
+def _process_context() -> multiprocessing.context.BaseContext:
+    """The cheapest safe way to start decoding workers here.
+
+    fork is instant but only safe from a single-threaded process on Linux (the CLI); a process
+    with threads (the desktop app) uses a fork server that has preloaded the decoder, so every
+    import after the first starts its workers in milliseconds; Windows has only spawn.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["studio.engine.datasets.decode"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded | str]:
     """Decode every task, yielding outcomes in input order (so de-duplication is deterministic)."""
     if workers <= 1 or len(tasks) < PARALLEL_THRESHOLD:
@@ -62,11 +82,14 @@ def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded |
     size = max(4, min(64, len(tasks) // (workers * 8)))
     chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
     window = workers * 3  # chunks in flight: keeps workers busy, bounds memory held out of order
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    context = _process_context()
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     futures: dict[int, Future[list[Decoded | str]]] = {}
     finished: dict[int, list[Decoded | str]] = {}
     submitted = 0
-    warm = False
+    # Spawned workers take a moment to start: meanwhile this process decodes chunks from the back
+    # of the queue that no worker has picked up yet. Forked workers start at once: no need.
+    warm = context.get_start_method() != "spawn"
     try:
         for index in range(len(chunks)):
             while index not in finished:
@@ -76,8 +99,6 @@ def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded |
                 if futures[index].done():
                     warm = True
                 elif not warm:
-                    # Spawned workers need a moment to start: meanwhile this process decodes
-                    # chunks from the back of the queue that no worker has picked up yet.
                     victim = max((i for i in futures if i > index), default=None)
                     if victim is not None and futures[victim].cancel():
                         del futures[victim]
