@@ -541,3 +541,48 @@ def test_spawned_workers_with_warm_up_help_match_serial(
     spawned = run_import(store, [tmp_path / "src"], name="spawned", workers=2)
     assert serial.imported == spawned.imported == 130
     assert np.array_equal(np.asarray(load_images(store, "serial")), np.asarray(load_images(store, "spawned")))
+
+
+def test_import_from_a_worker_thread_with_cancel_from_another(store: Store, tmp_path: Path) -> None:
+    """How the app runs it: the job in an engine thread (so workers come from a fork server)."""
+    import threading
+
+    make_folder(tmp_path / "src", 120, size=40)
+    outcome: dict[str, object] = {}
+
+    def work(name: str, token: CancelToken | None) -> None:
+        try:
+            outcome[name] = run_job(import_dataset(store, [str(tmp_path / "src")], name, workers=2, cancel=token))
+        except BaseException as error:  # noqa: BLE001 - handed back to the test thread
+            outcome[name] = error
+
+    thread = threading.Thread(target=work, args=("threaded", None))
+    thread.start()
+    thread.join(120)
+    assert isinstance(outcome["threaded"], ImportResult) and outcome["threaded"].imported == 120
+
+    token = CancelToken()
+    token.cancel()  # cancelled from this thread before the engine thread gets going
+    thread = threading.Thread(target=work, args=("cancelled", token))
+    thread.start()
+    thread.join(120)
+    assert isinstance(outcome["cancelled"], CancelledError)
+    assert_nothing_left(store, "cancelled")
+
+
+def test_a_name_taken_at_the_last_moment_by_another_process_is_a_clear_error(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.engine.datasets import storage
+
+    make_folder(tmp_path / "src", 4)
+    job = import_dataset(store, [str(tmp_path / "src")], "ds", workers=1)
+    for event in job:
+        if isinstance(event, Progress) and event.stage == "writing":
+            run_job(add_sample(store, "shapes", name="ds", count=5, size=8))
+            monkeypatch.setattr(storage, "ensure_name_free", lambda *args, **kwargs: None)  # the race window
+            break
+    with pytest.raises(AlreadyExistsError, match="created meanwhile"):
+        list(job)
+    assert sorted(p.name for p in store.home.datasets.iterdir()) == ["ds"]
+    assert list(store.home.staging.iterdir()) == []

@@ -68,3 +68,34 @@ def test_sigkill_during_import_keeps_the_previous_state(tmp_path: Path, workers:
     finally:
         reopened.close()
     assert _digest(home, "keep") == before
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_cleanly_without_tracebacks(tmp_path: Path) -> None:
+    home = DataHome(tmp_path / "home")
+    make_folder(tmp_path / "src", 600, size=96)
+    env = {**os.environ, HOME_ENV: str(home.root), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studio", "datasets", "import", str(tmp_path / "src"), "--name", "big",
+         "--workers", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("decoding") and not line.split()[1].startswith("0.0"):
+            break
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130, "".join(seen) + rest
+    assert rest.strip().endswith("studio: error: cancelled: nothing was changed")
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
+    store = open_store(home)
+    try:
+        assert list_datasets(store) == []
+        assert list(home.staging.iterdir()) == [] and list(home.datasets.iterdir()) == []
+    finally:
+        store.close()

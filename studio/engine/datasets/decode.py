@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import stat
 import warnings
 import zipfile
@@ -274,6 +275,11 @@ def run_task(task: DecodeTask) -> Decoded | str:
         return str(skip)
     except MemoryError:
         return "out of memory while decoding"
+
+
+def worker_init() -> None:
+    """Decoding workers leave Ctrl-C to the parent, which cancels the import and stops them cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def decode_chunk(tasks: list[DecodeTask]) -> list[Decoded | str]:

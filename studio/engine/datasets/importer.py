@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # decode_chunk lives in `decode` so spawned workers import only Pillow and numpy, not this module.
-from studio.engine.datasets.decode import Decoded, DecodeTask, ImportLimits, decode_chunk, run_task
+from studio.engine.datasets.decode import (
+    Decoded,
+    DecodeTask,
+    ImportLimits,
+    decode_chunk,
+    run_task,
+    worker_init,
+)
 from studio.engine.datasets.sources import Candidate, Skipped, SourceScanner
 from studio.engine.datasets.storage import (
     DatasetSummary,
@@ -83,7 +90,7 @@ def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded |
     chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
     window = workers * 3  # chunks in flight: keeps workers busy, bounds memory held out of order
     context = _process_context()
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_init)
     futures: dict[int, Future[list[Decoded | str]]] = {}
     finished: dict[int, list[Decoded | str]] = {}
     submitted = 0

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from studio.engine.datasets.decode import THUMBNAIL_SIZE
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
@@ -204,16 +205,22 @@ class DatasetWriter:
             destination = _free_folder(self.store.home.datasets, self.name)
             self.staging.publish(destination)
             fsync_path(destination.parent)
-            with self.store.session() as session:
-                ensure_name_free(self.store, self.name, session)
-                row = Dataset(
-                    name=self.name, folder=self.store.home.relative(destination), size=self.size,
-                    channels=self.channels, count=self.count, origin=self.origin,
-                    class_counts=class_counts, import_report=report or {},
-                )
-                session.add(row)
-                session.flush()
-                session.execute(insert(DatasetItem), [{"dataset_id": row.id, **item} for item in self._items])
+            try:
+                with self.store.session() as session:
+                    ensure_name_free(self.store, self.name, session)
+                    row = Dataset(
+                        name=self.name, folder=self.store.home.relative(destination), size=self.size,
+                        channels=self.channels, count=self.count, origin=self.origin,
+                        class_counts=class_counts, import_report=report or {},
+                    )
+                    session.add(row)
+                    session.flush()
+                    session.execute(insert(DatasetItem), [{"dataset_id": row.id, **item} for item in self._items])
+            except IntegrityError:
+                # Another process committed the same name between our check and our insert.
+                raise AlreadyExistsError(
+                    f"a dataset named '{self.name}' was created meanwhile: choose another name"
+                ) from None
             self.staging.commit()
             return DatasetSummary.of(row)
         except BaseException:
