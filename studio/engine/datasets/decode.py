@@ -191,7 +191,7 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
         raise Skip(f"decompression bomb refused: {error}") from None
     except UnidentifiedImageError:
         raise Skip("not an image (content is not a known image format)") from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any parser failure on user bytes means a bad file
         raise Skip(f"corrupt image: {_one_line(error)}") from None
     with image:
         kind = ALLOWED_FORMATS.get(image.format or "")
@@ -217,7 +217,7 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
             image = _square(_flatten(image, channels), size)
         except Skip:
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - truncated data, bad chunks, odd modes
             raise Skip(f"truncated or corrupt image: {_one_line(error)}") from None
     pixels = np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
     buffer = pixels.tobytes()
