@@ -1,0 +1,1 @@
+"""Generator families (GAN, VAE, PixelCNN, diffusion) and the registry that names them."""
