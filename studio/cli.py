@@ -184,6 +184,180 @@ def cmd_datasets_delete(ctx: Context) -> dict[str, Any]:
     return {"deleted": dataset.name, "count": dataset.count}
 
 
+# --- models, training, generation ---------------------------------------------------------
+
+
+class Interrupted(Exception):  # noqa: N818 - it is what happened, not an error
+    """Ctrl-C after the work was safely stopped: the message says what was kept."""
+
+
+class TrainingPrinter(ProgressPrinter):
+    """Training progress: step, losses, throughput and ETA; warnings on their own line."""
+
+    def __call__(self, event: Event) -> None:
+        from studio.engine.training import CheckpointSaved, TrainingProgress, TrainingWarning
+
+        if self.quiet:
+            return
+        if isinstance(event, TrainingWarning):
+            self.stream.write(("\n" if self.tty else "") + f"warning at step {event.step}: {event.message}\n")
+        elif isinstance(event, CheckpointSaved) and not self.tty:
+            self.stream.write(f"checkpoint saved at step {event.step}\n")
+        elif isinstance(event, TrainingProgress):
+            target = f"/{event.target_steps}" if event.target_steps else ""
+            losses = "  ".join(f"{k} {v:.4g}" for k, v in event.losses.items())
+            eta = f"  ETA {_clock(event.eta_seconds)}" if event.eta_seconds is not None else ""
+            line = f"step {event.step}{target}  {losses}  {event.samples_per_second:.0f} img/s{eta}"
+            if self.tty:
+                self.stream.write("\r\033[K" + line)
+                self._last_time = time.monotonic()
+            else:
+                now = time.monotonic()
+                if now - self._last_time >= 5 or event.step == event.target_steps:
+                    self.stream.write(line + "\n")
+                    self._last_time = now
+        else:
+            return
+        self.stream.flush()
+
+
+def _clock(seconds: float | None) -> str:
+    total = int(seconds or 0)
+    if total >= 3600:
+        return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def cmd_train(ctx: Context) -> dict[str, Any]:
+    """studio train --family F --dataset D --name M [--steps N | --minutes M] ..."""
+    from studio.engine.checkpoints import read_config
+    from studio.engine.library import model_exists, model_folder
+    from studio.engine.models.registry import family_class, parse_overrides
+    from studio.engine.training import train
+
+    args = ctx.args
+    family_name = args.family
+    if args.resume and family_name is None and model_exists(ctx.store, args.name):
+        family_name = str(read_config(model_folder(ctx.store, args.name))["family"])
+    settings = parse_overrides(family_class(family_name), args.set) if family_name else {}
+    if args.set and not family_name:
+        raise StudioError("--set needs --family (or --resume of an existing model)")
+    job = train(
+        ctx.store, args.name, family=args.family, dataset=args.dataset, steps=args.steps, minutes=args.minutes,
+        seed=args.seed, init_from=args.init_from, resume=args.resume, settings=settings, device=args.device,
+        checkpoint_every=args.checkpoint_every, preview_every=args.diagnostics_every, preview_count=0,
+        threads=args.threads,
+    )
+    printer = TrainingPrinter(sys.stderr, quiet=args.quiet)
+    try:
+        result = run_job(job, printer)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"training of '{args.name}' stopped; the checkpoint is saved: continue with "
+            f"`studio train --name {args.name} --resume --steps N`"
+        ) from None
+    finally:
+        printer.close()
+    if not args.json:
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
+        print(f"{result.status}: '{result.model}' ({result.family}) at step {result.steps} on {result.device} "
+              f"in {result.seconds:.1f}s; {losses}")
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+    return result.as_dict()
+
+
+def cmd_models_list(ctx: Context) -> dict[str, Any]:
+    """studio models list"""
+    from studio.engine.library import list_models
+
+    models = list_models(ctx.store)
+    if not ctx.args.json:
+        if not models:
+            print("no models yet: try `studio train --family vae --dataset digits --name first --steps 500`")
+        else:
+            _print_table(
+                [[m.name, m.family, f"{m.resolution}x{m.resolution}x{m.channels}", m.dataset or "-", str(m.steps),
+                  f"{m.parameter_count / 1e6:.2f}M", f"{m.size_bytes / 1e6:.1f} MB", m.updated_at] for m in models],
+                ["NAME", "FAMILY", "SHAPE", "DATASET", "STEPS", "PARAMS", "SIZE", "UPDATED"],
+            )
+    return {"models": [m.as_dict() for m in models]}
+
+
+def cmd_models_show(ctx: Context) -> dict[str, Any]:
+    """studio models show NAME"""
+    from studio.engine.library import get_model
+
+    model = get_model(ctx.store, ctx.args.name)
+    payload = {**model.as_dict(), "path": str(ctx.home.absolute(model.folder))}
+    if not ctx.args.json:
+        for key in ("name", "family", "resolution", "channels", "dataset", "steps", "parameter_count",
+                    "size_bytes", "parent", "weights_hash", "created_at", "updated_at", "path"):
+            print(f"{key:>16}: {payload[key]}")
+        for key, value in model.hyperparameters.items():
+            print(f"{key:>16}= {value}")
+    return payload
+
+
+def cmd_models_delete(ctx: Context) -> dict[str, Any]:
+    """studio models delete NAME"""
+    from studio.engine.library import delete_model
+
+    model = delete_model(ctx.store, ctx.args.name)
+    if not ctx.args.json:
+        print(f"deleted model '{model.name}' ({model.family}, {model.steps} steps)")
+    return {"deleted": model.name}
+
+
+def cmd_models_import(ctx: Context) -> dict[str, Any]:
+    """studio models import FOLDER [--name NAME]"""
+    from pathlib import Path
+
+    from studio.engine.library import import_model
+
+    model = import_model(ctx.store, Path(ctx.args.folder), ctx.args.name)
+    if not ctx.args.json:
+        print(f"imported model '{model.name}' ({model.family}, {model.resolution}px x {model.channels}, "
+              f"{model.steps} steps)")
+    return model.as_dict()
+
+
+def cmd_families(ctx: Context) -> dict[str, Any]:
+    """studio families: what each family is and the settings it takes."""
+    from studio.engine.models.registry import describe_families
+
+    families = describe_families()
+    if not ctx.args.json:
+        for family in families:
+            print(f"{family['name']}: {family['title']}  [{', '.join(family['capabilities'])}]")
+            print(f"  {family['description']}")
+            for h in family["schema"]:
+                bounds = f" {h['choices']}" if h["choices"] else (
+                    f" [{h['minimum']:g}..{h['maximum']:g}]" if h["minimum"] is not None else "")
+                print(f"    {h['name']:<14} {h['group']:<9} default {h['default']!s:<8}{bounds}  {h['help']}")
+    return {"families": families}
+
+
+def cmd_generate(ctx: Context) -> dict[str, Any]:
+    """studio generate MODEL --count N [--seed S] [--set k=v ...]"""
+    from studio.engine.checkpoints import read_config
+    from studio.engine.generation import generate
+    from studio.engine.library import model_folder
+    from studio.engine.models.registry import family_class, parse_overrides
+
+    args = ctx.args
+    family = family_class(str(read_config(model_folder(ctx.store, args.model))["family"]))
+    options = parse_overrides(family, args.set)
+    result = ctx.run(generate(ctx.store, args.model, args.count, args.seed, options, backend=args.backend,
+                              device=args.device))
+    if not args.json:
+        print(f"{len(result.items)} image(s) in {result.seconds:.2f}s "
+              f"({result.seconds / max(1, len(result.items)):.3f}s per image, {result.device})")
+        for item in result.items:
+            print(f"  #{item['id']} seed {item['seed']}: {item['path']}")
+    return result.as_dict()
+
+
 # --- gallery ------------------------------------------------------------------------------
 
 
@@ -284,6 +458,51 @@ def build_parser() -> argparse.ArgumentParser:
     glist.add_argument("--before", type=int, default=None, metavar="ID", help="the page after item ID")
     glist.set_defaults(handler=cmd_gallery_list)
 
+    trainer = commands.add_parser("train", parents=[common], help="train, resume or fine-tune a model")
+    trainer.add_argument("--name", required=True, help="the model's name")
+    trainer.add_argument("--family", choices=("gan", "vae", "pixelcnn", "diffusion"), help="generator family")
+    trainer.add_argument("--dataset", help="dataset to train on")
+    trainer.add_argument("--steps", type=int, help="stop at this total step count")
+    trainer.add_argument("--minutes", type=float, help="stop after this much training time")
+    trainer.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    trainer.add_argument("--init-from", metavar="MODEL", help="fine-tune: start from this model's weights")
+    trainer.add_argument("--resume", action="store_true", help="continue the model from its last checkpoint")
+    trainer.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a hyperparameter (see `studio families`); repeatable")
+    trainer.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    trainer.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints")
+    trainer.add_argument("--diagnostics-every", type=int, default=250, metavar="N",
+                         help="steps between diagnostics such as the GAN diversity check (0: off)")
+    trainer.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    trainer.set_defaults(handler=cmd_train)
+
+    models = commands.add_parser("models", help="list, show, import and delete models", parents=[common])
+    msub = models.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    msub.add_parser("list", parents=[common], help="list models").set_defaults(handler=cmd_models_list)
+    mshow = msub.add_parser("show", parents=[common], help="show one model")
+    mshow.add_argument("name")
+    mshow.set_defaults(handler=cmd_models_show)
+    mdelete = msub.add_parser("delete", parents=[common], help="delete a model and its files")
+    mdelete.add_argument("name")
+    mdelete.set_defaults(handler=cmd_models_delete)
+    mimport = msub.add_parser("import", parents=[common], help="add a model folder made elsewhere")
+    mimport.add_argument("folder", help="a folder with config.json and checkpoint.safetensors")
+    mimport.add_argument("--name", default=None, help="name in this library (default: the model's own)")
+    mimport.set_defaults(handler=cmd_models_import)
+
+    families = commands.add_parser("families", parents=[common], help="the generator families and their settings")
+    families.set_defaults(handler=cmd_families)
+
+    gen = commands.add_parser("generate", parents=[common], help="sample images from a model into the gallery")
+    gen.add_argument("model")
+    gen.add_argument("--count", type=int, default=8, help="images to make (default 8)")
+    gen.add_argument("--seed", type=int, default=None, help="first seed (default: random); image i uses seed+i")
+    gen.add_argument("--backend", default="torch", choices=("torch",), help="inference backend")
+    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a sampling setting such as steps, eta or temperature; repeatable")
+    gen.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    gen.set_defaults(handler=cmd_generate)
+
     info = commands.add_parser("info", parents=[common], help="versions, data home and database state")
     info.set_defaults(handler=cmd_info)
     return parser
@@ -318,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StudioError as error:
         _emit_error(str(error), args.json)
         return EXIT_USER_ERROR
+    except Interrupted as stopped:
+        _emit_error(str(stopped), args.json)
+        return EXIT_CANCELLED
     except KeyboardInterrupt:
         _emit_error("cancelled: nothing was changed", args.json)
         return EXIT_CANCELLED

@@ -91,6 +91,15 @@ class StagingFolder:
             self._lock.close()
 
 
+def hold_lock(path: Path) -> BinaryIO | None:
+    """Take an exclusive OS lock on `path` (created if needed); None when another process holds it."""
+    handle = open(path, "ab")  # noqa: SIM115 - the caller keeps it open to keep the lock
+    if _try_lock(handle):
+        return handle
+    handle.close()
+    return None
+
+
 def is_abandoned(folder: Path) -> bool:
     """True for a staging folder whose owner is gone (its marker exists and is unlocked)."""
     marker = folder / MARKER

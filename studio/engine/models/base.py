@@ -219,6 +219,11 @@ class GeneratorFamily(ABC):
     def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """One image per seed as uint8 N x H x W x C; `options` holds validated sampling settings."""
 
+    def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """Images to show while training (uint8 NHWC); samples by default, families may add more."""
+        del real
+        return self.sample(seeds, options)
+
     def diagnostics(self, real: torch.Tensor) -> Diagnostics:
         """Figures worth watching during training, given a real batch; none by default."""
         del real

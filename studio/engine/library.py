@@ -1,0 +1,151 @@
+"""The model library: model rows and folders in the data home; list, show, import, delete."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from studio.engine.checkpoints import CHECKPOINT_FILE, CONFIG_FILE, load_model, write_config
+from studio.engine.datasets.storage import fsync_path, validate_name
+from studio.errors import AlreadyExistsError, NotFoundError, StudioError
+from studio.store.database import Store
+from studio.store.models import Dataset, Model, TrainingRun
+from studio.store.staging import StagingFolder
+
+
+@dataclass
+class ModelSummary:
+    """What the CLI and UI show of a model."""
+
+    name: str
+    family: str
+    resolution: int
+    channels: int
+    steps: int
+    dataset: str | None
+    folder: str
+    parameter_count: int
+    size_bytes: int
+    weights_hash: str | None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+    parent: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dict(self.__dict__)
+
+
+def _summary(store: Store, row: Model, session: Any) -> ModelSummary:
+    folder = store.home.absolute(row.folder)
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+    dataset = session.get(Dataset, row.dataset_id).name if row.dataset_id else None
+    parent = session.get(Model, row.parent_model_id).name if row.parent_model_id else None
+    return ModelSummary(
+        row.name, row.family, row.resolution, row.channels, row.steps, dataset, row.folder,
+        row.parameter_count, size, row.weights_hash, dict(row.hyperparameters or {}),
+        row.created_at.isoformat(timespec="seconds"), row.updated_at.isoformat(timespec="seconds"), parent,
+    )
+
+
+def list_models(store: Store) -> list[ModelSummary]:
+    """Every model, most recently updated first."""
+    with store.sessions() as session:
+        rows = session.scalars(select(Model).order_by(Model.updated_at.desc(), Model.id.desc()))
+        return [_summary(store, row, session) for row in rows]
+
+
+def get_model(store: Store, name: str) -> ModelSummary:
+    """One model by name, or NotFoundError."""
+    with store.sessions() as session:
+        row = session.scalar(select(Model).where(Model.name == name))
+        if row is None:
+            raise NotFoundError(f"no model named '{name}' (see `studio models list`)")
+        return _summary(store, row, session)
+
+
+def model_folder(store: Store, name: str) -> Path:
+    """The folder of an existing model."""
+    return store.home.absolute(get_model(store, name).folder)
+
+
+def model_exists(store: Store, name: str) -> bool:
+    """Whether a model row of that name exists."""
+    with store.sessions() as session:
+        return session.scalar(select(Model.id).where(Model.name == name)) is not None
+
+
+def delete_model(store: Store, name: str) -> ModelSummary:
+    """Delete a model's row, runs and folder (gallery items keep the model's name)."""
+    summary = get_model(store, name)
+    folder = store.home.absolute(summary.folder)
+    staged = StagingFolder.adopt(folder) if folder.is_dir() else None
+    try:
+        with store.session() as session:
+            row = session.scalar(select(Model).where(Model.name == name))
+            if row is not None:
+                session.delete(row)
+    except BaseException:
+        if staged is not None:
+            staged.abandon_change()
+        raise
+    if staged is not None:
+        staged.discard()
+    return summary
+
+
+def import_model(store: Store, source: Path, name: str | None = None) -> ModelSummary:
+    """Copy a model folder made elsewhere into the library, after checking it loads."""
+    source = Path(source)
+    loaded = load_model(source, with_optimizers=False)  # raises a one-line CheckpointError if bad
+    name = validate_name(name or str(loaded.config.get("name") or source.name))
+    if model_exists(store, name):
+        raise AlreadyExistsError(f"a model named '{name}' already exists: give another with --name")
+    if store.home.root in source.resolve().parents:
+        raise StudioError(f"{source} is already inside the data home")
+    staging = StagingFolder(store.home.staging, f"model-{name}")
+    try:
+        for file in (CHECKPOINT_FILE, CONFIG_FILE):
+            if (source / file).is_symlink():
+                raise StudioError(f"{source / file} is a symbolic link: not imported")
+            shutil.copyfile(source / file, staging.path / file)
+        config = {**loaded.config, "name": name}
+        write_config(staging.path, config)
+        fsync_path(staging.path)
+        destination = store.home.models / name
+        if destination.exists():
+            raise AlreadyExistsError(f"{destination} already exists")
+        staging.publish(destination)
+        family = loaded.family
+        with store.session() as session:
+            dataset_id = None
+            if config.get("dataset"):
+                dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == config["dataset"]))
+            session.add(Model(
+                name=name, family=family.name, folder=store.home.relative(destination),
+                resolution=family.resolution, channels=family.channels, dataset_id=dataset_id,
+                hyperparameters=family.hparams, weights_hash=config.get("weights_hash"),
+                steps=loaded.state.step, parameter_count=family.parameter_count(),
+            ))
+        staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+    return get_model(store, name)
+
+
+def mark_interrupted_runs(store: Store, model_name: str) -> None:
+    """Runs of a model still marked running belong to a process that died: say so."""
+    with store.session() as session:
+        model_id = session.scalar(select(Model.id).where(Model.name == model_name))
+        if model_id is None:
+            return
+        for run in session.scalars(select(TrainingRun).where(
+            TrainingRun.model_id == model_id, TrainingRun.status.in_(("running", "paused"))
+        )):
+            run.status = "interrupted"

@@ -1,0 +1,450 @@
+"""The diffusion family: a small U-Net learns to predict the noise added to an image (DDPM), and
+sampling removes it step by step with the numpy DDPM or DDIM scheduler.
+
+Random numbers for sampling come from one `numpy.random.default_rng(seed)` per image, in this order:
+x_T = standard_normal((C, H, W)); then, for DDPM and for DDIM with eta > 0, one more
+standard_normal((C, H, W)) per step, in step order (the last step included, though it is unused);
+when completing an image (inpainting), one more draw per step follows for re-noising the known pixels.
+`generate` (interpolation) takes x_T itself and allows only deterministic DDIM.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812 (the conventional name)
+
+from studio.engine.models.base import (
+    GeneratorFamily,
+    Hyperparameter,
+    Precision,
+    iterate_batches,
+    seed_generators,
+    to_uint8,
+)
+from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler
+from studio.errors import StudioError
+
+# Channel multiplier per resolution level, highest resolution first; the U-Net uses as many as fit.
+CHANNEL_MULTIPLIERS = (1, 2, 2, 2)
+LOWEST_RESOLUTION = 4
+MAX_LEVELS = len(CHANNEL_MULTIPLIERS)
+# Images sampled per network call; more seeds run in several chunks (each image's numbers stay its own).
+SAMPLING_CHUNK = 256
+# Training previews run this many DDIM steps at most: enough to judge progress at a fraction of the cost.
+PREVIEW_STEPS = 20
+# DDPM's linear betas (1e-4 to 0.02) are for T = 1000; Improved DDPM scales them by 1000 / T so that a
+# shorter chain still ends in (nearly) pure noise.
+LINEAR_BETA_START = 1e-4
+LINEAR_BETA_END = 0.02
+# EMA warm-up as in diffusers' EMAModel: decay = min(ema_decay, (1 + step) / (10 + step)), so early
+# previews follow the network instead of averaging in its random initialisation for thousands of steps.
+EMA_WARMUP_OFFSET = 10
+
+
+def _group_count(channels: int) -> int:
+    """GroupNorm groups: 8 where the width allows, fewer for narrow tiny-test models."""
+    return math.gcd(8, channels)
+
+
+def _zero_initialised(module: nn.Module) -> nn.Module:
+    """A layer that starts as zero, so residual branches start as the identity (as in the DDPM code)."""
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """The Transformer's sinusoidal position encoding of the timestep (DDPM appendix B)."""
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__()
+        half = dimension // 2
+        frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+        # Not persistent: it is derived from the width, so checkpoints need not carry it.
+        self.register_buffer("frequencies", frequencies, persistent=False)
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """[N] timesteps (int or float) to [N, dimension] features."""
+        angles = timesteps.float()[:, None] * self.frequencies[None, :]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    """GroupNorm, SiLU, conv; plus the time embedding; GroupNorm, SiLU, conv; plus the input."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_dimension: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_group_count(in_channels), in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.time_projection = nn.Linear(time_dimension, out_channels)
+        self.norm2 = nn.GroupNorm(_group_count(out_channels), out_channels)
+        self.conv2 = _zero_initialised(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.shortcut = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, time_embedding: torch.Tensor) -> torch.Tensor:
+        """The block's output for features x and the shared (already activated) time embedding."""
+        hidden = self.conv1(F.silu(self.norm1(x)))
+        hidden = hidden + self.time_projection(time_embedding)[:, :, None, None]
+        hidden = self.conv2(F.silu(self.norm2(hidden)))
+        return hidden + self.shortcut(x)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention over pixels, used at the lowest resolution only (cost grows as pixels^2)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(_group_count(channels), channels)
+        self.query_key_value = nn.Conv2d(channels, 3 * channels, 1)
+        self.output = _zero_initialised(nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x plus attention over its pixels."""
+        batch, channels, height, width = x.shape
+        query, key, value = self.query_key_value(self.norm(x)).reshape(batch, 3, channels, height * width).unbind(1)
+        # Plain matmul + softmax rather than scaled_dot_product_attention: it exports to every ONNX opset.
+        weights = torch.softmax(query.transpose(1, 2) @ key / math.sqrt(channels), dim=-1)  # [N, pixels, pixels]
+        attended = (value @ weights.transpose(1, 2)).reshape(batch, channels, height, width)
+        return x + self.output(attended)
+
+
+class Downsample(nn.Module):
+    """Halve the resolution with a strided 3x3 convolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x at half the resolution."""
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double the resolution: nearest-neighbour then a 3x3 convolution (no checkerboard artefacts)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x at twice the resolution."""
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class NoisePredictionUNet(nn.Module):
+    """eps_theta(x_t, t): a U-Net with one residual block per level on each side, joined by skip connections.
+
+    Levels run from the image resolution down to 4 px (at most four levels: 64 px stops at 8 px);
+    the middle has two residual blocks and, optionally, self-attention. One block per level (DDPM
+    has two or three) keeps training affordable on a CPU.
+    """
+
+    def __init__(self, resolution: int, channels: int, width: int, attention: bool) -> None:
+        super().__init__()
+        levels = min(MAX_LEVELS, int(math.log2(resolution // LOWEST_RESOLUTION)) + 1)
+        level_channels = [width * multiplier for multiplier in CHANNEL_MULTIPLIERS[:levels]]
+        time_dimension = 4 * width
+        self.time_embedding = nn.Sequential(
+            SinusoidalTimeEmbedding(width), nn.Linear(width, time_dimension), nn.SiLU(),
+            nn.Linear(time_dimension, time_dimension),
+        )
+        self.input = nn.Conv2d(channels, width, 3, padding=1)
+
+        self.down_blocks = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        current = width
+        for out_channels in level_channels:
+            self.down_blocks.append(ResidualBlock(current, out_channels, time_dimension))
+            current = out_channels
+        for out_channels in level_channels[:-1]:
+            self.downsamples.append(Downsample(out_channels))
+
+        self.middle_first = ResidualBlock(current, current, time_dimension)
+        self.middle_attention: nn.Module = SelfAttention(current) if attention else nn.Identity()
+        self.middle_second = ResidualBlock(current, current, time_dimension)
+
+        # Deepest level first; each block takes the features so far beside the same level's skip.
+        self.up_blocks = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for out_channels in reversed(level_channels):
+            self.up_blocks.append(ResidualBlock(current + out_channels, out_channels, time_dimension))
+            current = out_channels
+        for deeper_channels in reversed(level_channels[1:]):
+            self.upsamples.append(Upsample(deeper_channels))
+        self.output = nn.Sequential(
+            nn.GroupNorm(_group_count(current), current), nn.SiLU(),
+            _zero_initialised(nn.Conv2d(current, channels, 3, padding=1)),
+        )
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The predicted noise for x: [N, C, H, W] noisy images and t: [N] timesteps (int64 or float)."""
+        time_embedding = F.silu(self.time_embedding(t))
+        hidden = self.input(x)
+        skips = []
+        for level, block in enumerate(self.down_blocks):
+            if level > 0:
+                hidden = self.downsamples[level - 1](hidden)
+            hidden = block(hidden, time_embedding)
+            skips.append(hidden)
+        hidden = self.middle_first(hidden, time_embedding)
+        hidden = self.middle_attention(hidden)
+        hidden = self.middle_second(hidden, time_embedding)
+        for level, block in enumerate(self.up_blocks):
+            if level > 0:
+                hidden = self.upsamples[level - 1](hidden)
+            hidden = block(torch.cat([hidden, skips.pop()], dim=1), time_embedding)
+        return self.output(hidden)
+
+
+class DiffusionFamily(GeneratorFamily):
+    """Denoising diffusion (DDPM training, DDPM or DDIM sampling) with a small noise-predicting U-Net."""
+
+    name = "diffusion"
+    title = "Diffusion (DDPM/DDIM)"
+    description = (
+        "A forward process adds Gaussian noise to an image over many small steps; a U-Net learns to predict "
+        "that noise, and sampling starts from pure noise and removes it step by step. "
+        "It gives the highest quality and diversity of the families, inpaints by resampling, and deterministic "
+        "DDIM sampling makes smooth interpolations. "
+        "The price is compute: every image costs one network call per step, so steps trade speed for quality "
+        "(DDIM with fewer steps is faster), and training takes long before samples look like the data."
+    )
+    capabilities = frozenset({"sample", "interpolate", "inpaint"})
+    schema = (
+        Hyperparameter("width", int, 32, "channels of the U-Net's first level (doubled further down)",
+                       group="model", minimum=8, maximum=256),
+        Hyperparameter("attention", bool, True, "self-attention at the lowest resolution", group="model"),
+        Hyperparameter("timesteps", int, 1000, "noise levels of the forward process (T)",
+                       group="model", minimum=50, maximum=4000),
+        Hyperparameter("schedule", str, "cosine", "how noise grows with t: cosine (Improved DDPM) or linear (DDPM)",
+                       group="model", choices=("linear", "cosine")),
+        Hyperparameter("learning_rate", float, 2e-4, "AdamW learning rate", minimum=1e-7, maximum=1.0),
+        Hyperparameter("ema_decay", float, 0.999, "decay of the weight average used for sampling; 0 turns it off",
+                       minimum=0.0, maximum=0.99999),
+        Hyperparameter("sampler", str, "ddim", "ddim (deterministic when eta is 0, few steps) or ddpm (stochastic)",
+                       group="sampling", choices=("ddim", "ddpm")),
+        Hyperparameter("steps", int, 50, "network calls per image (at most timesteps): more is slower and finer",
+                       group="sampling", minimum=1, maximum=4000),
+        Hyperparameter("eta", float, 0.0, "DDIM noise: 0 deterministic, 1 as random as DDPM (ddim only)",
+                       group="sampling", minimum=0.0, maximum=1.0),
+    )
+
+    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
+        super().__init__(resolution, channels, hparams)
+        self._check_steps(self.hparams["steps"])
+        self.unet = NoisePredictionUNet(resolution, channels, self.hparams["width"], self.hparams["attention"])
+        self.ema = copy.deepcopy(self.unet).requires_grad_(False)
+        # No weight decay: DDPM trains with plain Adam, and decay would pull the EMA weights towards zero.
+        self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=self.hparams["learning_rate"], weight_decay=0.0)
+        self._alphas_cumprod = torch.from_numpy(self.scheduler("ddpm").alphas_cumprod.astype(np.float32))
+
+    # --- networks -----------------------------------------------------------------------
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained U-Net and its EMA copy (the one sampling uses)."""
+        return {"unet": self.unet, "ema": self.ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """AdamW over the U-Net."""
+        return {"unet": self.optimizer}
+
+    def sampling_networks(self) -> tuple[str, ...]:
+        """Only the EMA network generates images."""
+        return ("ema",)
+
+    def scheduler_config(self) -> DdimConfig:
+        """The scheduler settings this model was trained with (what an ONNX manifest needs)."""
+        timesteps = self.hparams["timesteps"]
+        scale = 1000 / timesteps
+        return DdimConfig(
+            num_train_timesteps=timesteps,
+            beta_schedule=self.hparams["schedule"],
+            beta_start=LINEAR_BETA_START * scale,
+            beta_end=min(LINEAR_BETA_END * scale, 0.999),
+            clip_sample=True,  # training images lie in [-1, 1], so a predicted x_0 outside it is an error
+        )
+
+    def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler:
+        """A fresh scheduler of the named kind ("ddpm" or "ddim") for this model's noise schedule."""
+        settings = self.scheduler_config().to_dict()
+        if sampler == "ddim":
+            return DdimScheduler.from_dict(settings)
+        if sampler == "ddpm":
+            settings.pop("set_alpha_to_one")
+            return DdpmScheduler.from_dict(settings)
+        raise StudioError(f"unknown sampler '{sampler}': choose ddim or ddpm")
+
+    # --- training -----------------------------------------------------------------------
+
+    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+        """DDPM Algorithm 1: noise each image to a random t, regress the noise (Eq. 14), update the EMA."""
+        self.unet.train()
+        images = batch.to(self.device, torch.float32)
+        count = images.shape[0]
+        timesteps = torch.randint(0, self.hparams["timesteps"], (count,), device=images.device)
+        noise = torch.randn_like(images)
+        alpha_bar = self._alphas_cumprod.to(images.device)[timesteps].view(count, 1, 1, 1)
+        # DDPM Eq. (4): x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps.
+        noisy = alpha_bar.sqrt() * images + (1 - alpha_bar).sqrt() * noise
+        with precision.autocast():
+            predicted = self.unet(noisy, timesteps)
+        loss = F.mse_loss(predicted.float(), noise)
+        precision.step(loss, self.optimizer, clip=1.0)
+        self._update_ema(step)
+        return {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        decay = min(self.hparams["ema_decay"], (1 + step) / (EMA_WARMUP_OFFSET + step))
+        for average, current in zip(self.ema.parameters(), self.unet.parameters(), strict=True):
+            average.lerp_(current, 1.0 - decay)
+        for average_buffer, buffer in zip(self.ema.buffers(), self.unet.buffers(), strict=True):
+            average_buffer.copy_(buffer)
+
+    # --- sampling -----------------------------------------------------------------------
+
+    def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored sampling settings overlaid with `values`; steps may not exceed the model's timesteps."""
+        options = super().sampling_options(values)
+        self._check_steps(options["steps"])
+        return options
+
+    def _check_steps(self, steps: int) -> None:
+        if steps > self.hparams["timesteps"]:
+            raise StudioError(f"steps: {steps} is above this model's {self.hparams['timesteps']} timesteps")
+
+    def latent_shape(self) -> tuple[int, int, int]:
+        """The shape of one image's x_T, the latent that interpolation walks through."""
+        return (self.channels, self.resolution, self.resolution)
+
+    def initial_noise(self, generators: Sequence[np.random.Generator]) -> np.ndarray:
+        """x_T: the first standard-normal (C, H, W) draw of each image's generator, as float32 NCHW."""
+        return np.stack([generator.standard_normal(self.latent_shape(), dtype=np.float32) for generator in generators])
+
+    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """One image per seed as uint8 NHWC; the same seed gives the same image in any batch."""
+        options = self.sampling_options(options)
+        if len(seeds) == 0:
+            return np.zeros((0, self.resolution, self.resolution, self.channels), dtype=np.uint8)
+        images = []
+        for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
+            generators = seed_generators(seeds[chunk])
+            images.append(self.denoise(self.initial_noise(generators), generators, options))
+        return to_uint8(torch.from_numpy(np.concatenate(images)))
+
+    def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """Quick training previews: deterministic DDIM with at most PREVIEW_STEPS steps, so each preview
+        costs a fraction of a full sample and shows the same seeds' images sharpening over training."""
+        del real
+        options = self.sampling_options(options)
+        quick = {"sampler": "ddim", "eta": 0.0, "steps": min(options["steps"], PREVIEW_STEPS)}
+        return self.sample(seeds, quick)
+
+    def generate(self, latents: np.ndarray, options: Mapping[str, Any]) -> np.ndarray:
+        """Images from explicit x_T arrays (N x C x H x W, e.g. slerped between seeds): uint8 NHWC.
+
+        Only the deterministic sampler (DDIM with eta 0) maps each x_T to one image, so only it is allowed.
+        """
+        options = self.sampling_options(options)
+        if options["sampler"] != "ddim" or options["eta"] != 0:
+            raise StudioError("interpolating needs the deterministic sampler: sampler=ddim with eta=0")
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.shape[1:] != self.latent_shape():
+            raise StudioError(f"latents must be N x {' x '.join(map(str, self.latent_shape()))}, not {latents.shape}")
+        images = [to_uint8(torch.from_numpy(self.denoise(latents[chunk], [], options)))
+                  for chunk in iterate_batches(len(latents), SAMPLING_CHUNK)]
+        return np.concatenate(images)
+
+    def complete(
+        self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int], options: Mapping[str, Any]
+    ) -> np.ndarray:
+        """Keep the known pixels of uint8 NHWC `images` and generate the rest (inpainting by resampling).
+
+        `known` is bool N x H x W (whole pixels) or N x H x W x C; seeds draw as in `sample`, plus one
+        draw per step for re-noising the known pixels. Returns uint8 NHWC.
+        """
+        options = self.sampling_options(options)
+        expected = (len(seeds), self.resolution, self.resolution, self.channels)
+        images = np.asarray(images)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise StudioError(
+                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
+            )
+        known = np.asarray(known, dtype=bool)
+        if known.shape == expected[:3]:
+            known = known[..., None]
+        if known.shape not in (expected, (*expected[:3], 1)):
+            raise StudioError(f"the known-pixel mask must be N x H x W or N x H x W x C, not {known.shape}")
+        # To the network's layout and range: NCHW floats in [-1, 1].
+        known_images = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+        keep = known.transpose(0, 3, 1, 2).astype(np.float32)
+        completed = []
+        for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
+            generators = seed_generators(seeds[chunk])
+            completed.append(self.denoise(self.initial_noise(generators), generators, options,
+                                          known=known_images[chunk], keep=keep[chunk]))
+        return to_uint8(torch.from_numpy(np.concatenate(completed)))
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        initial: np.ndarray,
+        generators: Sequence[np.random.Generator],
+        options: Mapping[str, Any],
+        known: np.ndarray | None = None,
+        keep: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Run the sampler from x_T (float32 NCHW) to x_0, drawing step noise from `generators` (one per image).
+
+        With `known` (float32 NCHW in [-1, 1]) and `keep` (1 where known, broadcastable), known pixels are
+        replaced after every step by `known` noised to that step's level. Returns float32 NCHW, unclipped.
+        """
+        network = self.ema
+        network.eval()
+        scheduler = self.scheduler(options["sampler"])
+        scheduler.set_timesteps(options["steps"])
+        eta = float(options["eta"])
+        draws_step_noise = options["sampler"] == "ddpm" or eta > 0
+        if (draws_step_noise or known is not None) and len(generators) != len(initial):
+            raise ValueError("stochastic sampling and inpainting need one generator per image")
+        shape = initial.shape[1:]
+        sample = initial.astype(np.float32, copy=True)
+        if known is not None:
+            known = np.asarray(known, dtype=np.float32)
+            keep = np.broadcast_to(np.asarray(keep, dtype=np.float32), known.shape)
+
+        for timestep in scheduler.timesteps:
+            t = torch.full((len(sample),), int(timestep), dtype=torch.int64, device=self.device)
+            predicted = network(torch.from_numpy(sample).to(self.device), t).float().cpu().numpy()
+            noise = (np.stack([g.standard_normal(shape, dtype=np.float32) for g in generators])
+                     if draws_step_noise else None)
+            if isinstance(scheduler, DdimScheduler):
+                sample = scheduler.step(predicted, int(timestep), sample, eta=eta, noise=noise)
+            else:
+                sample = scheduler.step(predicted, int(timestep), sample, noise=noise)
+            if known is not None and keep is not None:
+                sample = self._replace_known(scheduler, sample, known, keep, int(timestep), generators)
+        return sample
+
+    @staticmethod
+    def _replace_known(
+        scheduler: DdpmScheduler | DdimScheduler,
+        sample: np.ndarray,
+        known: np.ndarray,
+        keep: np.ndarray,
+        timestep: int,
+        generators: Sequence[np.random.Generator],
+    ) -> np.ndarray:
+        """The known pixels at the noise level the sample now has (Eq. 4), the generated ones elsewhere."""
+        noise = np.stack([g.standard_normal(known.shape[1:], dtype=np.float32) for g in generators])
+        previous = scheduler.previous_timestep(timestep)
+        noised_known = scheduler.add_noise(known, noise, previous) if previous >= 0 else known
+        return (keep * noised_known + (1.0 - keep) * sample).astype(np.float32)

@@ -1,0 +1,193 @@
+"""GAN: a DCGAN-style generator and a spectrally normalised discriminator trained against each other."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from studio.engine.models.base import (
+    Diagnostics,
+    GeneratorFamily,
+    Hyperparameter,
+    Precision,
+    gaussian_noise,
+    iterate_batches,
+    to_uint8,
+)
+
+MODE_COLLAPSE_RATIO = 0.3  # samples this much less varied than the data: warn
+
+
+def _up_blocks(resolution: int) -> int:
+    return int(math.log2(resolution)) - 2  # from 4x4 up to the resolution
+
+
+class DcganGenerator(nn.Module):
+    """z -> 4x4 feature map -> transposed-convolution upsampling (BatchNorm, ReLU) -> tanh image."""
+
+    def __init__(self, latent_dim: int, width: int, resolution: int, channels: int) -> None:
+        super().__init__()
+        blocks = _up_blocks(resolution)
+        features = [min(width * 2 ** (blocks - i), width * 8) for i in range(blocks + 1)]
+        self.latent_dim = latent_dim
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, features[0] * 16, bias=False), nn.Unflatten(1, (features[0], 4, 4)),
+            nn.BatchNorm2d(features[0]), nn.ReLU(inplace=True),
+        )
+        layers: list[nn.Module] = []
+        for before, after in itertools.pairwise(features):
+            layers += [nn.ConvTranspose2d(before, after, 4, 2, 1, bias=False), nn.BatchNorm2d(after), nn.ReLU(True)]
+        layers += [nn.Conv2d(features[-1], channels, 3, 1, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latent vectors."""
+        return self.body(self.project(z))
+
+
+class SpectralDiscriminator(nn.Module):
+    """Strided convolutions with spectral norm (a Lipschitz bound that steadies training) to one score."""
+
+    def __init__(self, width: int, resolution: int, channels: int) -> None:
+        super().__init__()
+        blocks = _up_blocks(resolution)
+        features = [min(width * 2**i, width * 8) for i in range(blocks + 1)]
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(channels, features[0], 3, 1, 1)), nn.LeakyReLU(0.2, True)]
+        for before, after in itertools.pairwise(features):
+            layers += [spectral_norm(nn.Conv2d(before, after, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Flatten(), spectral_norm(nn.Linear(features[-1] * 16, 1))]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """One realness score per image."""
+        return self.body(images).squeeze(1)
+
+
+class GanFamily(GeneratorFamily):
+    """DCGAN with spectral norm, hinge loss and an EMA generator for sampling."""
+
+    name: ClassVar[str] = "gan"
+    title: ClassVar[str] = "GAN (generative adversarial network)"
+    description: ClassVar[str] = (
+        "A generator maps random noise to images while a discriminator learns to tell them from real "
+        "ones; the two train against each other. Sharp samples in a single network pass, and a latent "
+        "space to interpolate through. Watch for mode collapse (few distinct outputs: the diversity "
+        "figure drops and Studio warns) and unstable training (losses that oscillate or vanish); "
+        "spectral norm, the hinge loss and an averaged (EMA) generator keep it steadier."
+    )
+    capabilities: ClassVar[frozenset[str]] = frozenset({"sample", "interpolate"})
+    schema: ClassVar[tuple[Hyperparameter, ...]] = (
+        Hyperparameter("latent_dim", int, 64, "size of the noise vector z", "model", 2, 512),
+        Hyperparameter("width", int, 32, "feature maps of the first layers (network size)", "model", 8, 256),
+        Hyperparameter("learning_rate", float, 2e-4, "Adam learning rate of both networks", "training", 1e-6, 1e-1),
+        Hyperparameter("loss", str, "hinge", "adversarial loss", "training", choices=("hinge", "nonsaturating")),
+        Hyperparameter("ema_decay", float, 0.999, "averaging of generator weights used for sampling (0: off)",
+                       "training", 0.0, 0.9999),
+        Hyperparameter("truncation", float, 1.0, "scale of the noise at sampling: lower is safer, less varied",
+                       "sampling", 0.05, 2.0),
+    )
+
+    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
+        super().__init__(resolution, channels, hparams)
+        h = self.hparams
+        self.generator = DcganGenerator(h["latent_dim"], h["width"], resolution, channels)
+        self.discriminator = SpectralDiscriminator(h["width"], resolution, channels)
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        betas = (0.5, 0.999)
+        self._optimizers = {
+            "generator": torch.optim.Adam(self.generator.parameters(), h["learning_rate"], betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), h["learning_rate"], betas=betas),
+        }
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Generator, discriminator and the averaged generator."""
+        return {"generator": self.generator, "discriminator": self.discriminator, "ema": self.ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One Adam per network."""
+        return self._optimizers
+
+    def sampling_networks(self) -> tuple[str, ...]:
+        """Sampling uses the averaged generator only."""
+        return ("ema",)
+
+    def train_mode(self, training: bool) -> None:
+        """The EMA copy always stays in eval mode (its BatchNorm statistics are copied, not learned)."""
+        self.generator.train(training)
+        self.discriminator.train(training)
+        self.ema.eval()
+
+    def _latents(self, count: int) -> torch.Tensor:
+        return torch.randn(count, self.hparams["latent_dim"], device=self.device)
+
+    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+        """One discriminator step, then one generator step, then the EMA update."""
+        hinge = self.hparams["loss"] == "hinge"
+        with precision.autocast():
+            fake = self.generator(self._latents(batch.shape[0]))
+            real_score = self.discriminator(batch)
+            fake_score = self.discriminator(fake.detach())
+            if hinge:
+                d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
+            else:
+                d_loss = F.softplus(-real_score).mean() + F.softplus(fake_score).mean()
+        precision.step(d_loss, self._optimizers["discriminator"])
+        with precision.autocast():
+            score = self.discriminator(fake)
+            g_loss = -score.mean() if hinge else F.softplus(-score).mean()
+        precision.step(g_loss, self._optimizers["generator"])
+        self._update_ema(step)
+        return {"d_loss": d_loss.detach().item(), "g_loss": g_loss.detach().item(),
+                "d_real": real_score.detach().float().mean().item(),
+                "d_fake": fake_score.detach().float().mean().item()}
+
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        decay = self.hparams["ema_decay"]
+        # Early on the average would lag far behind a fast-moving generator: ramp the decay up.
+        decay = min(decay, (1 + step) / (10 + step))
+        for average, current in zip(self.ema.parameters(), self.generator.parameters(), strict=True):
+            average.lerp_(current, 1 - decay)
+        for average, current in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
+            average.copy_(current)
+
+    @torch.no_grad()
+    def generate(self, latents: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Images from explicit latent vectors (for interpolation): uint8 NHWC."""
+        out = []
+        for part in iterate_batches(len(latents), batch):
+            z = torch.from_numpy(np.ascontiguousarray(latents[part], dtype=np.float32)).to(self.device)
+            out.append(to_uint8(self.ema(z)))
+        return np.concatenate(out)
+
+    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """z ~ N(0, I) from each seed, scaled by the truncation, through the EMA generator."""
+        latents = gaussian_noise(seeds, (self.hparams["latent_dim"],)) * np.float32(options["truncation"])
+        return self.generate(latents)
+
+    @torch.no_grad()
+    def diagnostics(self, real: torch.Tensor) -> Diagnostics:
+        """Diversity: mean pairwise distance of samples over that of real images (near 0: collapse)."""
+        count = min(64, real.shape[0])
+        if count < 4:
+            return Diagnostics()
+        fixed = torch.from_numpy(gaussian_noise(range(count), (self.hparams["latent_dim"],))).to(self.device)
+        fake = self.ema(fixed).float().flatten(1)
+        spread_fake = torch.pdist(fake).mean()
+        spread_real = torch.pdist(real[:count].float().flatten(1)).mean().clamp_min(1e-8)
+        diversity = float(spread_fake / spread_real)
+        warnings = []
+        if diversity < MODE_COLLAPSE_RATIO:
+            warnings.append(
+                f"possible mode collapse: samples are only {diversity:.0%} as varied as the data"
+            )
+        return Diagnostics({"diversity": diversity}, warnings)

@@ -1,0 +1,290 @@
+"""Gated PixelCNN: an autoregressive generator that predicts one sub-pixel at a time.
+
+The network follows van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders":
+a vertical stack sees every row above, a horizontal stack sees the current row to the left (so there
+is no blind spot), activations are gated (tanh * sigmoid) and the horizontal stack is residual. Inside
+a pixel the channels are ordered R -> G -> B by splitting feature maps into one group per channel and
+masking the centre tap (type A in the first layer, type B after), as in the original PixelCNN paper.
+Each sub-pixel gets a 256-way softmax: logits have the shape (N, 256, C, H, W).
+
+Sampling convention (the ONNX runtime must copy it to give the same images): image i draws
+`u = numpy.random.default_rng(seeds[i]).random((H, W, C))` up front; sub-pixels are visited row,
+column, channel; each takes the network's logits at that sub-pixel divided by the temperature,
+a float64 softmax, and the smallest value k with cumsum(p)[k] > u[row, column, channel], capped at 255.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
+from torch import nn
+
+from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision, iterate_batches
+from studio.errors import StudioError
+
+LEVELS = 256  # values a sub-pixel can take
+FIRST_KERNEL = 7  # the first layer's wider kernel gives a useful receptive field with few layers
+KERNEL = 3
+SAMPLING_CHUNK = 64  # images generated together; bounds activation memory at 64 px
+
+
+def channel_groups(count: int, groups: int) -> torch.Tensor:
+    """The group (colour channel) of each of `count` feature maps split into `groups` contiguous blocks.
+
+    Uneven splits are fine (a width not divisible by 3 gives slightly unequal groups).
+    """
+    return torch.arange(count) * groups // count
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A 1 x k convolution over the current row whose last (centre) tap respects channel order.
+
+    Taps left of the centre see every channel of earlier pixels. At the centre, output group g sees
+    input groups < g (mask "A", the first layer: a sub-pixel never sees itself) or <= g (mask "B").
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_width: int,
+        in_groups: torch.Tensor, out_groups: torch.Tensor, mask_type: str,
+    ) -> None:
+        super().__init__(in_channels, out_channels, (1, kernel_width))
+        if mask_type not in ("A", "B"):
+            raise ValueError(f"mask type must be 'A' or 'B', not {mask_type!r}")
+        mask = torch.ones_like(self.weight)
+        if mask_type == "A":
+            centre = out_groups[:, None] > in_groups[None, :]
+        else:
+            centre = out_groups[:, None] >= in_groups[None, :]
+        mask[:, :, 0, -1] = centre.to(mask.dtype)
+        # Not saved: the mask follows from the architecture, and checkpoints stay plain weights.
+        self.register_buffer("mask", mask, persistent=False)
+        with torch.no_grad():
+            self.weight.mul_(mask)  # masked taps start (and, with zero gradient, stay) at zero
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Left-pad so each output sees only its own column and those to its left."""
+        padded = F.pad(inputs, (self.kernel_size[1] - 1, 0, 0, 0))
+        return F.conv2d(padded, self.weight * self.mask, self.bias)
+
+
+def gate(pre_activation: torch.Tensor) -> torch.Tensor:
+    """tanh(a) * sigmoid(b), where a and b are the two halves of the channels."""
+    content, gate_values = pre_activation.chunk(2, dim=1)
+    return torch.tanh(content) * torch.sigmoid(gate_values)
+
+
+def shift_down(features: torch.Tensor) -> torch.Tensor:
+    """Move features one row down (zeros on top), so row r carries what the vertical stack saw above r."""
+    return F.pad(features, (0, 0, 1, 0))[:, :, :-1, :]
+
+
+class GatedLayer(nn.Module):
+    """One gated layer: a vertical stack over the rows above and a horizontal stack along the row."""
+
+    def __init__(self, in_channels: int, width: int, colour_channels: int, kernel: int, first: bool) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.residual = not first  # the first layer maps image channels to features, so no identity path
+        in_groups = channel_groups(in_channels, colour_channels)
+        feature_groups = channel_groups(width, colour_channels)
+        # The gate splits 2*width maps into halves; both halves must carry the same group layout.
+        gate_groups = torch.cat([feature_groups, feature_groups])
+        # Vertical: rows r - kernel//2 .. r. It may include row r because it reaches the horizontal
+        # stack only after shift_down, and never feeds the output directly.
+        self.vertical = nn.Conv2d(in_channels, 2 * width, (kernel // 2 + 1, kernel))
+        self.vertical_to_horizontal = nn.Conv2d(2 * width, 2 * width, 1)
+        self.horizontal = MaskedConv2d(
+            in_channels, 2 * width, kernel // 2 + 1, in_groups, gate_groups, "A" if first else "B"
+        )
+        self.horizontal_out = MaskedConv2d(width, width, 1, feature_groups, feature_groups, "B")
+
+    def forward(self, vertical: torch.Tensor, horizontal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next vertical and horizontal feature maps."""
+        half = self.kernel // 2
+        vertical_pre = self.vertical(F.pad(vertical, (half, half, half, 0)))
+        horizontal_pre = self.horizontal(horizontal) + self.vertical_to_horizontal(shift_down(vertical_pre))
+        horizontal_out = self.horizontal_out(gate(horizontal_pre))
+        if self.residual:
+            horizontal_out = horizontal_out + horizontal
+        return gate(vertical_pre), horizontal_out
+
+
+class GatedPixelCnn(nn.Module):
+    """Images in [-1, 1] (N, C, H, W) to logits (N, 256, C, H, W); logits at a sub-pixel see only earlier ones."""
+
+    def __init__(self, channels: int, layers: int, width: int) -> None:
+        super().__init__()
+        if width < channels:
+            raise ValueError(f"width {width} cannot hold one feature group per channel ({channels})")
+        self.channels = channels
+        self.layers = nn.ModuleList(
+            GatedLayer(
+                channels if index == 0 else width, width, channels,
+                FIRST_KERNEL if index == 0 else KERNEL, first=index == 0,
+            )
+            for index in range(layers)
+        )
+        feature_groups = channel_groups(width, channels)
+        # Output map k * C + c holds the logit of value k for channel c, so a plain view gives (256, C).
+        output_groups = torch.arange(LEVELS * channels) % channels
+        self.head_hidden = MaskedConv2d(width, width, 1, feature_groups, feature_groups, "B")
+        self.head_out = MaskedConv2d(width, LEVELS * channels, 1, feature_groups, output_groups, "B")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of every sub-pixel's 256 values given the sub-pixels before it."""
+        vertical, horizontal = images, images
+        for layer in self.layers:
+            vertical, horizontal = layer(vertical, horizontal)
+        hidden = self.head_hidden(F.relu(horizontal))
+        logits = self.head_out(F.relu(hidden))
+        batch, _, height, width = logits.shape
+        return logits.view(batch, LEVELS, self.channels, height, width)
+
+
+def to_levels(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] to integer targets 0..255."""
+    return images.add(1).mul(127.5).round().clamp(0, LEVELS - 1).long()
+
+
+def from_levels(levels: torch.Tensor) -> torch.Tensor:
+    """Integer values 0..255 to the network's input scale [-1, 1]."""
+    return levels.float().div(127.5).sub(1)
+
+
+def inverse_cdf(logits: np.ndarray, temperature: float, uniforms: np.ndarray) -> np.ndarray:
+    """Per row of logits (N, 256): the smallest k with cumsum(softmax(logits / T))[k] > u, capped at 255."""
+    scaled = logits.astype(np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    probabilities = np.exp(scaled)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    cumulative = np.cumsum(probabilities, axis=1)
+    # cumsum is non-decreasing, so the count of entries <= u is the first index above u.
+    chosen = (cumulative <= uniforms[:, None]).sum(axis=1)
+    return np.minimum(chosen, LEVELS - 1)
+
+
+class PixelCnnFamily(GeneratorFamily):
+    """The autoregressive family: a Gated PixelCNN trained by maximum likelihood, sampled sub-pixel by sub-pixel."""
+
+    name = "pixelcnn"
+    title = "PixelCNN (autoregressive)"
+    description = (
+        "Generates an image one sub-pixel at a time, each value drawn from a 256-way distribution "
+        "conditioned on every sub-pixel before it, using masked convolutions (a Gated PixelCNN). "
+        "It gives an exact likelihood (bits per dimension), coherent local structure and a natural way "
+        "to complete a partly known image. Its known challenge is slow, sequential generation: one "
+        "network call per sub-pixel, so a 32x32 colour image needs 3072 calls."
+    )
+    capabilities = frozenset({"sample", "inpaint"})
+    schema = (
+        Hyperparameter("layers", int, 6, "gated layers (depth; more layers see further)",
+                       group="model", minimum=1, maximum=32),
+        Hyperparameter("width", int, 64, "feature maps per layer (split into one group per colour channel)",
+                       group="model", minimum=6, maximum=512),
+        Hyperparameter("learning_rate", float, 1e-3, "Adam learning rate", group="training",
+                       minimum=1e-6, maximum=1.0),
+        Hyperparameter("temperature", float, 1.0,
+                       "divides the logits: below 1 gives safer, smoother images; above 1 more varied, noisier",
+                       group="sampling", minimum=0.05, maximum=2.0),
+    )
+
+    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
+        super().__init__(resolution, channels, hparams)
+        self.network = GatedPixelCnn(channels, self.hparams["layers"], self.hparams["width"])
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.hparams["learning_rate"])
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The one network, under the name "pixelcnn"."""
+        return {"pixelcnn": self.network}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The Adam optimiser of the network."""
+        return {"pixelcnn": self.optimizer}
+
+    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+        """One maximum-likelihood step: cross-entropy of every sub-pixel given those before it."""
+        del step
+        self.network.train()
+        images = batch.to(self.device)
+        targets = to_levels(images)
+        with precision.autocast():
+            logits = self.network(images)
+        # The loss in float32 even under autocast: log-softmax over 256 values loses precision in half.
+        loss = F.cross_entropy(logits.float(), targets)
+        precision.step(loss, self.optimizer, clip=1.0)
+        nll = loss.item()
+        return {"nll": nll, "bits_per_dim": nll / math.log(2)}
+
+    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """One image per seed as uint8 N x H x W x C, generated sub-pixel by sub-pixel."""
+        shape = (len(seeds), self.resolution, self.resolution, self.channels)
+        return self.complete(np.zeros(shape, np.uint8), np.zeros(shape, bool), seeds, options)
+
+    def complete(
+        self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int], options: Mapping[str, Any]
+    ) -> np.ndarray:
+        """Keep the known sub-pixels of uint8 NHWC `images` and sample the rest in raster order.
+
+        `known` is bool N x H x W (whole pixels) or N x H x W x C (sub-pixels); with nothing known
+        this is `sample`, with the same seed convention.
+        """
+        settings = self.sampling_options(options)
+        images, known = self._check_completion_inputs(images, known, seeds)
+        result = np.empty_like(images)
+        for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
+            uniforms = np.stack([
+                np.random.default_rng(seed).random((self.resolution, self.resolution, self.channels))
+                for seed in seeds[chunk]
+            ])
+            result[chunk] = self._complete_chunk(images[chunk], known[chunk], uniforms, settings["temperature"])
+        return result
+
+    def _check_completion_inputs(
+        self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Images and a per-sub-pixel known mask of matching shapes, or a StudioError saying what is wrong."""
+        expected = (len(seeds), self.resolution, self.resolution, self.channels)
+        images = np.asarray(images)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise StudioError(
+                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
+            )
+        known = np.asarray(known, dtype=bool)
+        if known.shape == expected[:3]:
+            known = np.repeat(known[..., None], self.channels, axis=3)
+        if known.shape != expected:
+            raise StudioError(f"the known mask must have shape {expected[:3]} or {expected}, not {known.shape}")
+        return images, known
+
+    @torch.no_grad()
+    def _complete_chunk(
+        self, images: np.ndarray, known: np.ndarray, uniforms: np.ndarray, temperature: float
+    ) -> np.ndarray:
+        """Sample the unknown sub-pixels of one chunk, the whole chunk per network call."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            levels = images.copy()
+            inputs = from_levels(torch.from_numpy(levels).permute(0, 3, 1, 2)).to(self.device).contiguous()
+            for row in range(self.resolution):
+                for column in range(self.resolution):
+                    for channel in range(self.channels):
+                        unknown = ~known[:, row, column, channel]
+                        if not unknown.any():
+                            continue
+                        # Row r depends only on rows <= r (no padding below), so later rows need no compute.
+                        logits = self.network(inputs[:, :, : row + 1])[:, :, channel, row, column]
+                        chosen = inverse_cdf(
+                            logits.double().cpu().numpy(), temperature, uniforms[:, row, column, channel]
+                        )
+                        values = np.where(unknown, chosen, levels[:, row, column, channel]).astype(np.uint8)
+                        levels[:, row, column, channel] = values
+                        inputs[:, channel, row, column] = from_levels(torch.from_numpy(values)).to(self.device)
+            return levels
+        finally:
+            self.network.train(was_training)

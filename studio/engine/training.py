@@ -1,0 +1,507 @@
+"""The headless trainer: one job that trains (or resumes, or fine-tunes) a model and checkpoints it.
+
+The job yields small events (progress, previews, checkpoints, warnings) and finishes with a
+TrainResult. It honours pause, resume and cancel between steps, stops at a step target or a
+wall-clock budget, and saves a checkpoint on the way out, so a cancelled run can be resumed and a
+killed one resumes from its last periodic checkpoint with the same step count, optimiser state
+and random-number state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from sqlalchemy import select
+
+from studio import __version__
+from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
+from studio.engine.datasets.storage import get_dataset, load_images, validate_name
+from studio.engine.jobs import CancelToken, Finished, Job
+from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
+from studio.engine.models.base import GeneratorFamily, Precision
+from studio.engine.models.registry import family_class
+from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
+from studio.store.database import Store
+from studio.store.models import Dataset, Model, TrainingRun, utcnow
+from studio.store.staging import StagingFolder, hold_lock
+
+LOCK_FILE = ".training.lock"
+PREVIEW_SEEDS = tuple(range(1000, 1064))  # fixed, so previews show the same latents improving
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Sent a few times a second: where the run is and how fast it goes."""
+
+    step: int
+    target_steps: int | None
+    losses: dict[str, float]
+    samples_per_second: float
+    eta_seconds: float | None
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    """Preview images (uint8 NHWC) and the family's diagnostic figures at a step."""
+
+    step: int
+    images: np.ndarray | None
+    figures: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A checkpoint is on disk."""
+
+    step: int
+    weights_hash: str
+
+
+@dataclass(frozen=True)
+class TrainingWarning:
+    """Something the user should see (e.g. possible mode collapse)."""
+
+    step: int
+    message: str
+
+
+@dataclass
+class TrainResult:
+    """How a run ended."""
+
+    model: str
+    family: str
+    dataset: str
+    steps: int
+    start_step: int
+    final_losses: dict[str, float]
+    status: str
+    device: str
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (`studio train --json`)."""
+        return {"model": self.model, "family": self.family, "dataset": self.dataset, "steps": self.steps,
+                "start_step": self.start_step, "final_losses": self.final_losses, "status": self.status,
+                "device": self.device, "seconds": round(self.seconds, 2), "warnings": self.warnings}
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU; an explicit request must be available."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested not in ("cpu", "cuda", "mps"):
+        raise StudioError(f"unknown device '{requested}': choose auto, cpu, cuda or mps")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise StudioError("no usable CUDA GPU here: use --device auto or cpu")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise StudioError("Apple MPS is not available here: use --device auto or cpu")
+    return torch.device(requested)
+
+
+def dataset_tensor(store: Store, name: str, device: torch.device) -> torch.Tensor:
+    """The whole dataset as float32 NCHW in [-1, 1], resident on the device (no per-step decoding)."""
+    images = np.array(load_images(store, name))  # a writable copy: torch refuses read-only memory
+    tensor = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+    return tensor.contiguous()
+
+
+class BatchSampler:
+    """Uniform batches with replacement from a seeded generator whose state checkpoints restore."""
+
+    def __init__(self, data: torch.Tensor, batch_size: int, hflip: bool, seed: int) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.hflip = hflip
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> torch.Tensor:
+        """The next batch (on the data's device)."""
+        indices = torch.randint(self.data.shape[0], (self.batch_size,), generator=self.generator)
+        batch = self.data[indices.to(self.data.device)]
+        if self.hflip:
+            flip = (torch.rand(self.batch_size, generator=self.generator) < 0.5).to(self.data.device)
+            batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        return batch
+
+
+def _check_settings_for_existing(family: GeneratorFamily, settings: Mapping[str, Any], why: str) -> dict[str, Any]:
+    """Model-group settings are fixed once weights exist; the others may change."""
+    schema = {h.name: h for h in family.full_schema()}
+    changes: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key not in schema:
+            raise StudioError(f"unknown setting '{key}' for {family.name}: choose from {', '.join(sorted(schema))}")
+        value = schema[key].validate(value)
+        if schema[key].group == "model" and value != family.hparams[key]:
+            raise StudioError(
+                f"{key} is part of the network's shape and cannot change when {why} "
+                f"(it is {family.hparams[key]!r})"
+            )
+        changes[key] = value
+    return changes
+
+
+def _apply_learning_rate(family: GeneratorFamily) -> None:
+    rate = family.hparams.get("learning_rate")
+    if rate is None:
+        return
+    for optimizer in family.optimizers().values():
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+
+
+class _Run:
+    """The state of one training run and its persistence (folder, rows, lock)."""
+
+    def __init__(self, store: Store, name: str, family: GeneratorFamily, dataset: str, seed: int,
+                 config: dict[str, Any], start_step: int, target: int | None, minutes: float | None,
+                 device: torch.device, parent: str | None) -> None:
+        self.store, self.name, self.family, self.dataset = store, name, family, dataset
+        self.seed, self.config, self.start_step, self.target, self.minutes = seed, config, start_step, target, minutes
+        self.device, self.parent = device, parent
+        self.run_id: int | None = None
+        self.folder: Path | None = model_folder(store, name) if model_exists(store, name) else None
+        self.lock: BinaryIO | None = None
+        self.saved_step = start_step if self.folder else -1
+        self.losses: dict[str, float] = {}
+
+    def acquire(self) -> None:
+        """Only one process trains a model at a time; a run of an existing model is recorded at once."""
+        if self.folder is not None:
+            self.lock = hold_lock(self.folder / LOCK_FILE)
+            if self.lock is None:
+                raise StudioError(f"model '{self.name}' is being trained by another Studio process")
+            if self.run_id is None:
+                with self.store.session() as session:
+                    model_id = session.scalar(select(Model.id).where(Model.name == self.name))
+                    if model_id is None:
+                        raise NotFoundError(f"model '{self.name}' was deleted")
+                    self._add_run(session, model_id, self._ids(session)["dataset"], self.start_step)
+
+    def release(self) -> None:
+        """Drop the training lock."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    def save(self, step: int, sampler: BatchSampler) -> str:
+        """Write a checkpoint (creating the model on the first save) and update the rows."""
+        state = TrainingState(
+            step=step, seed=self.seed, sampler_state=sampler.generator.get_state(),
+            torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        )
+        config = {**self.config, "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "losses": self.losses, "hyperparameters": self.family.hparams, "device": self.device.type}
+        if self.folder is None:
+            staging = StagingFolder(self.store.home.staging, f"model-{self.name}")
+            try:
+                digest = save_checkpoint(staging.path, self.family, state, config)
+                destination = self.store.home.models / self.name
+                if destination.exists():
+                    raise AlreadyExistsError(f"{destination} exists but is not a model of this home")
+                staging.publish(destination)
+                with self.store.session() as session:
+                    ids = self._ids(session)
+                    model = Model(
+                        name=self.name, family=self.family.name, folder=self.store.home.relative(destination),
+                        resolution=self.family.resolution, channels=self.family.channels,
+                        dataset_id=ids["dataset"], parent_model_id=ids["parent"],
+                        hyperparameters=self.family.hparams, weights_hash=digest, steps=step,
+                        parameter_count=self.family.parameter_count(),
+                    )
+                    session.add(model)
+                    session.flush()
+                    self._add_run(session, model.id, ids["dataset"], step)
+                staging.commit()
+            except BaseException:
+                staging.discard()
+                raise
+            self.folder = destination
+            self.acquire()
+        else:
+            digest = save_checkpoint(self.folder, self.family, state, config)
+            with self.store.session() as session:
+                model = session.scalar(select(Model).where(Model.name == self.name))
+                if model is None:
+                    raise NotFoundError(f"model '{self.name}' was deleted while training")
+                model.steps, model.weights_hash, model.hyperparameters = step, digest, self.family.hparams
+                model.updated_at = utcnow()
+                if self.run_id is None:
+                    self._add_run(session, model.id, self._ids(session)["dataset"], step)
+                else:
+                    run = session.get(TrainingRun, self.run_id)
+                    if run is not None:
+                        run.end_step, run.final_losses = step, self.losses
+        self.saved_step = step
+        return digest
+
+    def _ids(self, session: Any) -> dict[str, int | None]:
+        return {
+            "dataset": session.scalar(select(Dataset.id).where(Dataset.name == self.dataset)),
+            "parent": session.scalar(select(Model.id).where(Model.name == self.parent)) if self.parent else None,
+        }
+
+    def _add_run(self, session: Any, model_id: int, dataset_id: int | None, step: int) -> None:
+        run = TrainingRun(
+            model_id=model_id, dataset_id=dataset_id, status="running", seed=self.seed,
+            start_step=self.start_step, end_step=step, target_steps=self.target, budget_minutes=self.minutes,
+            device=self.device.type, settings=self.family.hparams, final_losses=self.losses,
+        )
+        session.add(run)
+        session.flush()
+        self.run_id = run.id
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Record how the run ended (if it ever reached the database)."""
+        if self.run_id is None:
+            return
+        with self.store.session() as session:
+            run = session.get(TrainingRun, self.run_id)
+            if run is not None:
+                run.status, run.error, run.finished_at = status, error, utcnow()
+                run.final_losses = self.losses
+                run.end_step = max(run.end_step, self.saved_step)
+
+
+def _prepare(store: Store, name: str, family: str | None, dataset: str | None, settings: Mapping[str, Any],
+             init_from: str | None, resume: bool, steps: int | None,
+             seed: int) -> tuple[GeneratorFamily, str, LoadedModel | None]:
+    """Build (or load) the family object and resolve the dataset, refusing anything inconsistent."""
+    if resume:
+        if init_from:
+            raise StudioError("choose --resume (continue this model) or --init-from (start a new one), not both")
+        if not model_exists(store, name):
+            raise NotFoundError(f"no model named '{name}' to resume (see `studio models list`)")
+        loaded = load_model(model_folder(store, name))
+        model = loaded.family
+        if family and family != model.name:
+            raise StudioError(f"model '{name}' is a {model.name} model, not {family}")
+        recorded = str(loaded.config.get("dataset") or "")
+        if dataset and recorded and dataset != recorded:
+            raise StudioError(f"a resumed run continues on its own dataset '{recorded}', not '{dataset}'")
+        dataset = dataset or recorded
+        if not dataset:
+            raise StudioError(f"model '{name}' does not record its dataset: give --dataset")
+        model.hparams.update(_check_settings_for_existing(model, settings, "resuming"))
+        _apply_learning_rate(model)
+        if steps is not None and steps <= loaded.state.step:
+            raise StudioError(
+                f"model '{name}' is already at step {loaded.state.step}: ask for more with --steps "
+                f"(a total, e.g. --steps {loaded.state.step + 1000})"
+            )
+        return model, dataset, loaded
+    if model_exists(store, name):
+        raise AlreadyExistsError(f"a model named '{name}' already exists: continue it with --resume or pick a new name")
+    if family is None:
+        raise StudioError("give --family (gan, vae, pixelcnn or diffusion)")
+    cls = family_class(family)
+    if dataset is None:
+        raise StudioError("give --dataset (see `studio datasets list`)")
+    summary = get_dataset(store, dataset)
+    cls.check_geometry(summary.size, summary.channels)
+    torch.manual_seed(seed)  # before the networks are built: the seed fixes their initial weights too
+    if init_from is None:
+        return cls(summary.size, summary.channels, dict(settings)), dataset, None
+    source = load_model(model_folder(store, init_from), with_optimizers=False)
+    if source.family.name != cls.name:
+        raise StudioError(f"--init-from '{init_from}' is a {source.family.name} model; fine-tuning keeps the family")
+    if (source.family.resolution, source.family.channels) != (summary.size, summary.channels):
+        raise StudioError(
+            f"'{init_from}' takes {source.family.resolution}px x {source.family.channels} images but dataset "
+            f"'{dataset}' is {summary.size}px x {summary.channels}: fine-tune on a dataset of the same shape"
+        )
+    changes = _check_settings_for_existing(source.family, settings, "fine-tuning")
+    model = cls(summary.size, summary.channels, {**source.family.hparams, **changes})
+    for key, network in model.networks().items():
+        network.load_state_dict(source.family.networks()[key].state_dict())
+    return model, dataset, None
+
+
+def train(
+    store: Store,
+    name: str,
+    *,
+    family: str | None = None,
+    dataset: str | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    seed: int = 0,
+    init_from: str | None = None,
+    resume: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    checkpoint_every: int = 500,
+    preview_every: int = 250,
+    preview_count: int = 16,
+    threads: int | None = None,
+    amp: bool = True,
+    cancel: CancelToken | None = None,
+) -> Job:
+    """Train a model; yields TrainingProgress, PreviewReady, CheckpointSaved and TrainingWarning events.
+
+    Finishes with Finished(TrainResult) when the budget is spent or the run is cancelled (a
+    checkpoint is saved either way). NaN losses stop the run with a StudioError and keep the last
+    good checkpoint.
+    """
+    validate_name(name)
+    if steps is None and minutes is None:
+        raise StudioError("give a budget: --steps N (total steps) and/or --minutes M")
+    if steps is not None and steps < 1:
+        raise StudioError(f"invalid --steps {steps}: give 1 or more")
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        raise StudioError(f"invalid --minutes {minutes}: give a positive number")
+    if checkpoint_every < 1:
+        raise StudioError("checkpoint interval must be 1 step or more")
+    if store.read_only:
+        raise StudioError(f"the database is read-only: {store.read_only_reason}")
+    cancel = cancel or CancelToken()
+    torch_device = select_device(device)
+    model, dataset_name, loaded = _prepare(store, name, family, dataset, settings or {}, init_from, resume, steps,
+                                           seed)
+    if resume:
+        mark_interrupted_runs(store, name)
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    try:
+        model.to(torch_device)
+        data = dataset_tensor(store, dataset_name, torch_device)
+        if tuple(data.shape[1:]) != (model.channels, model.resolution, model.resolution):
+            raise StudioError(
+                f"dataset '{dataset_name}' is now {data.shape[2]}px x {data.shape[1]}, but the model takes "
+                f"{model.resolution}px x {model.channels}"
+            )
+        hp = model.hparams
+        sampler = BatchSampler(data, hp["batch_size"], hp["hflip"], seed if loaded is None else loaded.state.seed)
+        if loaded is None:
+            start_step, run_seed = 0, seed
+            config = {"format": 1, "studio_version": __version__, "name": name, "family": model.name,
+                      "resolution": model.resolution, "channels": model.channels, "dataset": dataset_name,
+                      "init_from": init_from, "seed": seed,
+                      "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        else:
+            # Restore every source of randomness so the resumed run continues exactly.
+            sampler.generator.set_state(loaded.state.sampler_state)
+            torch.set_rng_state(loaded.state.torch_rng)
+            if loaded.state.cuda_rng and torch_device.type == "cuda":
+                torch.cuda.set_rng_state_all(loaded.state.cuda_rng)
+            start_step, run_seed, config = loaded.state.step, loaded.state.seed, dict(loaded.config)
+        config["target_steps"] = steps
+        run = _Run(store, name, model, dataset_name, run_seed, config, start_step, steps, minutes,
+                   torch_device, init_from)
+        run.acquire()
+        yield from _loop(run, model, sampler, data, torch_device, steps, minutes, checkpoint_every,
+                         preview_every, preview_count, amp, cancel)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(previous_threads)
+
+
+def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.Tensor, device: torch.device,
+          steps: int | None, minutes: float | None, checkpoint_every: int, preview_every: int,
+          preview_count: int, amp: bool, cancel: CancelToken) -> Job:
+    precision = Precision(device, amp)
+    step = run.start_step
+    warnings: list[str] = []
+    started = time.monotonic()
+    paused_for = 0.0
+    last_report = started
+    report_step = step
+    rate = 0.0
+    model.train_mode(True)
+    try:
+        while (steps is None or step < steps) and (
+            minutes is None or time.monotonic() - started - paused_for < minutes * 60
+        ):
+            if cancel.paused:
+                waited = time.monotonic()
+                cancel.check()
+                paused_for += time.monotonic() - waited
+            else:
+                cancel.check()
+            losses = model.training_step(sampler.next(), step, precision)
+            step += 1
+            if not all(math.isfinite(v) for v in losses.values()):
+                bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+                kept = f"the last good checkpoint (step {run.saved_step}) is kept" if run.saved_step >= 0 \
+                    else "nothing was saved"
+                message = f"training diverged at step {step} ({bad}); {kept}: try a lower learning_rate"
+                run.finish("failed", message)
+                raise StudioError(message)
+            run.losses = losses
+            now = time.monotonic()
+            if now - last_report >= 0.5 or step == steps:
+                measured = (step - report_step) * sampler.batch_size / max(now - last_report, 1e-9)
+                rate = measured if rate == 0 else 0.7 * rate + 0.3 * measured
+                yield TrainingProgress(step, steps, dict(losses), rate, _eta(step, steps, minutes, rate,
+                                       sampler.batch_size, now - started - paused_for), now - started)
+                last_report, report_step = now, step
+            if preview_every > 0 and step % preview_every == 0:
+                preview, found = _preview(model, data, preview_count, step)
+                for message in found:
+                    if message not in warnings:
+                        warnings.append(message)
+                    yield TrainingWarning(step, message)
+                yield preview
+                model.train_mode(True)
+            if step % checkpoint_every == 0:
+                yield CheckpointSaved(step, run.save(step, sampler))
+        status = "completed"
+    except (CancelledError, KeyboardInterrupt) as stop:
+        # A stop by the user is not a failure: keep what was learned so far.
+        if step > run.saved_step:
+            run.save(step, sampler)
+        run.finish("cancelled")
+        run.release()
+        if isinstance(stop, KeyboardInterrupt):
+            raise
+        yield Finished(TrainResult(run.name, model.name, run.dataset, step, run.start_step, run.losses,
+                                   "cancelled", device.type, time.monotonic() - started, warnings))
+        return
+    except BaseException as error:
+        run.finish("failed", str(error).splitlines()[0] if str(error) else type(error).__name__)
+        run.release()
+        raise
+    if step > run.saved_step:
+        yield CheckpointSaved(step, run.save(step, sampler))
+    run.finish(status)
+    run.release()
+    yield Finished(TrainResult(run.name, model.name, run.dataset, step, run.start_step, run.losses, status,
+                               device.type, time.monotonic() - started, warnings))
+
+
+def _eta(step: int, steps: int | None, minutes: float | None, rate: float, batch: int, elapsed: float) -> float | None:
+    candidates = []
+    if steps is not None and rate > 0:
+        candidates.append((steps - step) * batch / rate)
+    if minutes is not None:
+        candidates.append(max(0.0, minutes * 60 - elapsed))
+    return min(candidates) if candidates else None
+
+
+def _preview(model: GeneratorFamily, data: torch.Tensor, count: int, step: int) -> tuple[PreviewReady, list[str]]:
+    model.train_mode(False)
+    with torch.no_grad():
+        real = data[: min(64, data.shape[0])]
+        diagnostics = model.diagnostics(real)
+        images = None
+        if count > 0:
+            images = model.preview(real, PREVIEW_SEEDS[:count], model.sampling_options({}))
+    return PreviewReady(step, images, diagnostics.figures), diagnostics.warnings
