@@ -11,6 +11,9 @@ Sampling convention (the ONNX runtime must copy it to give the same images): ima
 `u = numpy.random.default_rng(seeds[i]).random((H, W, C))` up front; sub-pixels are visited row,
 column, channel; each takes the network's logits at that sub-pixel divided by the temperature,
 a float64 softmax, and the smallest value k with cumsum(p)[k] > u[row, column, channel], capped at 255.
+The torch path computes those logits without running the whole network per sub-pixel (the vertical
+stack once per row, the horizontal stack over the columns it sees), which gives the same numbers as
+`forward` up to float rounding; an ONNX runtime may run the whole network per sub-pixel instead.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ class GatedLayer(nn.Module):
         # The gate splits 2*width maps into halves; both halves must carry the same group layout.
         gate_groups = torch.cat([feature_groups, feature_groups])
         # Vertical: rows r - kernel//2 .. r. It may include row r because it reaches the horizontal
-        # stack only after shift_down, and never feeds the output directly.
+        # stack only one row down (shift_down), and never feeds the output directly.
         self.vertical = nn.Conv2d(in_channels, 2 * width, (kernel // 2 + 1, kernel))
         self.vertical_to_horizontal = nn.Conv2d(2 * width, 2 * width, 1)
         self.horizontal = MaskedConv2d(
@@ -103,15 +106,19 @@ class GatedLayer(nn.Module):
         )
         self.horizontal_out = MaskedConv2d(width, width, 1, feature_groups, feature_groups, "B")
 
-    def forward(self, vertical: torch.Tensor, horizontal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next vertical and horizontal feature maps."""
+    def vertical_pre_activation(self, vertical: torch.Tensor) -> torch.Tensor:
+        """The vertical stack before its gate: row r sees rows r - kernel//2 .. r of the layer below."""
         half = self.kernel // 2
-        vertical_pre = self.vertical(F.pad(vertical, (half, half, half, 0)))
-        horizontal_pre = self.horizontal(horizontal) + self.vertical_to_horizontal(shift_down(vertical_pre))
-        horizontal_out = self.horizontal_out(gate(horizontal_pre))
-        if self.residual:
-            horizontal_out = horizontal_out + horizontal
-        return gate(vertical_pre), horizontal_out
+        return self.vertical(F.pad(vertical, (half, half, half, 0)))
+
+    def link(self, vertical_pre: torch.Tensor) -> torch.Tensor:
+        """What the vertical stack adds to the horizontal stack at the same rows (after shifting down a row)."""
+        return self.vertical_to_horizontal(shift_down(vertical_pre))
+
+    def horizontal_step(self, horizontal: torch.Tensor, link: torch.Tensor) -> torch.Tensor:
+        """The next horizontal feature map, given the vertical stack's link at the same positions."""
+        out = self.horizontal_out(gate(self.horizontal(horizontal) + link))
+        return out + horizontal if self.residual else out
 
 
 class GatedPixelCnn(nn.Module):
@@ -129,6 +136,9 @@ class GatedPixelCnn(nn.Module):
             )
             for index in range(layers)
         )
+        # How far (in rows up, or columns left or right) the deepest features look: sampling computes
+        # only this window, which gives the same numbers as the whole image.
+        self.reach = FIRST_KERNEL // 2 + (layers - 1) * (KERNEL // 2)
         feature_groups = channel_groups(width, channels)
         # Output map k * C + c holds the logit of value k for channel c, so a plain view gives (256, C).
         output_groups = torch.arange(LEVELS * channels) % channels
@@ -139,11 +149,51 @@ class GatedPixelCnn(nn.Module):
         """Logits of every sub-pixel's 256 values given the sub-pixels before it."""
         vertical, horizontal = images, images
         for layer in self.layers:
-            vertical, horizontal = layer(vertical, horizontal)
-        hidden = self.head_hidden(F.relu(horizontal))
-        logits = self.head_out(F.relu(hidden))
+            vertical_pre = layer.vertical_pre_activation(vertical)
+            horizontal = layer.horizontal_step(horizontal, layer.link(vertical_pre))
+            vertical = gate(vertical_pre)
+        return self.head(horizontal)
+
+    def head(self, horizontal: torch.Tensor) -> torch.Tensor:
+        """Horizontal features (N, width, H, W) to logits (N, 256, C, H, W)."""
+        # ELU rather than the paper's ReLU: with a few feature maps per colour group, ReLU can switch a
+        # whole group off at a pixel and cut the link from earlier channels of that pixel.
+        logits = self.head_out(F.elu(self.head_hidden(F.elu(horizontal))))
         batch, _, height, width = logits.shape
         return logits.view(batch, LEVELS, self.channels, height, width)
+
+    def row_links(self, images: torch.Tensor, row: int) -> list[torch.Tensor]:
+        """Per layer, the vertical stack's link into `row` (N, 2*width, 1, W): it depends only on rows above.
+
+        Sampling computes these once per row rather than once per sub-pixel.
+        """
+        top = max(0, row - 1 - self.reach)
+        vertical = images[:, :, top:row]
+        links = []
+        for layer in self.layers:
+            if row == 0:
+                # Nothing above the first row: the full forward pass shifts in zeros here.
+                above = torch.zeros(
+                    images.shape[0], layer.vertical_to_horizontal.in_channels, 1, images.shape[3],
+                    dtype=images.dtype, device=images.device,
+                )
+                links.append(layer.vertical_to_horizontal(above))
+                continue
+            vertical_pre = layer.vertical_pre_activation(vertical)
+            links.append(layer.vertical_to_horizontal(vertical_pre[:, :, -1:]))
+            vertical = gate(vertical_pre)
+        return links
+
+    def logits_at(self, row_pixels: torch.Tensor, links: Sequence[torch.Tensor], column: int) -> torch.Tensor:
+        """Logits (N, 256, C) at `column` of a row, from the row's pixels (N, C, 1, W) and its `row_links`.
+
+        Equals forward(images)[..., row, column]; only the horizontal stack runs, on the columns it sees.
+        """
+        left = max(0, column - self.reach)
+        horizontal = row_pixels[..., left : column + 1]
+        for layer, link in zip(self.layers, links, strict=True):
+            horizontal = layer.horizontal_step(horizontal, link[..., left : column + 1])
+        return self.head(horizontal[..., -1:])[..., 0, 0]
 
 
 def to_levels(images: torch.Tensor) -> torch.Tensor:
@@ -265,20 +315,23 @@ class PixelCnnFamily(GeneratorFamily):
     def _complete_chunk(
         self, images: np.ndarray, known: np.ndarray, uniforms: np.ndarray, temperature: float
     ) -> np.ndarray:
-        """Sample the unknown sub-pixels of one chunk, the whole chunk per network call."""
+        """Sample the unknown sub-pixels of one chunk in raster order, the whole chunk per network call."""
         was_training = self.network.training
         self.network.eval()
         try:
             levels = images.copy()
             inputs = from_levels(torch.from_numpy(levels).permute(0, 3, 1, 2)).to(self.device).contiguous()
             for row in range(self.resolution):
+                if known[:, row].all():
+                    continue
+                # Rows above are final while this row is sampled, so the vertical stack runs once per row.
+                links = self.network.row_links(inputs, row)
                 for column in range(self.resolution):
                     for channel in range(self.channels):
                         unknown = ~known[:, row, column, channel]
                         if not unknown.any():
                             continue
-                        # Row r depends only on rows <= r (no padding below), so later rows need no compute.
-                        logits = self.network(inputs[:, :, : row + 1])[:, :, channel, row, column]
+                        logits = self.network.logits_at(inputs[:, :, row : row + 1], links, column)[:, :, channel]
                         chosen = inverse_cdf(
                             logits.double().cpu().numpy(), temperature, uniforms[:, row, column, channel]
                         )

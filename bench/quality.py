@@ -1,0 +1,172 @@
+"""Sample quality per family: Frechet distance to held-out digits and classes covered, against a floor.
+
+1. Split the shipped UCI digits (16x16 grey) into a training set (70%) and a held-out set (30%).
+2. Train a small CNN classifier on the training set: its penultimate layer is the feature space
+   (the generators' own features are never used).
+3. For each family, train a Studio model on the training set for a fixed wall-clock budget, sample
+   images, and report the Frechet distance between sample features and held-out features, and
+   how many of the ten digits the classifier finds among the samples (a class counts when it gets
+   at least 2% of them: mode collapse shows here).
+4. Floor: the same distance between training-set images and the held-out set (real vs real).
+Usage: python bench/quality.py [--minutes 5] [--samples 500] [--families gan,vae,pixelcnn,diffusion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from studio.engine.checkpoints import load_model
+from studio.engine.datasets.samples import digits_images
+from studio.engine.datasets.storage import DatasetWriter
+from studio.engine.jobs import run_job
+from studio.engine.library import model_folder
+from studio.engine.training import train
+from studio.home import DataHome
+from studio.store.database import Store, open_store
+
+SIZE = 16
+TARGETS = {"gan": 4.0, "diffusion": 4.0, "vae": 10.0, "pixelcnn": 10.0}
+COVERAGE_SHARE = 0.02
+
+
+def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, held-out images, held-out labels), uint8 N x 16 x 16 x 1."""
+    images, labels = [], []
+    for image, label in digits_images():
+        images.append(np.asarray(image.resize((SIZE, SIZE), 3), dtype=np.uint8)[..., None])  # 3: bicubic
+        labels.append(int(label))
+    x, y = np.stack(images), np.array(labels)
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = int(len(x) * 0.7)
+    return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN; its 64-d penultimate activations are the feature space."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 16, 64), nn.ReLU(),
+        )
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
+        return self.head(self.features(x))
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 30) -> DigitClassifier:
+    """Adam, light shifts as augmentation; a couple of seconds on a CPU."""
+    torch.manual_seed(0)
+    model = DigitClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    data, labels = to_tensor(x), torch.from_numpy(y)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(data)).split(64):
+            shifted = torch.roll(data[batch], shifts=tuple(np.random.randint(-1, 2, 2)), dims=(2, 3))
+            loss = nn.functional.cross_entropy(model(shifted), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def features_and_classes(model: DigitClassifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (float64) and predicted classes."""
+    x = to_tensor(images)
+    feats = model.features(x)
+    return feats.double().numpy(), model.head(feats).argmax(1).numpy()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2), with symmetric eigendecompositions."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def make_dataset(store: Store, x: np.ndarray, y: np.ndarray) -> None:
+    """The training split as a Studio dataset."""
+    writer = DatasetWriter(store, "digits-train", SIZE, 1, origin="bench")
+    for index, (image, label) in enumerate(zip(x, y, strict=True)):
+        pixels = image.tobytes()
+        writer.add(pixels, hashlib.blake2b(pixels + index.to_bytes(4, "little"), digest_size=16).hexdigest(),
+                   f"digit#{index}", str(label))
+    writer.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per family")
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--families", default="gan,vae,pixelcnn,diffusion")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="studio-quality-"))
+    store = open_store(DataHome(work / "home"))
+    try:
+        x_train, y_train, x_held, y_held = digits_split()
+        make_dataset(store, x_train, y_train)
+        started = time.perf_counter()
+        classifier = train_classifier(x_train, y_train)
+        held_features, held_predicted = features_and_classes(classifier, x_held)
+        accuracy = float((held_predicted == y_held).mean())
+        floor_sample = x_train[np.random.default_rng(1).choice(len(x_train), len(x_held), replace=False)]
+        floor = frechet_distance(features_and_classes(classifier, floor_sample)[0], held_features)
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; digits 16x16, "
+              f"{len(x_train)} train / {len(x_held)} held out; classifier accuracy {accuracy:.3f} "
+              f"({time.perf_counter() - started:.0f}s); budget {args.minutes:g} min per family")
+        print(f"floor (real vs real, {len(x_held)} images): FD {floor:.2f}")
+        print(f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} "
+              f"{'s/image':>8}  verdict")
+        for family in args.families.split(","):
+            result = run_job(train(store, family, family=family, dataset="digits-train", minutes=args.minutes,
+                                   seed=0, checkpoint_every=10**9, preview_every=0))
+            loaded = load_model(model_folder(store, family), with_optimizers=False)
+            loaded.family.train_mode(False)
+            options = loaded.family.sampling_options({})
+            begun = time.perf_counter()
+            images = np.concatenate([loaded.family.sample(list(range(s, min(s + 250, args.samples))), options)
+                                     for s in range(0, args.samples, 250)])
+            per_image = (time.perf_counter() - begun) / len(images)
+            sample_features, predicted = features_and_classes(classifier, images)
+            distance = frechet_distance(sample_features, held_features)
+            shares = np.bincount(predicted, minlength=10) / len(predicted)
+            covered = int((shares >= COVERAGE_SHARE).sum())
+            ratio = distance / floor
+            met = ratio <= TARGETS[family] and covered == 10
+            print(f"{family:<10} {result.steps:>7} {distance:>9.2f} {ratio:>7.1f}x {TARGETS[family]:>6.0f}x "
+                  f"{covered:>6}/10 {per_image:>8.4f}  {'met' if met else 'NOT met'}", flush=True)
+    finally:
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
