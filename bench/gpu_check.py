@@ -32,6 +32,7 @@ from studio.store.database import Store, open_store
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--overhead-steps", type=int, default=1500)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = Precision(device)
@@ -58,9 +59,16 @@ def main() -> None:
                   f"generated {len(made.items)} in {made.seconds:.2f}s  losses "
                   + ", ".join(f"{k}={v:.3g}" for k, v in resumed.final_losses.items()), flush=True)
         # Trainer overhead on the GPU, GAN at 16px: the bare loop against the trainer job.
-        steps = 10 * args.steps
-        bare = min(bare_loop(store, steps, device) for _ in range(2))
-        ours = min(studio_run(store, steps, seed) for seed in range(2))
+        steps = args.overhead_steps
+        bare_times, studio_times = [], []
+        for round_index in range(3):  # alternating order, best of three
+            if round_index % 2 == 0:
+                bare_times.append(bare_loop(store, steps, device))
+                studio_times.append(studio_run(store, steps, round_index))
+            else:
+                studio_times.append(studio_run(store, steps, round_index))
+                bare_times.append(bare_loop(store, steps, device))
+        bare, ours = min(bare_times), min(studio_times)
         print(f"trainer overhead on {device.type} (gan 16px, {steps} steps): bare {steps / bare:.1f} steps/s, "
               f"studio {steps / ours:.1f} steps/s, ratio {bare / ours:.3f}")
     finally:

@@ -3,7 +3,7 @@
 For each family, on the `digits` sample at 16x16: the bare loop builds the family, puts the dataset in
 memory and calls `training_step` on uniformly drawn batches; the Studio run is the whole
 `studio train` job (events, pause/cancel checks, NaN checks, diagnostics every 250 steps, a checkpoint
-every 500 and at the end). Both are timed from start to finish, alternately, best of N.
+every 500 and at the end). Both are timed from start to finish, in alternating order, best of N.
 Usage: python bench/train_speed.py [--steps 300] [--rounds 2] [--families gan,vae,pixelcnn,diffusion]
 """
 
@@ -59,7 +59,7 @@ def studio_run(store: Store, family: str, steps: int, seed: int, name: str) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--families", default="gan,vae,pixelcnn,diffusion")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="studio-train-bench-"))
@@ -72,8 +72,13 @@ def main() -> None:
         for family in args.families.split(","):
             bare, ours = [], []
             for round_index in range(args.rounds):
-                bare.append(bare_loop(store, family, args.steps, seed=round_index))
-                ours.append(studio_run(store, family, args.steps, round_index, f"{family}-{round_index}"))
+                # Alternate which side runs first: the machine warms, caches fill, clocks drift.
+                if round_index % 2 == 0:
+                    bare.append(bare_loop(store, family, args.steps, seed=round_index))
+                    ours.append(studio_run(store, family, args.steps, round_index, f"{family}-{round_index}"))
+                else:
+                    ours.append(studio_run(store, family, args.steps, round_index, f"{family}-{round_index}"))
+                    bare.append(bare_loop(store, family, args.steps, seed=round_index))
             best_bare, best_ours = min(bare), min(ours)
             print(f"{family:<10} {args.steps / best_bare:>13.1f} {args.steps / best_ours:>15.1f} "
                   f"{best_bare / best_ours:>6.3f}x", flush=True)
