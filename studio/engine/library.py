@@ -14,7 +14,7 @@ from studio.engine.datasets.storage import fsync_path, validate_name
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.models import Dataset, Model, TrainingRun
-from studio.store.staging import StagingFolder
+from studio.store.staging import StagingFolder, delete_row_and_folder
 
 
 @dataclass
@@ -83,19 +83,13 @@ def model_exists(store: Store, name: str) -> bool:
 def delete_model(store: Store, name: str) -> ModelSummary:
     """Delete a model's row, runs and folder (gallery items keep the model's name)."""
     summary = get_model(store, name)
-    folder = store.home.absolute(summary.folder)
-    staged = StagingFolder.adopt(folder) if folder.is_dir() else None
-    try:
-        with store.session() as session:
-            row = session.scalar(select(Model).where(Model.name == name))
-            if row is not None:
-                session.delete(row)
-    except BaseException:
-        if staged is not None:
-            staged.abandon_change()
-        raise
-    if staged is not None:
-        staged.discard()
+
+    def delete_rows(session: Any) -> None:
+        row = session.scalar(select(Model).where(Model.name == name))
+        if row is not None:
+            session.delete(row)
+
+    delete_row_and_folder(store, store.home.absolute(summary.folder), delete_rows)
     return summary
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from studio.store.database import Store
 
 MARKER = ".studio-staging"
@@ -89,6 +92,24 @@ class StagingFolder:
     def _release(self) -> None:
         if not self._lock.closed:
             self._lock.close()
+
+
+def delete_row_and_folder(store: Store, folder: Path, delete_rows: Callable[[Session], None]) -> None:
+    """Delete database rows and the folder they own, so that a crash midway loses neither half alone.
+
+    The folder is marked and locked first: dying before the commit leaves it in place (its row
+    still exists), dying after leaves an unreferenced marked folder that the next open sweeps.
+    """
+    staged = StagingFolder.adopt(folder) if folder.is_dir() else None
+    try:
+        with store.session() as session:
+            delete_rows(session)
+    except BaseException:
+        if staged is not None:
+            staged.abandon_change()
+        raise
+    if staged is not None:
+        staged.discard()
 
 
 def hold_lock(path: Path) -> BinaryIO | None:

@@ -23,7 +23,7 @@ from studio.engine.datasets.decode import THUMBNAIL_SIZE
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.models import Dataset, DatasetItem
-from studio.store.staging import StagingFolder
+from studio.store.staging import StagingFolder, delete_row_and_folder
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MIN_SIZE, MAX_SIZE = 8, 512
@@ -330,18 +330,11 @@ def load_labels(store: Store, name: str) -> list[str | None]:
 def delete_dataset(store: Store, name: str) -> DatasetSummary:
     """Delete a dataset's rows and folder; a crash midway never leaves a half dataset."""
     summary = get_dataset(store, name)
-    folder = store.home.absolute(summary.folder)
-    # Marked and locked first: if we die now, the next open keeps it (row exists) or sweeps it.
-    staged = StagingFolder.adopt(folder) if folder.is_dir() else None
-    try:
-        with store.session() as session:
-            row = session.scalar(select(Dataset).where(Dataset.name == name))
-            if row is not None:
-                session.delete(row)
-    except BaseException:
-        if staged is not None:
-            staged.abandon_change()
-        raise
-    if staged is not None:
-        staged.discard()
+
+    def delete_rows(session: Any) -> None:
+        row = session.scalar(select(Dataset).where(Dataset.name == name))
+        if row is not None:
+            session.delete(row)
+
+    delete_row_and_folder(store, store.home.absolute(summary.folder), delete_rows)
     return summary

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -223,6 +223,34 @@ class GeneratorFamily(ABC):
         """Images to show while training (uint8 NHWC); samples by default, families may add more."""
         del real
         return self.sample(seeds, options)
+
+    @torch.no_grad()
+    def images_from_latents(
+        self, latents: np.ndarray, decode: Callable[[torch.Tensor], torch.Tensor], batch: int = 256
+    ) -> np.ndarray:
+        """uint8 NHWC images from latent vectors, `batch` at a time; `decode` maps z to [-1, 1] images."""
+        out = []
+        for part in iterate_batches(len(latents), batch):
+            z = torch.from_numpy(np.ascontiguousarray(latents[part], dtype=np.float32)).to(self.device)
+            out.append(to_uint8(decode(z)))
+        return np.concatenate(out)
+
+    def completion_inputs(
+        self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For inpainting: uint8 NHWC images and a per-sub-pixel NHWC known mask, or a StudioError."""
+        expected = (len(seeds), self.resolution, self.resolution, self.channels)
+        images = np.asarray(images)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise StudioError(
+                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
+            )
+        known = np.asarray(known, dtype=bool)
+        if known.shape == expected[:3]:
+            known = np.repeat(known[..., None], self.channels, axis=3)
+        if known.shape != expected:
+            raise StudioError(f"the known mask must have shape {expected[:3]} or {expected}, not {known.shape}")
+        return images, known
 
     def diagnostics(self, real: torch.Tensor) -> Diagnostics:
         """Figures worth watching during training, given a real batch; none by default."""

@@ -372,17 +372,7 @@ class DiffusionFamily(GeneratorFamily):
         draw per step for re-noising the known pixels. Returns uint8 NHWC.
         """
         options = self.sampling_options(options)
-        expected = (len(seeds), self.resolution, self.resolution, self.channels)
-        images = np.asarray(images)
-        if images.shape != expected or images.dtype != np.uint8:
-            raise StudioError(
-                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
-            )
-        known = np.asarray(known, dtype=bool)
-        if known.shape == expected[:3]:
-            known = known[..., None]
-        if known.shape not in (expected, (*expected[:3], 1)):
-            raise StudioError(f"the known-pixel mask must be N x H x W or N x H x W x C, not {known.shape}")
+        images, known = self.completion_inputs(images, known, seeds)
         # To the network's layout and range: NCHW floats in [-1, 1].
         known_images = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
         keep = known.transpose(0, 3, 1, 2).astype(np.float32)

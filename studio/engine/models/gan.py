@@ -20,8 +20,6 @@ from studio.engine.models.base import (
     Hyperparameter,
     Precision,
     gaussian_noise,
-    iterate_batches,
-    to_uint8,
 )
 
 MODE_COLLAPSE_RATIO = 0.3  # samples this much less varied than the data: warn
@@ -160,14 +158,9 @@ class GanFamily(GeneratorFamily):
         for average, current in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
             average.copy_(current)
 
-    @torch.no_grad()
     def generate(self, latents: np.ndarray, batch: int = 256) -> np.ndarray:
         """Images from explicit latent vectors (for interpolation): uint8 NHWC."""
-        out = []
-        for part in iterate_batches(len(latents), batch):
-            z = torch.from_numpy(np.ascontiguousarray(latents[part], dtype=np.float32)).to(self.device)
-            out.append(to_uint8(self.ema(z)))
-        return np.concatenate(out)
+        return self.images_from_latents(latents, self.ema, batch)
 
     def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """z ~ N(0, I) from each seed, scaled by the truncation, through the EMA generator."""

@@ -28,7 +28,6 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from torch import nn
 
 from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision, iterate_batches
-from studio.errors import StudioError
 
 LEVELS = 256  # values a sub-pixel can take
 FIRST_KERNEL = 7  # the first layer's wider kernel gives a useful receptive field with few layers
@@ -284,7 +283,7 @@ class PixelCnnFamily(GeneratorFamily):
         this is `sample`, with the same seed convention.
         """
         settings = self.sampling_options(options)
-        images, known = self._check_completion_inputs(images, known, seeds)
+        images, known = self.completion_inputs(images, known, seeds)
         result = np.empty_like(images)
         for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
             uniforms = np.stack([
@@ -293,23 +292,6 @@ class PixelCnnFamily(GeneratorFamily):
             ])
             result[chunk] = self._complete_chunk(images[chunk], known[chunk], uniforms, settings["temperature"])
         return result
-
-    def _check_completion_inputs(
-        self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Images and a per-sub-pixel known mask of matching shapes, or a StudioError saying what is wrong."""
-        expected = (len(seeds), self.resolution, self.resolution, self.channels)
-        images = np.asarray(images)
-        if images.shape != expected or images.dtype != np.uint8:
-            raise StudioError(
-                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
-            )
-        known = np.asarray(known, dtype=bool)
-        if known.shape == expected[:3]:
-            known = np.repeat(known[..., None], self.channels, axis=3)
-        if known.shape != expected:
-            raise StudioError(f"the known mask must have shape {expected[:3]} or {expected}, not {known.shape}")
-        return images, known
 
     @torch.no_grad()
     def _complete_chunk(

@@ -126,14 +126,9 @@ class VaeFamily(GeneratorFamily):
         return {"loss": loss.detach().item(), "reconstruction": reconstruction.detach().item(),
                 "kl": kl.detach().item()}
 
-    @torch.no_grad()
     def decode(self, latents: np.ndarray, batch: int = 256) -> np.ndarray:
         """Images (uint8 NHWC) from latent vectors: the decoder's mean image."""
-        out = []
-        for part in iterate_batches(len(latents), batch):
-            z = torch.from_numpy(np.ascontiguousarray(latents[part], dtype=np.float32)).to(self.device)
-            out.append(to_uint8(torch.sigmoid(self.decoder(z)) * 2 - 1))
-        return np.concatenate(out)
+        return self.images_from_latents(latents, lambda z: torch.sigmoid(self.decoder(z)) * 2 - 1, batch)
 
     @torch.no_grad()
     def encode(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
