@@ -106,12 +106,14 @@ def test_each_family_trains_checkpoints_and_generates(digits8: Store, family: st
     assert np.array_equal(np.asarray(Image.open(made.items[1]["path"])), np.asarray(Image.open(again.items[0]["path"])))
 
 
-def test_colour_datasets_train_too(store: Store) -> None:
-    run_job(add_sample(store, "shapes", count=40, size=16))
-    result = tiny_train(store, "colour-vae", "vae", dataset="shapes")
-    assert result.steps == 4 and get_model(store, "colour-vae").channels == 3
-    made = run_job(generate(store, "colour-vae", count=2, seed=0))
-    assert Image.open(made.items[0]["path"]).mode == "RGB"
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_each_family_trains_and_generates_on_colour_shapes(store: Store, family: str) -> None:
+    run_job(add_sample(store, "shapes", count=40, size=8))
+    result = tiny_train(store, f"colour-{family}", family, dataset="shapes")
+    assert result.steps == 4 and get_model(store, f"colour-{family}").channels == 3
+    made = run_job(generate(store, f"colour-{family}", count=2, seed=0))
+    with Image.open(made.items[0]["path"]) as image:
+        assert image.mode == "RGB" and image.size == (8, 8)
 
 
 # --- resume, cancel, pause ---------------------------------------------------------------
