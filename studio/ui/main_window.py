@@ -5,17 +5,21 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from studio.engine.datasets.storage import PREVIEW_FILE, list_datasets
+from studio.engine.library import list_models
 from studio.store.database import Store
 
 
@@ -62,6 +66,49 @@ class DatasetsPage(QWidget):
             self.list.addItem(item)
 
 
+class ModelsPage(QWidget):
+    """Every model with its family, shape, dataset, steps and size."""
+
+    COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Updated")
+
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.setObjectName("modelsPage")
+        self.setAccessibleName("Models")
+        layout = QVBoxLayout(self)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("modelTable")
+        self.table.setAccessibleName("Model list")
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        layout.addWidget(QLabel("<h2>Models</h2>"))
+        layout.addWidget(self.hint)
+        layout.addWidget(self.table, 1)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reload the table from the store."""
+        models = list_models(self.store)
+        self.hint.setText(
+            "Train one with <code>studio train --family vae --dataset digits --name first --minutes 3</code>."
+            if not models else f"{len(models)} model(s) in {self.store.home.models}"
+        )
+        self.table.setRowCount(len(models))
+        for row, model in enumerate(models):
+            values = (model.name, model.family, f"{model.resolution}x{model.resolution}x{model.channels}",
+                      model.dataset or "-", f"{model.steps:,}", f"{model.parameter_count / 1e6:.2f} M",
+                      model.updated_at.replace("T", " "))
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(value))
+        self.table.resizeColumnsToContents()
+
+
 class MainWindow(QMainWindow):
     """Sidebar + stacked pages + status bar; pages grow with the UI issue."""
 
@@ -79,7 +126,9 @@ class MainWindow(QMainWindow):
         self.sidebar.setFixedWidth(170)
         self.pages = QStackedWidget()
         self.datasets_page = DatasetsPage(store)
+        self.models_page = ModelsPage(store)
         self._add_page("Datasets", self.datasets_page)
+        self._add_page("Models", self.models_page)
         self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.sidebar.setCurrentRow(0)
         layout.addWidget(self.sidebar)

@@ -30,3 +30,18 @@ def test_empty_home_explains_how_to_start(qtbot: QtBot, store: Store) -> None:
     qtbot.addWidget(window)
     assert window.datasets_page.list.count() == 0
     assert "add-sample" in window.datasets_page.hint.text()
+
+
+def test_models_page_lists_trained_models(qtbot: QtBot, store: Store) -> None:
+    from studio.engine.training import train
+
+    run_job(add_sample(store, "digits", size=8))
+    run_job(train(store, "tiny", family="vae", dataset="digits", steps=2, preview_every=0,
+                  settings={"width": 8, "latent_dim": 4, "batch_size": 8}))
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.sidebar.setCurrentRow(1)
+    assert window.pages.currentWidget() is window.models_page
+    table = window.models_page.table
+    assert window.models_page.objectName() == "modelsPage" and table.rowCount() == 1
+    assert [table.item(0, c).text() for c in range(5)] == ["tiny", "vae", "8x8x1", "digits", "2"]
