@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -230,15 +229,3 @@ def load_model(folder: Path, device: torch.device | None = None, with_optimizers
     if device is not None:
         family.to(device)
     return LoadedModel(config, family, state, meta)
-
-
-def numpy_image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
-    """Tile N x H x W x C images into one H' x W' x C grid (previews)."""
-    count, height, width, channels = images.shape
-    columns = min(columns, count)
-    rows = (count + columns - 1) // columns
-    grid = np.zeros((rows * height, columns * width, channels), dtype=images.dtype)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
-    return grid
