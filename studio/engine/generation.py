@@ -119,6 +119,8 @@ def generate(
     for part in iterate_batches(count, batch_size):
         cancel.check()
         images = family.sample(seeds[part], chosen)
+        rows: list[dict[str, Any]] = []
+        paths: list[Path] = []
         for image_seed, image in zip(seeds[part], images, strict=True):
             metadata = {
                 "studio_version": __version__, "operation": "sample", "model": model, "family": family.name,
@@ -127,11 +129,14 @@ def generate(
             }
             path = folder / f"{model}-{image_seed}-{uuid.uuid4().hex[:8]}.png"
             write_png(path, image, metadata)
-            entry = repository.add(
-                store.home.relative(path), model, family.name, image.shape[1], image.shape[0],
-                model_id=model_id, seed=image_seed, operation="sample", params=chosen, backend=backend,
-                provider=torch_device.type,
-            )
-            items.append({"id": entry.id, "path": str(path), "seed": image_seed})
+            paths.append(path)
+            rows.append({
+                "path": store.home.relative(path), "model_name": model, "family": family.name,
+                "width": image.shape[1], "height": image.shape[0], "model_id": model_id, "seed": image_seed,
+                "operation": "sample", "params": chosen, "backend": backend, "provider": torch_device.type,
+            })
+        # One transaction per batch, after its files exist.
+        for path, entry in zip(paths, repository.add_many(rows), strict=True):
+            items.append({"id": entry.id, "path": str(path), "seed": entry.seed})
         yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
     yield Finished(GenerateResult(items, time.monotonic() - started, backend, torch_device.type, chosen))

@@ -83,13 +83,7 @@ def model_exists(store: Store, name: str) -> bool:
 def delete_model(store: Store, name: str) -> ModelSummary:
     """Delete a model's row, runs and folder (gallery items keep the model's name)."""
     summary = get_model(store, name)
-
-    def delete_rows(session: Any) -> None:
-        row = session.scalar(select(Model).where(Model.name == name))
-        if row is not None:
-            session.delete(row)
-
-    delete_row_and_folder(store, store.home.absolute(summary.folder), delete_rows)
+    delete_row_and_folder(store, store.home.absolute(summary.folder), Model, name)
     return summary
 
 

@@ -72,20 +72,30 @@ class GalleryRepository:
         parents: list[int] | None = None,
     ) -> GalleryEntry:
         """Record an image file that already exists under the home's gallery folder."""
-        if not self.store.home.absolute(path).is_file():
-            raise StudioError(f"gallery file missing: {path} (files are written before their rows)")
+        return self.add_many([{
+            "path": path, "model_name": model_name, "family": family, "width": width, "height": height,
+            "model_id": model_id, "seed": seed, "operation": operation, "params": params, "backend": backend,
+            "provider": provider, "parents": parents,
+        }])[0]
+
+    def add_many(self, items: list[dict[str, Any]]) -> list[GalleryEntry]:
+        """Record several existing image files in one transaction (keys as `add`'s arguments)."""
+        for item in items:
+            if not self.store.home.absolute(item["path"]).is_file():
+                raise StudioError(f"gallery file missing: {item['path']} (files are written before their rows)")
         with self.store.session() as session:
-            row = GalleryItem(
-                path=path, model_id=model_id, model_name=model_name, family=family, operation=operation,
-                seed=seed, params=params or {}, backend=backend, provider=provider, width=width,
-                height=height,
-            )
-            session.add(row)
+            rows = []
+            for item in items:
+                fields = {k: v for k, v in item.items() if k != "parents"}
+                fields["params"] = fields.get("params") or {}
+                row = GalleryItem(**fields)
+                session.add(row)
+                session.flush()
+                for parent_id in item.get("parents") or []:
+                    session.add(GalleryLineage(child_id=row.id, parent_id=parent_id))
+                rows.append(row)
             session.flush()
-            for parent_id in parents or []:
-                session.add(GalleryLineage(child_id=row.id, parent_id=parent_id))
-            session.flush()
-            return GalleryEntry.of(row)
+            return [GalleryEntry.of(row) for row in rows]
 
     def list(self, limit: int = 50, before_id: int | None = None) -> list[GalleryEntry]:
         """Newest first, `limit` at a time; pass the last id seen as before_id for the next page."""

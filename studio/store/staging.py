@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from sqlalchemy import select
 
+from studio.store.models import Dataset, Model
+
+if TYPE_CHECKING:
     from studio.store.database import Store
 
 MARKER = ".studio-staging"
@@ -94,8 +95,8 @@ class StagingFolder:
             self._lock.close()
 
 
-def delete_row_and_folder(store: Store, folder: Path, delete_rows: Callable[[Session], None]) -> None:
-    """Delete database rows and the folder they own, so that a crash midway loses neither half alone.
+def delete_row_and_folder(store: Store, folder: Path, row_type: type[Dataset | Model], name: str) -> None:
+    """Delete the named dataset or model row (cascading) and its folder; a crash loses neither half alone.
 
     The folder is marked and locked first: dying before the commit leaves it in place (its row
     still exists), dying after leaves an unreferenced marked folder that the next open sweeps.
@@ -103,7 +104,9 @@ def delete_row_and_folder(store: Store, folder: Path, delete_rows: Callable[[Ses
     staged = StagingFolder.adopt(folder) if folder.is_dir() else None
     try:
         with store.session() as session:
-            delete_rows(session)
+            row = session.scalar(select(row_type).where(row_type.name == name))
+            if row is not None:
+                session.delete(row)
     except BaseException:
         if staged is not None:
             staged.abandon_change()
@@ -135,10 +138,6 @@ def is_abandoned(folder: Path) -> bool:
 
 def sweep_abandoned(store: Store) -> list[Path]:
     """Remove staging folders, and published-but-uncommitted folders, left by dead jobs."""
-    from sqlalchemy import select
-
-    from studio.store.models import Dataset, Model
-
     home = store.home
     with store.session() as session:
         referenced = set(session.scalars(select(Dataset.folder))) | set(session.scalars(select(Model.folder)))

@@ -330,11 +330,5 @@ def load_labels(store: Store, name: str) -> list[str | None]:
 def delete_dataset(store: Store, name: str) -> DatasetSummary:
     """Delete a dataset's rows and folder; a crash midway never leaves a half dataset."""
     summary = get_dataset(store, name)
-
-    def delete_rows(session: Any) -> None:
-        row = session.scalar(select(Dataset).where(Dataset.name == name))
-        if row is not None:
-            session.delete(row)
-
-    delete_row_and_folder(store, store.home.absolute(summary.folder), delete_rows)
+    delete_row_and_folder(store, store.home.absolute(summary.folder), Dataset, name)
     return summary
