@@ -182,7 +182,7 @@ def test_completion_keeps_the_known_pixels() -> None:
 
 def test_sampling_options_are_validated() -> None:
     family = _tiny()
-    assert family.sampling_options({"steps": 50}) == {"sampler": "ddim", "steps": 50, "eta": 0.0}
+    assert family.sampling_options({"steps": 50}) == {"sampler": "ddim", "steps": 50, "eta": 0.0, "resample": 3}
     for values, message in [
         ({"guidance": 2.0}, "unknown sampling setting 'guidance'"),
         ({"steps": 0}, "below the minimum"),

@@ -9,9 +9,8 @@ the same image in any batch and in the ONNX backend.
 from __future__ import annotations
 
 import contextlib
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,70 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.engine.models.schema import Hyperparameter
+from studio.engine.runtime.numerics import gaussian_noise, iterate_batches, seed_generators
+from studio.engine.runtime.pipelines import ModelSpec, Pipeline
 from studio.errors import StudioError
 
 CAPABILITIES = ("sample", "interpolate", "encode", "inpaint")
 RESOLUTIONS = (8, 16, 32, 64)
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    """One setting: its type, default, range or choices, and the help text the UI shows.
-
-    group: "model" (architecture, fixed once a model exists), "training" (may change when
-    resuming or fine-tuning) or "sampling" (a generation option, `studio generate --set`).
-    """
-
-    name: str
-    kind: type
-    default: Any
-    help: str
-    group: str = "training"
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[Any, ...] | None = None
-
-    def parse(self, text: str) -> Any:
-        """A value from command-line text (`--set name=text`), validated."""
-        try:
-            if self.kind is bool:
-                lowered = text.strip().lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                    raise ValueError(text)
-                value: Any = lowered in ("true", "1", "yes", "on")
-            elif self.kind is int:
-                value = int(text)
-            elif self.kind is float:
-                value = float(text)
-            else:
-                value = text
-        except ValueError:
-            raise StudioError(f"{self.name}: '{text}' is not a valid {self.kind.__name__}") from None
-        return self.validate(value)
-
-    def validate(self, value: Any) -> Any:
-        """The value if it fits the type and range, else a StudioError with the allowed range."""
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)):
-            raise StudioError(f"{self.name}: expected {self.kind.__name__}, got {value!r}")
-        if self.kind is float and not math.isfinite(value):
-            raise StudioError(f"{self.name}: {value} is not a finite number")
-        if self.choices is not None and value not in self.choices:
-            raise StudioError(f"{self.name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
-        if self.minimum is not None and value < self.minimum:
-            raise StudioError(f"{self.name}: {value} is below the minimum {self.minimum:g}")
-        if self.maximum is not None and value > self.maximum:
-            raise StudioError(f"{self.name}: {value} is above the maximum {self.maximum:g}")
-        return value
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form for the UI and `studio models show`."""
-        return {
-            "name": self.name, "type": self.kind.__name__, "default": self.default, "help": self.help,
-            "group": self.group, "minimum": self.minimum, "maximum": self.maximum,
-            "choices": list(self.choices) if self.choices else None,
-        }
 
 
 # Settings every family shares; families add their own.
@@ -215,42 +157,45 @@ class GeneratorFamily(ABC):
     def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
         """One optimisation step on a float32 NCHW batch in [-1, 1]; returns named losses as floats."""
 
-    @abstractmethod
     def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
-        """One image per seed as uint8 N x H x W x C; `options` holds validated sampling settings."""
+        """One image per seed as uint8 N x H x W x C (the shared pipeline's procedure)."""
+        return self.pipeline().sample(seeds, options)
 
     def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """Images to show while training (uint8 NHWC); samples by default, families may add more."""
         del real
         return self.sample(seeds, options)
 
-    @torch.no_grad()
-    def images_from_latents(
-        self, latents: np.ndarray, decode: Callable[[torch.Tensor], torch.Tensor], batch: int = 256
-    ) -> np.ndarray:
-        """uint8 NHWC images from latent vectors, `batch` at a time; `decode` maps z to [-1, 1] images."""
-        out = []
-        for part in iterate_batches(len(latents), batch):
-            z = torch.from_numpy(np.ascontiguousarray(latents[part], dtype=np.float32)).to(self.device)
-            out.append(to_uint8(decode(z)))
-        return np.concatenate(out)
+    def spec(self) -> ModelSpec:
+        """What the shared pipelines (and an ONNX manifest) need to know besides the networks."""
+        sampling = tuple(h for h in self.full_schema() if h.group == "sampling")
+        return ModelSpec(self.name, self.resolution, self.channels, dict(self.hparams), sampling)
 
-    def completion_inputs(
-        self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """For inpainting: uint8 NHWC images and a per-sub-pixel NHWC known mask, or a StudioError."""
-        expected = (len(seeds), self.resolution, self.resolution, self.channels)
-        images = np.asarray(images)
-        if images.shape != expected or images.dtype != np.uint8:
-            raise StudioError(
-                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
-            )
-        known = np.asarray(known, dtype=bool)
-        if known.shape == expected[:3]:
-            known = np.repeat(known[..., None], self.channels, axis=3)
-        if known.shape != expected:
-            raise StudioError(f"the known mask must have shape {expected[:3]} or {expected}, not {known.shape}")
-        return images, known
+    @abstractmethod
+    def pipeline(self) -> Pipeline:
+        """The family's numpy procedures (sample, interpolate, inpaint) over this object's torch networks."""
+
+    def numpy_function(
+        self, call: Callable[..., Any], modules: Sequence[nn.Module]
+    ) -> Callable[..., Any]:
+        """Wrap a torch computation as numpy arrays in, float32 numpy arrays out, in eval mode, no grad."""
+
+        def run(*arrays: np.ndarray) -> Any:
+            modes = [module.training for module in modules]
+            for module in modules:
+                module.eval()
+            try:
+                with torch.no_grad():
+                    inputs = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays]
+                    outputs = call(*inputs)
+            finally:
+                for module, mode in zip(modules, modes, strict=True):
+                    module.train(mode)
+            if isinstance(outputs, tuple):
+                return tuple(o.float().cpu().numpy() for o in outputs)
+            return outputs.float().cpu().numpy()
+
+        return run
 
     def diagnostics(self, real: torch.Tensor) -> Diagnostics:
         """Figures worth watching during training, given a real batch; none by default."""
@@ -259,14 +204,7 @@ class GeneratorFamily(ABC):
 
     def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Sampling settings: the model's stored ones overlaid with `values` (validated)."""
-        schema = {h.name: h for h in self.full_schema() if h.group == "sampling"}
-        unknown = sorted(set(values) - set(schema))
-        if unknown:
-            allowed = ", ".join(sorted(schema)) or "none"
-            raise StudioError(f"unknown sampling setting '{unknown[0]}' for {self.name}: choose from {allowed}")
-        merged = {name: self.hparams[name] for name in schema}
-        merged.update({name: schema[name].validate(value) for name, value in values.items()})
-        return merged
+        return self.pipeline().sampling_options(values)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -275,17 +213,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return array.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def gaussian_noise(seeds: Sequence[int], shape: tuple[int, ...]) -> np.ndarray:
-    """One standard-normal array of `shape` per seed, float32, from default_rng(seed)."""
-    return np.stack([np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) for seed in seeds])
-
-
-def seed_generators(seeds: Sequence[int]) -> list[np.random.Generator]:
-    """One numpy generator per image, for families that draw several arrays per image."""
-    return [np.random.default_rng(seed) for seed in seeds]
-
-
-def iterate_batches(count: int, batch: int) -> Iterator[slice]:
-    """Slices covering range(count) in chunks of `batch`."""
-    for start in range(0, count, batch):
-        yield slice(start, min(count, start + batch))
+__all__ = [
+    "COMMON_SCHEMA", "Diagnostics", "GeneratorFamily", "Hyperparameter", "Precision", "gaussian_noise",
+    "iterate_batches", "seed_generators", "to_uint8",
+]

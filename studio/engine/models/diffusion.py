@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,14 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the conventional name)
 
-from studio.engine.models.base import (
-    GeneratorFamily,
-    Hyperparameter,
-    Precision,
-    iterate_batches,
-    seed_generators,
-    to_uint8,
-)
+from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision
+from studio.engine.runtime.pipelines import DiffusionPipeline, ModelSpec
 from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler
 from studio.errors import StudioError
 
@@ -35,8 +30,6 @@ from studio.errors import StudioError
 CHANNEL_MULTIPLIERS = (1, 2, 2, 2)
 LOWEST_RESOLUTION = 4
 MAX_LEVELS = len(CHANNEL_MULTIPLIERS)
-# Images sampled per network call; more seeds run in several chunks (each image's numbers stay its own).
-SAMPLING_CHUNK = 256
 # Training previews run this many DDIM steps at most: enough to judge progress at a fraction of the cost.
 PREVIEW_STEPS = 20
 # DDPM's linear betas (1e-4 to 0.02) are for T = 1000; Improved DDPM scales them by 1000 / T so that a
@@ -71,9 +64,10 @@ class SinusoidalTimeEmbedding(nn.Module):
         self.register_buffer("frequencies", frequencies, persistent=False)
 
     def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """[N] timesteps (int or float) to [N, dimension] features."""
-        angles = timesteps.float()[:, None] * self.frequencies[None, :]
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+        """[N] timesteps (int or float) to [N, dimension] features, in the network's precision."""
+        # In float32 even in a half-precision network: float16 cannot hold t * frequency finely enough.
+        angles = timesteps.float()[:, None] * self.frequencies.float()[None, :]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(self.frequencies.dtype)
 
 
 class ResidualBlock(nn.Module):
@@ -235,6 +229,9 @@ class DiffusionFamily(GeneratorFamily):
                        group="sampling", minimum=1, maximum=4000),
         Hyperparameter("eta", float, 0.0, "DDIM noise: 0 deterministic, 1 as random as DDPM (ddim only)",
                        group="sampling", minimum=0.0, maximum=1.0),
+        Hyperparameter("resample", int, 3, "inpainting: times each step is re-noised and taken again (RePaint); "
+                       "more blends the filled part with the known pixels, at that many times the cost",
+                       group="sampling", minimum=1, maximum=20),
     )
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
@@ -274,13 +271,7 @@ class DiffusionFamily(GeneratorFamily):
 
     def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler:
         """A fresh scheduler of the named kind ("ddpm" or "ddim") for this model's noise schedule."""
-        settings = self.scheduler_config().to_dict()
-        if sampler == "ddim":
-            return DdimScheduler.from_dict(settings)
-        if sampler == "ddpm":
-            settings.pop("set_alpha_to_one")
-            return DdpmScheduler.from_dict(settings)
-        raise StudioError(f"unknown sampler '{sampler}': choose ddim or ddpm")
+        return self.pipeline().scheduler(sampler)
 
     # --- training -----------------------------------------------------------------------
 
@@ -311,11 +302,14 @@ class DiffusionFamily(GeneratorFamily):
 
     # --- sampling -----------------------------------------------------------------------
 
-    def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The stored sampling settings overlaid with `values`; steps may not exceed the model's timesteps."""
-        options = super().sampling_options(values)
-        self._check_steps(options["steps"])
-        return options
+    def spec(self) -> ModelSpec:
+        """The common spec plus the noise schedule (an ONNX manifest carries it too)."""
+        return replace(super().spec(), scheduler=self.scheduler_config().to_dict())
+
+    def pipeline(self) -> DiffusionPipeline:
+        """Sampling, interpolation and inpainting over the EMA network."""
+        network = self.ema
+        return DiffusionPipeline(self.spec(), self.numpy_function(network, [network]))
 
     def _check_steps(self, steps: int) -> None:
         if steps > self.hparams["timesteps"]:
@@ -327,18 +321,7 @@ class DiffusionFamily(GeneratorFamily):
 
     def initial_noise(self, generators: Sequence[np.random.Generator]) -> np.ndarray:
         """x_T: the first standard-normal (C, H, W) draw of each image's generator, as float32 NCHW."""
-        return np.stack([generator.standard_normal(self.latent_shape(), dtype=np.float32) for generator in generators])
-
-    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
-        """One image per seed as uint8 NHWC; the same seed gives the same image in any batch."""
-        options = self.sampling_options(options)
-        if len(seeds) == 0:
-            return np.zeros((0, self.resolution, self.resolution, self.channels), dtype=np.uint8)
-        images = []
-        for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
-            generators = seed_generators(seeds[chunk])
-            images.append(self.denoise(self.initial_noise(generators), generators, options))
-        return to_uint8(torch.from_numpy(np.concatenate(images)))
+        return self.pipeline().initial_noise(generators)
 
     def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """Quick training previews: deterministic DDIM with at most PREVIEW_STEPS steps, so each preview
@@ -353,37 +336,14 @@ class DiffusionFamily(GeneratorFamily):
 
         Only the deterministic sampler (DDIM with eta 0) maps each x_T to one image, so only it is allowed.
         """
-        options = self.sampling_options(options)
-        if options["sampler"] != "ddim" or options["eta"] != 0:
-            raise StudioError("interpolating needs the deterministic sampler: sampler=ddim with eta=0")
-        latents = np.asarray(latents, dtype=np.float32)
-        if latents.shape[1:] != self.latent_shape():
-            raise StudioError(f"latents must be N x {' x '.join(map(str, self.latent_shape()))}, not {latents.shape}")
-        images = [to_uint8(torch.from_numpy(self.denoise(latents[chunk], [], options)))
-                  for chunk in iterate_batches(len(latents), SAMPLING_CHUNK)]
-        return np.concatenate(images)
+        return self.pipeline().decode(latents, options)
 
     def complete(
         self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int], options: Mapping[str, Any]
     ) -> np.ndarray:
-        """Keep the known pixels of uint8 NHWC `images` and generate the rest (inpainting by resampling).
+        """Keep the known pixels of uint8 NHWC `images` and generate the rest (RePaint-style inpainting)."""
+        return self.pipeline().inpaint(images, known, seeds, options)
 
-        `known` is bool N x H x W (whole pixels) or N x H x W x C; seeds draw as in `sample`, plus one
-        draw per step for re-noising the known pixels. Returns uint8 NHWC.
-        """
-        options = self.sampling_options(options)
-        images, known = self.completion_inputs(images, known, seeds)
-        # To the network's layout and range: NCHW floats in [-1, 1].
-        known_images = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
-        keep = known.transpose(0, 3, 1, 2).astype(np.float32)
-        completed = []
-        for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
-            generators = seed_generators(seeds[chunk])
-            completed.append(self.denoise(self.initial_noise(generators), generators, options,
-                                          known=known_images[chunk], keep=keep[chunk]))
-        return to_uint8(torch.from_numpy(np.concatenate(completed)))
-
-    @torch.no_grad()
     def denoise(
         self,
         initial: np.ndarray,
@@ -392,49 +352,5 @@ class DiffusionFamily(GeneratorFamily):
         known: np.ndarray | None = None,
         keep: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Run the sampler from x_T (float32 NCHW) to x_0, drawing step noise from `generators` (one per image).
-
-        With `known` (float32 NCHW in [-1, 1]) and `keep` (1 where known, broadcastable), known pixels are
-        replaced after every step by `known` noised to that step's level. Returns float32 NCHW, unclipped.
-        """
-        network = self.ema
-        network.eval()
-        scheduler = self.scheduler(options["sampler"])
-        scheduler.set_timesteps(options["steps"])
-        eta = float(options["eta"])
-        draws_step_noise = options["sampler"] == "ddpm" or eta > 0
-        if (draws_step_noise or known is not None) and len(generators) != len(initial):
-            raise ValueError("stochastic sampling and inpainting need one generator per image")
-        shape = initial.shape[1:]
-        sample = initial.astype(np.float32, copy=True)
-        if known is not None:
-            known = np.asarray(known, dtype=np.float32)
-            keep = np.broadcast_to(np.asarray(keep, dtype=np.float32), known.shape)
-
-        for timestep in scheduler.timesteps:
-            t = torch.full((len(sample),), int(timestep), dtype=torch.int64, device=self.device)
-            predicted = network(torch.from_numpy(sample).to(self.device), t).float().cpu().numpy()
-            noise = (np.stack([g.standard_normal(shape, dtype=np.float32) for g in generators])
-                     if draws_step_noise else None)
-            if isinstance(scheduler, DdimScheduler):
-                sample = scheduler.step(predicted, int(timestep), sample, eta=eta, noise=noise)
-            else:
-                sample = scheduler.step(predicted, int(timestep), sample, noise=noise)
-            if known is not None and keep is not None:
-                sample = self._replace_known(scheduler, sample, known, keep, int(timestep), generators)
-        return sample
-
-    @staticmethod
-    def _replace_known(
-        scheduler: DdpmScheduler | DdimScheduler,
-        sample: np.ndarray,
-        known: np.ndarray,
-        keep: np.ndarray,
-        timestep: int,
-        generators: Sequence[np.random.Generator],
-    ) -> np.ndarray:
-        """The known pixels at the noise level the sample now has (Eq. 4), the generated ones elsewhere."""
-        noise = np.stack([g.standard_normal(known.shape[1:], dtype=np.float32) for g in generators])
-        previous = scheduler.previous_timestep(timestep)
-        noised_known = scheduler.add_noise(known, noise, previous) if previous >= 0 else known
-        return (keep * noised_known + (1.0 - keep) * sample).astype(np.float32)
+        """Run the sampler from x_T (float32 NCHW) to x_0; see DiffusionPipeline.denoise."""
+        return self.pipeline().denoise(initial, generators, options, known, keep)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +21,7 @@ from studio.engine.models.base import (
     Precision,
     gaussian_noise,
 )
+from studio.engine.runtime.pipelines import GanPipeline
 
 MODE_COLLAPSE_RATIO = 0.3  # samples this much less varied than the data: warn
 
@@ -158,14 +159,13 @@ class GanFamily(GeneratorFamily):
         for average, current in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
             average.copy_(current)
 
-    def generate(self, latents: np.ndarray, batch: int = 256) -> np.ndarray:
-        """Images from explicit latent vectors (for interpolation): uint8 NHWC."""
-        return self.images_from_latents(latents, self.ema, batch)
+    def pipeline(self) -> GanPipeline:
+        """Sampling and interpolation over the EMA generator."""
+        return GanPipeline(self.spec(), self.numpy_function(self.ema, [self.ema]))
 
-    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
-        """z ~ N(0, I) from each seed, scaled by the truncation, through the EMA generator."""
-        latents = gaussian_noise(seeds, (self.hparams["latent_dim"],)) * np.float32(options["truncation"])
-        return self.generate(latents)
+    def generate(self, latents: np.ndarray) -> np.ndarray:
+        """Images from explicit latent vectors (for interpolation): uint8 NHWC."""
+        return self.pipeline().decode(latents, {})
 
     @torch.no_grad()
     def diagnostics(self, real: torch.Tensor) -> Diagnostics:

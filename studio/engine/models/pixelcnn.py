@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,12 +28,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from torch import nn
 
-from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision, iterate_batches
+from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision
+from studio.engine.runtime.numerics import inverse_cdf
+from studio.engine.runtime.pipelines import ModelSpec, PixelCnnPipeline
 
 LEVELS = 256  # values a sub-pixel can take
 FIRST_KERNEL = 7  # the first layer's wider kernel gives a useful receptive field with few layers
 KERNEL = 3
-SAMPLING_CHUNK = 64  # images generated together; bounds activation memory at 64 px
 
 
 def channel_groups(count: int, groups: int) -> torch.Tensor:
@@ -205,18 +207,6 @@ def from_levels(levels: torch.Tensor) -> torch.Tensor:
     return levels.float().div(127.5).sub(1)
 
 
-def inverse_cdf(logits: np.ndarray, temperature: float, uniforms: np.ndarray) -> np.ndarray:
-    """Per row of logits (N, 256): the smallest k with cumsum(softmax(logits / T))[k] > u, capped at 255."""
-    scaled = logits.astype(np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    probabilities = np.exp(scaled)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    cumulative = np.cumsum(probabilities, axis=1)
-    # cumsum is non-decreasing, so the count of entries <= u is the first index above u.
-    chosen = (cumulative <= uniforms[:, None]).sum(axis=1)
-    return np.minimum(chosen, LEVELS - 1)
-
-
 class PixelCnnFamily(GeneratorFamily):
     """The autoregressive family: a Gated PixelCNN trained by maximum likelihood, sampled sub-pixel by sub-pixel."""
 
@@ -269,10 +259,13 @@ class PixelCnnFamily(GeneratorFamily):
         nll = loss.item()
         return {"nll": nll, "bits_per_dim": nll / math.log(2)}
 
-    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
-        """One image per seed as uint8 N x H x W x C, generated sub-pixel by sub-pixel."""
-        shape = (len(seeds), self.resolution, self.resolution, self.channels)
-        return self.complete(np.zeros(shape, np.uint8), np.zeros(shape, bool), seeds, options)
+    def spec(self) -> ModelSpec:
+        """The common spec plus the network's reach (ONNX sampling crops windows that wide)."""
+        return replace(super().spec(), reach=self.network.reach)
+
+    def pipeline(self) -> PixelCnnPipeline:
+        """Raster sampling and completion; logits come from the row-wise fast path below."""
+        return PixelCnnPipeline(self.spec(), lambda: _TorchRaster(self))
 
     def complete(
         self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int], options: Mapping[str, Any]
@@ -282,44 +275,28 @@ class PixelCnnFamily(GeneratorFamily):
         `known` is bool N x H x W (whole pixels) or N x H x W x C (sub-pixels); with nothing known
         this is `sample`, with the same seed convention.
         """
-        settings = self.sampling_options(options)
-        images, known = self.completion_inputs(images, known, seeds)
-        result = np.empty_like(images)
-        for chunk in iterate_batches(len(seeds), SAMPLING_CHUNK):
-            uniforms = np.stack([
-                np.random.default_rng(seed).random((self.resolution, self.resolution, self.channels))
-                for seed in seeds[chunk]
-            ])
-            result[chunk] = self._complete_chunk(images[chunk], known[chunk], uniforms, settings["temperature"])
-        return result
+        return self.pipeline().inpaint(images, known, seeds, options)
+
+
+class _TorchRaster:
+    """Logits for raster sampling: the vertical stack once per row, the horizontal stack per sub-pixel."""
+
+    def __init__(self, family: PixelCnnFamily) -> None:
+        self.network = family.network
+        self.device = family.device
+        self.links: list[torch.Tensor] = []
+        self.network.eval()  # sampling only happens in eval mode; training steps set train() again
 
     @torch.no_grad()
-    def _complete_chunk(
-        self, images: np.ndarray, known: np.ndarray, uniforms: np.ndarray, temperature: float
-    ) -> np.ndarray:
-        """Sample the unknown sub-pixels of one chunk in raster order, the whole chunk per network call."""
-        was_training = self.network.training
-        self.network.eval()
-        try:
-            levels = images.copy()
-            inputs = from_levels(torch.from_numpy(levels).permute(0, 3, 1, 2)).to(self.device).contiguous()
-            for row in range(self.resolution):
-                if known[:, row].all():
-                    continue
-                # Rows above are final while this row is sampled, so the vertical stack runs once per row.
-                links = self.network.row_links(inputs, row)
-                for column in range(self.resolution):
-                    for channel in range(self.channels):
-                        unknown = ~known[:, row, column, channel]
-                        if not unknown.any():
-                            continue
-                        logits = self.network.logits_at(inputs[:, :, row : row + 1], links, column)[:, :, channel]
-                        chosen = inverse_cdf(
-                            logits.double().cpu().numpy(), temperature, uniforms[:, row, column, channel]
-                        )
-                        values = np.where(unknown, chosen, levels[:, row, column, channel]).astype(np.uint8)
-                        levels[:, row, column, channel] = values
-                        inputs[:, channel, row, column] = from_levels(torch.from_numpy(values)).to(self.device)
-            return levels
-        finally:
-            self.network.train(was_training)
+    def start_row(self, inputs: np.ndarray, row: int) -> None:
+        """Rows above `row` are final: compute their links into it once."""
+        self.links = self.network.row_links(torch.from_numpy(inputs).to(self.device), row)
+
+    @torch.no_grad()
+    def logits(self, inputs: np.ndarray, row: int, column: int) -> np.ndarray:
+        """Logits (N, 256, C) at (row, column), from the row's pixels and the links."""
+        row_pixels = torch.from_numpy(np.ascontiguousarray(inputs[:, :, row : row + 1])).to(self.device)
+        return self.network.logits_at(row_pixels, self.links, column).double().cpu().numpy()
+
+
+__all__ = ["GatedPixelCnn", "PixelCnnFamily", "from_levels", "inverse_cdf", "to_levels"]

@@ -17,10 +17,9 @@ from studio.engine.models.base import (
     GeneratorFamily,
     Hyperparameter,
     Precision,
-    gaussian_noise,
-    iterate_batches,
     to_uint8,
 )
+from studio.engine.runtime.pipelines import VaePipeline
 
 
 def _levels(resolution: int) -> int:
@@ -89,6 +88,9 @@ class VaeFamily(GeneratorFamily):
         Hyperparameter("kl_warmup", int, 500, "steps over which the KL weight ramps from 0 to beta",
                        "training", 0, 1_000_000),
         Hyperparameter("temperature", float, 1.0, "scale of the latent noise at sampling", "sampling", 0.05, 2.0),
+        Hyperparameter("inpaint_iterations", int, 30,
+                       "inpainting: encode-decode rounds that pull the filled pixels towards the known ones",
+                       "sampling", 1, 500),
     )
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
@@ -126,24 +128,21 @@ class VaeFamily(GeneratorFamily):
         return {"loss": loss.detach().item(), "reconstruction": reconstruction.detach().item(),
                 "kl": kl.detach().item()}
 
-    def decode(self, latents: np.ndarray, batch: int = 256) -> np.ndarray:
+    def pipeline(self) -> VaePipeline:
+        """Sampling, interpolation, encoding and inpainting over the encoder's means and the decoder."""
+        return VaePipeline(
+            self.spec(),
+            encoder=self.numpy_function(lambda x: self.encoder(x)[0], [self.encoder]),
+            decoder=self.numpy_function(lambda z: torch.sigmoid(self.decoder(z)) * 2 - 1, [self.decoder]),
+        )
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
         """Images (uint8 NHWC) from latent vectors: the decoder's mean image."""
-        return self.images_from_latents(latents, lambda z: torch.sigmoid(self.decoder(z)) * 2 - 1, batch)
+        return self.pipeline().decode(latents, {})
 
-    @torch.no_grad()
-    def encode(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    def encode(self, images: np.ndarray) -> np.ndarray:
         """Latent means (float32 N x latent_dim) of uint8 NHWC images."""
-        out = []
-        for part in iterate_batches(len(images), batch):
-            x = torch.from_numpy(np.ascontiguousarray(images[part])).to(self.device)
-            x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1)
-            out.append(self.encoder(x)[0].float().cpu().numpy())
-        return np.concatenate(out)
-
-    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
-        """z ~ N(0, I) from each seed, scaled by the temperature, decoded."""
-        latents = gaussian_noise(seeds, (self.hparams["latent_dim"],)) * np.float32(options["temperature"])
-        return self.decode(latents)
+        return self.pipeline().encode(images)
 
     @torch.no_grad()
     def diagnostics(self, real: torch.Tensor) -> Diagnostics:
