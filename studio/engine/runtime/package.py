@@ -1,0 +1,255 @@
+"""An exported model on disk: read and verify its manifest and files, open sessions, build its pipeline.
+
+Nothing here imports torch: an export runs wherever numpy and onnxruntime are installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from studio.engine.models.schema import Hyperparameter
+from studio.engine.runtime.pipelines import (
+    DiffusionPipeline,
+    GanPipeline,
+    ModelSpec,
+    Pipeline,
+    PixelCnnPipeline,
+    VaePipeline,
+)
+from studio.engine.runtime.providers import ProviderChoice, open_session
+from studio.errors import StudioError
+
+EXPORT_FOLDER = "onnx"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+# The networks each family needs, with their input names (what the runtime feeds).
+NETWORKS: dict[str, dict[str, tuple[str, ...]]] = {
+    "gan": {"generator": ("latent",)},
+    "vae": {"decoder": ("latent",), "encoder": ("image",)},
+    "pixelcnn": {"pixelcnn": ("image",)},
+    "diffusion": {"denoiser": ("sample", "timestep")},
+}
+# The facts every file's metadata_props repeats from the manifest (checked against it at load).
+_CHECKED_METADATA = ("family", "resolution", "channels", "weights_hash")
+
+
+class ExportError(StudioError):
+    """An export that is missing, damaged, or not what it claims to be."""
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metadata_for(manifest: Mapping[str, Any], role: str, precision: str) -> dict[str, str]:
+    """The metadata_props of one exported file: the manifest's facts as strings (JSON where structured)."""
+    facts = {key: manifest[key] for key in (
+        "family", "model", "resolution", "channels", "value_range", "latent_shape", "scheduler", "reach",
+        "studio_version", "weights_hash", "steps_trained", "hyperparameters",
+    )}
+    facts.update(role=role, precision=precision)
+    return {f"studio.{key}": value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            for key, value in facts.items()}
+
+
+def recover_export(model_folder: Path) -> None:
+    """Undo a swap cut short by a crash: with no onnx/ but an old copy aside, put the old copy back."""
+    final = model_folder / EXPORT_FOLDER
+    if final.exists():
+        return
+    aside = sorted(model_folder.glob(f".{EXPORT_FOLDER}.old-*"), key=lambda p: p.stat().st_mtime)
+    if aside:
+        os.replace(aside[-1], final)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """manifest.json of an export folder, checked for the fields the runtime needs."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ExportError(f"no ONNX export in {folder.parent.name or folder}: run `studio export MODEL` first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExportError(f"{path} is not valid JSON ({error}): export the model again") from None
+    if not isinstance(manifest, dict):
+        raise ExportError(f"{path} does not describe an export")
+    if int(manifest.get("format", 0)) > MANIFEST_FORMAT:
+        raise ExportError(f"{path} was written by a newer Studio (format {manifest['format']})")
+    missing = [key for key in ("family", "resolution", "channels", "networks", "hyperparameters",
+                               "sampling_schema", "weights_hash") if key not in manifest]
+    if missing:
+        raise ExportError(f"{path} lacks {', '.join(missing)}: export the model again")
+    if manifest["family"] not in NETWORKS:
+        raise ExportError(f"{path} names an unknown family '{manifest['family']}'")
+    return manifest
+
+
+@dataclass
+class OnnxModel:
+    """An export, opened: its manifest, the provider that runs it, and the family pipeline over its sessions."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    pipeline: Pipeline
+    choice: ProviderChoice
+    precision: str
+    sessions: dict[str, ort.InferenceSession] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        """Short name of the provider that actually runs the sessions ("cpu", "cuda", ...)."""
+        return self.choice.provider
+
+
+def load_exported(
+    folder: Path,
+    provider: str = "auto",
+    precision: str = "fp32",
+    expect: Mapping[str, Any] | None = None,
+    threads: int | None = None,
+) -> OnnxModel:
+    """Open an export folder: verify the manifest against each file (checksum and metadata), open sessions.
+
+    `expect` holds facts the caller knows (family, resolution, channels, weights_hash): a mismatch
+    is refused with the reason (another model's export, or one made before more training).
+    """
+    if precision not in ("fp32", "fp16"):
+        raise ExportError(f"unknown precision '{precision}': choose fp32 or fp16")
+    manifest = read_manifest(folder)
+    family = manifest["family"]
+    if expect:
+        for key in ("family", "resolution", "channels"):
+            if key in expect and manifest.get(key) != expect[key]:
+                raise ExportError(
+                    f"the ONNX export is a {manifest.get('resolution')}px {manifest.get('family')} model, "
+                    f"not this {expect.get('resolution')}px {expect.get('family')} one: export the model again"
+                )
+        if expect.get("weights_hash") and manifest["weights_hash"] != expect["weights_hash"]:
+            raise ExportError("the ONNX export is out of date (the weights changed after it was made): "
+                              "export the model again")
+    sessions: dict[str, ort.InferenceSession] = {}
+    choice: ProviderChoice | None = None
+    for role, inputs in NETWORKS[family].items():
+        entry = manifest["networks"].get(role)
+        if not isinstance(entry, dict):
+            raise ExportError(f"the export lacks its {role} network: export the model again")
+        if precision == "fp16":
+            entry = entry.get("fp16")
+            if not isinstance(entry, dict):
+                raise ExportError("the export has no fp16 variant: export again with --fp16")
+        path = folder / str(entry.get("file", ""))
+        if not path.is_file():
+            raise ExportError(f"{path.name} is missing from the export: export the model again")
+        if file_sha256(path) != entry.get("sha256"):
+            raise ExportError(f"{path.name} does not match its manifest (damaged or replaced): export the model again")
+        try:
+            session, chosen = open_session(path, provider if choice is None else choice.provider, threads)
+        except StudioError:
+            raise
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for bad files
+            raise ExportError(f"{path.name} is not a valid ONNX model ({str(error).splitlines()[0][:200]})") from None
+        choice = choice or chosen
+        _check_metadata(path, session, manifest, role, inputs)
+        sessions[role] = session
+    assert choice is not None
+    return OnnxModel(folder, manifest, build_pipeline(manifest, sessions), choice, precision, sessions)
+
+
+def _check_metadata(
+    path: Path, session: ort.InferenceSession, manifest: Mapping[str, Any], role: str, inputs: tuple[str, ...]
+) -> None:
+    props = session.get_modelmeta().custom_metadata_map
+    for key in (*_CHECKED_METADATA, "role"):
+        want = role if key == "role" else manifest[key]
+        text = props.get(f"studio.{key}")
+        got = text if key in ("role", "family", "weights_hash") else _json_or_none(text)
+        if got != want:
+            raise ExportError(f"{path.name} disagrees with its manifest ({key}: file {got!r}, manifest {want!r}): "
+                              "export the model again")
+    names = tuple(i.name for i in session.get_inputs())
+    if names != inputs:
+        raise ExportError(f"{path.name} takes inputs {', '.join(names)}, expected {', '.join(inputs)}")
+
+
+def _json_or_none(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text is not None else None
+    except json.JSONDecodeError:
+        return text
+
+
+def spec_from_manifest(manifest: Mapping[str, Any]) -> ModelSpec:
+    """The pipeline's view of a model, from its manifest."""
+    try:
+        schema = tuple(Hyperparameter.from_dict(h) for h in manifest["sampling_schema"])
+        return ModelSpec(manifest["family"], int(manifest["resolution"]), int(manifest["channels"]),
+                         dict(manifest["hyperparameters"]), schema, manifest.get("scheduler"), manifest.get("reach"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ExportError(f"the manifest is malformed ({error}): export the model again") from None
+
+
+def build_pipeline(manifest: Mapping[str, Any], sessions: Mapping[str, ort.InferenceSession]) -> Pipeline:
+    """The family pipeline with each network callable running its ONNX Runtime session."""
+    spec = spec_from_manifest(manifest)
+
+    def runner(role: str, output: str | None = None) -> Any:
+        session = sessions[role]
+        names = [i.name for i in session.get_inputs()]
+        outputs = [output] if output else None
+
+        def run(*arrays: np.ndarray) -> np.ndarray:
+            return session.run(outputs, dict(zip(names, arrays, strict=True)))[0]
+
+        return run
+
+    family = spec.family
+    if family == "gan":
+        return GanPipeline(spec, runner("generator"))
+    if family == "vae":
+        return VaePipeline(spec, runner("encoder", "mean"), runner("decoder"))
+    if family == "diffusion":
+        return DiffusionPipeline(spec, runner("denoiser"))
+    if spec.reach is None:
+        raise ExportError("the PixelCNN manifest lacks its reach: export the model again")
+    reach = int(spec.reach)
+    session = sessions["pixelcnn"]
+    return PixelCnnPipeline(spec, lambda: WindowRaster(session, reach))
+
+
+class WindowRaster:
+    """PixelCNN logits from the network run on the window around each sub-pixel (the whole batch at once).
+
+    A logit at (row, column) depends on at most `reach + 1` rows above and `reach` columns either side,
+    so the window [row - reach - 1, row] x [column - reach, column + reach], clipped to the image, gives
+    the same numbers as the whole image at a fraction of the cost.
+    """
+
+    def __init__(self, session: ort.InferenceSession, reach: int) -> None:
+        self.session = session
+        self.reach = reach
+
+    def start_row(self, inputs: np.ndarray, row: int) -> None:
+        """Nothing to precompute: each call runs its own window."""
+
+    def logits(self, inputs: np.ndarray, row: int, column: int) -> np.ndarray:
+        """Logits (N, 256, C) at (row, column)."""
+        top = max(0, row - 1 - self.reach)
+        left = max(0, column - self.reach)
+        right = min(inputs.shape[3], column + self.reach + 1)
+        window = np.ascontiguousarray(inputs[:, :, top : row + 1, left:right])
+        logits = self.session.run(None, {"image": window})[0]
+        return logits[:, :, :, -1, column - left]
