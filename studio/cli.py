@@ -338,23 +338,74 @@ def cmd_families(ctx: Context) -> dict[str, Any]:
     return {"families": families}
 
 
+def _sampling_overrides(ctx: Context) -> dict[str, Any]:
+    """--set pairs as text; the opened model's sampling schema parses and validates them."""
+    values: dict[str, Any] = {}
+    for pair in ctx.args.set:
+        key, separator, text = pair.partition("=")
+        if not separator or not key.strip():
+            raise StudioError(f"--set takes key=value, not '{pair}'")
+        values[key.strip()] = text
+    return values
+
+
+def _print_generated(ctx: Context, result: Any, what: str) -> dict[str, Any]:
+    if result.note:
+        print(f"studio: {result.note}", file=sys.stderr)
+    if not ctx.args.json:
+        print(f"{len(result.items)} {what} in {result.seconds:.2f}s "
+              f"({result.seconds / max(1, len(result.items)):.3f}s each, {result.backend} on {result.device})")
+        for item in result.items:
+            label = f"seed {item['seed']}" if item["seed"] is not None else result.operation
+            print(f"  #{item['id']} {label}: {item['path']}")
+    return result.as_dict()
+
+
 def cmd_generate(ctx: Context) -> dict[str, Any]:
-    """studio generate MODEL --count N [--seed S] [--set k=v ...]"""
-    from studio.engine.checkpoints import read_config
+    """studio generate MODEL --count N [--seed S] [--backend torch|onnx] [--set k=v ...]"""
     from studio.engine.generation import generate
-    from studio.engine.library import model_folder
-    from studio.engine.models.registry import family_class, parse_overrides
 
     args = ctx.args
-    family = family_class(str(read_config(model_folder(ctx.store, args.model))["family"]))
-    options = parse_overrides(family, args.set)
-    result = ctx.run(generate(ctx.store, args.model, args.count, args.seed, options, backend=args.backend,
-                              device=args.device))
-    if not args.json:
-        print(f"{len(result.items)} image(s) in {result.seconds:.2f}s "
-              f"({result.seconds / max(1, len(result.items)):.3f}s per image, {result.device})")
-        for item in result.items:
-            print(f"  #{item['id']} seed {item['seed']}: {item['path']}")
+    result = ctx.run(generate(ctx.store, args.model, args.count, args.seed, _sampling_overrides(ctx),
+                              backend=args.backend, device=args.device, provider=args.provider))
+    return _print_generated(ctx, result, "image(s)")
+
+
+def cmd_interpolate(ctx: Context) -> dict[str, Any]:
+    """studio interpolate MODEL --from A --to B --frames K"""
+    from studio.engine.generation import EndpointRef, interpolate
+
+    args = ctx.args
+    start, end = EndpointRef.parse(args.start), EndpointRef.parse(args.end)
+    result = ctx.run(interpolate(ctx.store, args.model, start, end, args.frames, _sampling_overrides(ctx),
+                                 backend=args.backend, device=args.device, provider=args.provider))
+    return _print_generated(ctx, result, "frame(s)")
+
+
+def cmd_inpaint(ctx: Context) -> dict[str, Any]:
+    """studio inpaint MODEL --image PATH --mask PATH [--count N]"""
+    from studio.engine.generation import inpaint
+
+    args = ctx.args
+    result = ctx.run(inpaint(ctx.store, args.model, args.image, args.mask, args.count, args.seed,
+                             _sampling_overrides(ctx), backend=args.backend, device=args.device,
+                             provider=args.provider))
+    return _print_generated(ctx, result, "completion(s)")
+
+
+def cmd_export(ctx: Context) -> dict[str, Any]:
+    """studio export MODEL [--fp16]"""
+    from studio.engine.export import export_model
+
+    result = ctx.run(export_model(ctx.store, ctx.args.model, fp16=ctx.args.fp16))
+    if not ctx.args.json:
+        print(f"exported '{result.model}' to {result.folder} in {result.seconds:.1f}s")
+        for role, entry in result.networks.items():
+            difference, tolerance = entry["max_abs_difference"], entry["tolerance"]
+            line = f"  {role:<10} {entry['file']:<18} parity {difference:.2g} (<= {tolerance:g})"
+            if "fp16" in entry:
+                line += f"; fp16 {entry['fp16']['max_abs_difference']:.2g}"
+            print(line)
     return result.as_dict()
 
 
@@ -394,14 +445,54 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
     payload = {
         "studio": __version__, "python": sys.version.split()[0], "home": str(ctx.home.root),
         "database": str(ctx.home.database), "read_only": ctx.store.read_only_reason, "versions": versions,
+        "devices": _devices(), "providers": _providers(),
     }
     if not ctx.args.json:
         for key, value in payload.items():
-            if key != "versions":
+            if key not in ("versions", "devices", "providers"):
                 print(f"{key:>9}: {value}")
+        print(f"{'devices':>9}: {', '.join(d['name'] for d in payload['devices'])}")
+        providers = payload["providers"]
+        print(f"{'onnx':>9}: available {', '.join(providers['available'])}; usable {', '.join(providers['usable'])}")
         for package, version in versions.items():
             print(f"{package:>20} {version}")
     return payload
+
+
+def _devices() -> list[dict[str, Any]]:
+    """The torch devices here: the CPU, and each CUDA GPU with its name and memory."""
+    import os
+
+    devices: list[dict[str, Any]] = [{"kind": "cpu", "name": f"CPU ({os.cpu_count()} cores)"}]
+    try:
+        import torch
+    except ImportError:
+        return devices
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            devices.append({"kind": "cuda", "index": index, "name": props.name,
+                            "memory_gib": round(props.total_memory / 2**30, 1)})
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append({"kind": "mps", "name": "Apple GPU (MPS)"})
+    return devices
+
+
+def _providers() -> dict[str, Any]:
+    """ONNX Runtime providers this build offers, and those on which a session really runs here."""
+    from onnx import TensorProto, helper
+
+    from studio.engine.runtime.providers import available_providers, usable_providers
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    probe.ir_version = 8
+    return {"available": available_providers(), "usable": usable_providers(probe.SerializeToString())}
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -495,17 +586,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", parents=[common], help="sample images from a model into the gallery")
     gen.add_argument("model")
-    gen.add_argument("--count", type=int, default=8, help="images to make (default 8)")
-    gen.add_argument("--seed", type=int, default=None, help="first seed (default: random); image i uses seed+i")
-    gen.add_argument("--backend", default="torch", choices=("torch",), help="inference backend")
-    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="a sampling setting such as steps, eta or temperature; repeatable")
-    gen.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    _backend_arguments(gen)
     gen.set_defaults(handler=cmd_generate)
+
+    interp = commands.add_parser("interpolate", parents=[common], help="frames between two seeds, items or images")
+    interp.add_argument("model")
+    interp.add_argument("--from", dest="start", required=True, metavar="SEED|#ITEM|FILE",
+                        help="a seed (123), a gallery item (#45) or, for a VAE, an image file")
+    interp.add_argument("--to", dest="end", required=True, metavar="SEED|#ITEM|FILE", help="the other end")
+    interp.add_argument("--frames", type=int, default=8, help="frames, both ends included (default 8)")
+    _backend_arguments(interp)
+    interp.set_defaults(handler=cmd_interpolate)
+
+    paint = commands.add_parser("inpaint", parents=[common], help="regenerate the masked part of an image")
+    paint.add_argument("model")
+    paint.add_argument("--image", required=True, metavar="PATH|#ITEM", help="an image file or a gallery item (#45)")
+    paint.add_argument("--mask", required=True, metavar="PATH",
+                       help="an image of the same size: white where new pixels are wanted, black where kept")
+    paint.add_argument("--count", type=int, default=4, help="completions to make (default 4)")
+    paint.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
+    _backend_arguments(paint)
+    paint.set_defaults(handler=cmd_inpaint)
+
+    export = commands.add_parser("export", parents=[common], help="export a model to ONNX (checked against torch)")
+    export.add_argument("model")
+    export.add_argument("--fp16", action="store_true", help="also write half-precision files for GPUs")
+    export.set_defaults(handler=cmd_export)
 
     info = commands.add_parser("info", parents=[common], help="versions, data home and database state")
     info.set_defaults(handler=cmd_info)
     return parser
+
+
+def _backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend, --device, --provider and --set, shared by generate, interpolate and inpaint."""
+    from studio.engine.runtime.providers import PROVIDER_CHOICES
+
+    if parser.prog.endswith("generate"):
+        parser.add_argument("--count", type=int, default=8, help="images to make (default 8)")
+        parser.add_argument("--seed", type=int, default=None, help="first seed (default: random); image i uses seed+i")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                        help="torch (the checkpoint) or onnx (the export, through ONNX Runtime)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="torch device")
+    parser.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
+                        help="ONNX Runtime provider (auto: the GPU when usable, else the CPU)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a sampling setting such as steps, eta or temperature; repeatable")
 
 
 def _emit_error(message: str, as_json: bool) -> None:

@@ -1,59 +1,87 @@
-"""Generation with the torch backend: sample a model, write PNGs into the gallery, record each one.
+"""Generation into the gallery, with either backend: sample, interpolate and inpaint.
 
-Every PNG carries its generation parameters as JSON in a `studio` text chunk, so an image alone
-says how to make it again. Files are written atomically before their rows are committed.
+A model opens as a family pipeline over torch modules (`backend="torch"`) or over ONNX Runtime
+sessions (`backend="onnx"`); both share every procedure and random draw, so a seed gives the same
+image either way. Every PNG carries its generation parameters as JSON in a `studio` text chunk, so
+an image alone says how to make it again. Files are written atomically before their rows are
+committed, one transaction per batch; interpolation frames and inpainting results record their
+parent items (lineage). torch is imported only when the torch backend is used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import re
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
 from studio import __version__
-from studio.engine.checkpoints import load_model
+from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read_file
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
-from studio.engine.library import model_folder
-from studio.engine.models.base import iterate_batches
-from studio.engine.training import select_device
-from studio.errors import StudioError
+from studio.engine.runtime.numerics import iterate_batches
+from studio.engine.runtime.package import EXPORT_FOLDER, ExportError, load_exported, recover_export
+from studio.engine.runtime.pipelines import Endpoint, Pipeline
+from studio.engine.runtime.providers import PROVIDER_CHOICES
+from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
 from studio.store.models import Model
 
 METADATA_KEY = "studio"
 MAX_COUNT = 10_000
+MAX_FRAMES = 1_000
 MAX_SEED = 2**63 - 1
+BACKENDS = ("torch", "onnx")
+INPUTS_FOLDER = "_inputs"  # inpainting sources and masks, content-addressed, so results can be remade
+
+
+@dataclass
+class OpenedModel:
+    """A model ready to generate: its pipeline, and which backend and provider really run it."""
+
+    name: str
+    model_id: int
+    family: str
+    pipeline: Pipeline
+    backend: str
+    provider: str
+    weights_hash: str | None
+    steps_trained: int
+    note: str = ""  # e.g. why auto fell back to the CPU
 
 
 @dataclass
 class GenerateResult:
-    """The gallery items made, and how long an image took."""
+    """The gallery items made, and how long they took."""
 
     items: list[dict[str, Any]]
     seconds: float
     backend: str
     device: str
     options: dict[str, Any] = field(default_factory=dict)
+    operation: str = "sample"
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form (`studio generate --json`)."""
+        """The JSON form (`studio generate|interpolate|inpaint --json`)."""
         count = max(1, len(self.items))
-        return {"items": self.items, "seconds": round(self.seconds, 3),
+        return {"operation": self.operation, "items": self.items, "seconds": round(self.seconds, 3),
                 "seconds_per_image": round(self.seconds / count, 4), "backend": self.backend,
-                "device": self.device, "options": self.options}
+                "device": self.device, "provider": self.device, "options": self.options, "note": self.note}
 
 
 def write_png(path: Path, image: np.ndarray, metadata: Mapping[str, Any]) -> None:
@@ -80,6 +108,113 @@ def gallery_folder(store: Store, model: str) -> Path:
     return folder
 
 
+# --- opening a model ------------------------------------------------------------------------
+
+
+def open_model(
+    store: Store, name: str, backend: str = "torch", provider: str = "auto", device: str = "auto"
+) -> OpenedModel:
+    """A model's pipeline on the torch backend (on `device`) or the ONNX backend (on `provider`)."""
+    if backend not in BACKENDS:
+        raise StudioError(f"unknown backend '{backend}': choose torch or onnx")
+    if provider not in PROVIDER_CHOICES:
+        raise StudioError(f"unknown provider '{provider}': choose {', '.join(PROVIDER_CHOICES)}")
+    with store.sessions() as session:
+        row = session.scalar(select(Model).where(Model.name == name))
+        if row is None:
+            raise NotFoundError(f"no model named '{name}' (see `studio models list`)")
+        model_id, folder = row.id, store.home.absolute(row.folder)
+        facts = {"family": row.family, "resolution": row.resolution, "channels": row.channels,
+                 "weights_hash": row.weights_hash}
+    if backend == "torch":
+        if provider != "auto":
+            raise StudioError("--provider chooses an ONNX Runtime provider: use it with --backend onnx")
+        from studio.engine.checkpoints import load_model  # torch: loaded only for this backend
+        from studio.engine.training import select_device
+
+        torch_device = select_device(device)
+        loaded = load_model(folder, torch_device, with_optimizers=False)
+        loaded.family.train_mode(False)
+        return OpenedModel(name, model_id, loaded.family.name, loaded.family.pipeline(), "torch",
+                           torch_device.type, loaded.config.get("weights_hash"), loaded.state.step)
+    if device != "auto":
+        raise StudioError("--device chooses a torch device: with --backend onnx use --provider")
+    recover_export(folder)
+    if not (folder / EXPORT_FOLDER).is_dir():
+        raise ExportError(f"model '{name}' has not been exported to ONNX: run `studio export {name}` first")
+    exported = load_exported(folder / EXPORT_FOLDER, provider, expect=facts)
+    return OpenedModel(name, model_id, exported.manifest["family"], exported.pipeline, "onnx", exported.provider,
+                       exported.manifest.get("weights_hash"), int(exported.manifest.get("steps_trained", 0)),
+                       exported.choice.note)
+
+
+def _check_seed(seed: int | None, count: int) -> int:
+    if seed is None:
+        return secrets.randbelow(2**31)
+    if not 0 <= seed <= MAX_SEED - count:
+        raise StudioError(f"invalid seed {seed}: choose 0 to {MAX_SEED - count}")
+    return seed
+
+
+def _check_writable(store: Store) -> None:
+    if store.read_only:
+        raise StudioError(f"the database is read-only: {store.read_only_reason}")
+
+
+class _GalleryWriter:
+    """Writes one batch of images as PNGs with metadata, then their rows (and lineage) in one transaction."""
+
+    def __init__(self, store: Store, opened: OpenedModel, operation: str, options: Mapping[str, Any]) -> None:
+        self.store = store
+        self.opened = opened
+        self.operation = operation
+        self.options = dict(options)
+        self.folder = gallery_folder(store, opened.name)
+        self.repository = GalleryRepository(store)
+
+    def metadata(self, seed: int | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """What the PNG carries: enough to make the image again."""
+        opened = self.opened
+        return {"studio_version": __version__, "operation": self.operation, "model": opened.name,
+                "family": opened.family, "weights_hash": opened.weights_hash, "seed": seed,
+                "params": self.options, "backend": opened.backend, "provider": opened.provider,
+                "steps_trained": opened.steps_trained, **extra}
+
+    def save(
+        self,
+        images: np.ndarray,
+        seeds: Sequence[int | None],
+        extras: Sequence[Mapping[str, Any]],
+        parents: Sequence[int | tuple[int, str]] = (),
+    ) -> list[dict[str, Any]]:
+        """Files first, rows after; returns what the CLI prints per item."""
+        opened = self.opened
+        rows: list[dict[str, Any]] = []
+        paths: list[Path] = []
+        for image, seed, extra in zip(images, seeds, extras, strict=True):
+            tag = f"{seed}" if seed is not None else self.operation
+            path = self.folder / f"{opened.name}-{tag}-{uuid.uuid4().hex[:8]}.png"
+            write_png(path, image, self.metadata(seed, extra))
+            paths.append(path)
+            rows.append({
+                "path": self.store.home.relative(path), "model_name": opened.name, "family": opened.family,
+                "width": image.shape[1], "height": image.shape[0], "model_id": opened.model_id, "seed": seed,
+                "operation": self.operation, "params": {**self.options, **extra}, "backend": opened.backend,
+                "provider": opened.provider, "parents": list(parents),
+            })
+        try:
+            entries = self.repository.add_many(rows)
+        except BaseException:
+            for path in paths:  # no row points at them: do not leave orphans behind
+                path.unlink(missing_ok=True)
+            raise
+        return [{"id": entry.id, "path": str(path), "seed": entry.seed}
+                for path, entry in zip(paths, entries, strict=True)]
+
+
+# --- sample ---------------------------------------------------------------------------------
+
+
 def generate(
     store: Store,
     model: str,
@@ -88,55 +223,281 @@ def generate(
     options: Mapping[str, Any] | None = None,
     backend: str = "torch",
     device: str = "auto",
+    provider: str = "auto",
     batch_size: int = 64,
     cancel: CancelToken | None = None,
 ) -> Job:
     """Sample `count` images with seeds seed, seed+1, ...; yields Progress, then Finished(GenerateResult)."""
-    if backend != "torch":
-        raise StudioError(f"unknown backend '{backend}': this version generates with the torch backend")
     if not 1 <= count <= MAX_COUNT:
         raise StudioError(f"invalid count {count}: choose 1 to {MAX_COUNT}")
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-    if not 0 <= seed <= MAX_SEED - count:
-        raise StudioError(f"invalid seed {seed}: choose 0 to {MAX_SEED - count}")
-    if store.read_only:
-        raise StudioError(f"the database is read-only: {store.read_only_reason}")
+    seed = _check_seed(seed, count)
+    _check_writable(store)
     cancel = cancel or CancelToken()
-    torch_device = select_device(device)
-    loaded = load_model(model_folder(store, model), torch_device, with_optimizers=False)
-    family = loaded.family
-    family.train_mode(False)
-    chosen = family.sampling_options(options or {})
-    with store.sessions() as session:
-        model_id = session.scalar(select(Model.id).where(Model.name == model))
-    repository = GalleryRepository(store)
-    folder = gallery_folder(store, model)
+    opened = open_model(store, model, backend, provider, device)
+    chosen = opened.pipeline.sampling_options(options or {})
+    writer = _GalleryWriter(store, opened, "sample", chosen)
     seeds = list(range(seed, seed + count))
     items: list[dict[str, Any]] = []
     started = time.monotonic()
-    yield Progress("generating", 0, count, f"{model}: {count} image(s) on {torch_device.type}")
+    yield Progress("generating", 0, count, f"{model}: {count} image(s) on {opened.backend}/{opened.provider}")
     for part in iterate_batches(count, batch_size):
         cancel.check()
-        images = family.sample(seeds[part], chosen)
-        rows: list[dict[str, Any]] = []
-        paths: list[Path] = []
-        for image_seed, image in zip(seeds[part], images, strict=True):
-            metadata = {
-                "studio_version": __version__, "operation": "sample", "model": model, "family": family.name,
-                "weights_hash": loaded.config.get("weights_hash"), "seed": image_seed, "params": chosen,
-                "backend": backend, "provider": torch_device.type, "steps_trained": loaded.state.step,
-            }
-            path = folder / f"{model}-{image_seed}-{uuid.uuid4().hex[:8]}.png"
-            write_png(path, image, metadata)
-            paths.append(path)
-            rows.append({
-                "path": store.home.relative(path), "model_name": model, "family": family.name,
-                "width": image.shape[1], "height": image.shape[0], "model_id": model_id, "seed": image_seed,
-                "operation": "sample", "params": chosen, "backend": backend, "provider": torch_device.type,
-            })
-        # One transaction per batch, after its files exist.
-        for path, entry in zip(paths, repository.add_many(rows), strict=True):
-            items.append({"id": entry.id, "path": str(path), "seed": entry.seed})
+        images = opened.pipeline.sample(seeds[part], chosen)
+        items += writer.save(images, seeds[part], [{}] * len(images))
         yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
-    yield Finished(GenerateResult(items, time.monotonic() - started, backend, torch_device.type, chosen))
+    yield Finished(GenerateResult(items, time.monotonic() - started, opened.backend, opened.provider, chosen,
+                                  "sample", opened.note))
+
+
+# --- interpolate ----------------------------------------------------------------------------
+
+_ITEM = re.compile(r"^(?:#|item:)(\d+)$")
+_SEED = re.compile(r"^(?:seed:)?(\d+)$")
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    """What the user named as one end: a seed, a gallery item, or an image file."""
+
+    seed: int | None = None
+    item: int | None = None
+    file: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> EndpointRef:
+        """`123` or `seed:123` is a seed, `#45` or `item:45` a gallery item, anything else an image file."""
+        text = text.strip()
+        if match := _ITEM.match(text):
+            return cls(item=int(match.group(1)))
+        if match := _SEED.match(text):
+            seed = int(match.group(1))
+            if seed > MAX_SEED:
+                raise StudioError(f"invalid seed {seed}: choose 0 to {MAX_SEED}")
+            return cls(seed=seed)
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise StudioError(f"'{text}' is neither a seed, a gallery item (#ID) nor an image file")
+        return cls(file=path)
+
+    def describe(self) -> dict[str, Any]:
+        """How the PNG metadata records it."""
+        if self.seed is not None:
+            return {"seed": self.seed}
+        if self.item is not None:
+            return {"item": self.item}
+        return {"file": str(self.file)}
+
+
+def _image_at_model_size(data: bytes, pipeline: Pipeline, what: str) -> np.ndarray:
+    """Image bytes decoded, centre-cropped and resized to the model's size and channels (uint8 HWC)."""
+    size, channels = pipeline.resolution, pipeline.channels
+    try:
+        decoded = decode_image(data, size, channels, ImportLimits())
+    except Skip as reason:
+        raise StudioError(f"{what}: {reason}") from None
+    return np.frombuffer(decoded.pixels, np.uint8).reshape(size, size, channels).copy()
+
+
+def _read_user_file(path: Path, what: str) -> bytes:
+    try:
+        return read_file(str(path), ImportLimits())
+    except Skip as reason:
+        raise StudioError(f"{what} {path}: {reason}") from None
+
+
+def _resolve_endpoint(store: Store, opened: OpenedModel, ref: EndpointRef) -> tuple[Endpoint, int | None]:
+    """The pipeline endpoint for a reference, and the gallery item it came from (for lineage)."""
+    pipeline = opened.pipeline
+    if ref.seed is not None:
+        return Endpoint(seed=ref.seed), None
+    if ref.file is not None:
+        pipeline.require("encode")
+        data = _read_user_file(ref.file, "image")
+        return Endpoint(image=_image_at_model_size(data, pipeline, str(ref.file))), None
+    assert ref.item is not None
+    entry = GalleryRepository(store).get(ref.item)
+    if entry.model == opened.name and entry.operation == "sample" and entry.seed is not None:
+        return Endpoint(seed=entry.seed), entry.id
+    if "encode" not in pipeline.capabilities:
+        raise StudioError(
+            f"item {entry.id} was not sampled by '{opened.name}' from a seed, and {opened.family} models "
+            "cannot encode images: choose seeds or items sampled from this model"
+        )
+    path = store.home.absolute(entry.path)
+    data = _read_user_file(path, f"gallery item {entry.id}")
+    return Endpoint(image=_image_at_model_size(data, pipeline, f"gallery item {entry.id}")), entry.id
+
+
+def interpolate(
+    store: Store,
+    model: str,
+    start: EndpointRef,
+    end: EndpointRef,
+    frames: int = 8,
+    options: Mapping[str, Any] | None = None,
+    backend: str = "torch",
+    device: str = "auto",
+    provider: str = "auto",
+    cancel: CancelToken | None = None,
+) -> Job:
+    """`frames` images from start to end (both included) into the gallery, each pointing at its endpoints."""
+    if not 2 <= frames <= MAX_FRAMES:
+        raise StudioError(f"invalid frame count {frames}: choose 2 to {MAX_FRAMES}")
+    _check_writable(store)
+    cancel = cancel or CancelToken()
+    opened = open_model(store, model, backend, provider, device)
+    opened.pipeline.require("interpolate")
+    chosen = opened.pipeline.interpolation_options(options or {})
+    first, first_item = _resolve_endpoint(store, opened, start)
+    second, second_item = _resolve_endpoint(store, opened, end)
+    started = time.monotonic()
+    yield Progress("interpolating", 0, frames, f"{model}: {frames} frames on {opened.backend}/{opened.provider}")
+    cancel.check()
+    images = opened.pipeline.interpolate(first, second, frames, chosen)
+    cancel.check()
+    method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
+    weights = np.linspace(0.0, 1.0, frames)
+    extras = [{"from": start.describe(), "to": end.describe(), "frame": index, "frames": frames,
+               "t": round(float(weight), 6), "method": method} for index, weight in enumerate(weights)]
+    parents: list[int | tuple[int, str]] = []
+    if first_item is not None:
+        parents.append((first_item, "from"))
+    if second_item is not None and second_item != first_item:
+        parents.append((second_item, "to"))
+    items = _GalleryWriter(store, opened, "interpolate", chosen).save(images, [None] * frames, extras, parents)
+    yield Progress("interpolating", frames, frames, f"{frames} frames")
+    yield Finished(GenerateResult(items, time.monotonic() - started, opened.backend, opened.provider, chosen,
+                                  "interpolate", opened.note))
+
+
+# --- inpaint --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InpaintInputs:
+    """The image to complete at the model's size, and which pixels to regenerate."""
+
+    image: np.ndarray  # uint8 H x W x C
+    regenerate: np.ndarray  # bool H x W, True where new pixels are wanted
+    source_item: int | None = None
+
+
+def load_inpaint_inputs(
+    store: Store, pipeline: Pipeline, image: str | Path, mask: str | Path | np.ndarray
+) -> InpaintInputs:
+    """Read the image (a file or `#ID` gallery item) and the mask (white = regenerate) at the model's size.
+
+    The mask must have the image's own size; both are centre-cropped and resized the same way.
+    """
+    source_item = None
+    match = _ITEM.match(str(image).strip())
+    if match:
+        entry = GalleryRepository(store).get(int(match.group(1)))
+        source_item = entry.id
+        path = store.home.absolute(entry.path)
+        what = f"gallery item {entry.id}"
+    else:
+        path = Path(image).expanduser()
+        what = f"image {path}"
+        if not path.is_file():
+            raise StudioError(f"no image file at {path}")
+    data = _read_user_file(path, what)
+    pixels = _image_at_model_size(data, pipeline, what)
+    with Image.open(io.BytesIO(data)) as opened:
+        original_size = opened.size
+    if isinstance(mask, np.ndarray):
+        regenerate = np.asarray(mask, bool)
+        if regenerate.shape != original_size[::-1] and regenerate.shape != pixels.shape[:2]:
+            raise StudioError(f"the mask is {regenerate.shape[1]}x{regenerate.shape[0]} but the image is "
+                              f"{original_size[0]}x{original_size[1]}: they must be the same size")
+        if regenerate.shape != pixels.shape[:2]:
+            regenerate = _mask_at_size(Image.fromarray(regenerate.astype(np.uint8) * 255), pipeline.resolution)
+    else:
+        regenerate = _read_mask(Path(mask).expanduser(), original_size, pipeline.resolution)
+    if not regenerate.any():
+        raise StudioError("the mask is empty: paint the area to regenerate in white")
+    if regenerate.all():
+        raise StudioError("the mask covers the whole image, so nothing is kept: use generate instead")
+    return InpaintInputs(pixels, regenerate, source_item)
+
+
+def _read_mask(path: Path, size: tuple[int, int], resolution: int) -> np.ndarray:
+    if not path.is_file():
+        raise StudioError(f"no mask file at {path}")
+    data = _read_user_file(path, "mask")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.size != size:
+                raise StudioError(f"the mask is {opened.size[0]}x{opened.size[1]} but the image is "
+                                  f"{size[0]}x{size[1]}: they must be the same size")
+            grey = opened.convert("L")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise StudioError(f"mask {path}: not a readable image ({str(error).splitlines()[0]})") from None
+    return _mask_at_size(grey, resolution)
+
+
+def _mask_at_size(grey: Image.Image, resolution: int) -> np.ndarray:
+    """Centre-crop like the image, resize, and threshold at half: True = regenerate."""
+    width, height = grey.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    # Box filtering then a threshold: a pixel is regenerated when at least half of its area is painted.
+    small = grey.resize((resolution, resolution), Image.Resampling.BOX, box=(left, top, left + side, top + side))
+    return np.asarray(small) >= 128
+
+
+def _store_input(store: Store, pixels: np.ndarray, kind: str) -> str:
+    """Save an inpainting input (source or mask) once, by content; returns its path in the data home."""
+    folder = store.home.gallery / INPUTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()[:16]
+    path = folder / f"{kind}-{digest}.png"
+    if not path.exists():
+        write_png(path, pixels if pixels.ndim == 3 else pixels[..., None], {"input": kind})
+    return store.home.relative(path)
+
+
+def inpaint(
+    store: Store,
+    model: str,
+    image: str | Path,
+    mask: str | Path | np.ndarray,
+    count: int = 4,
+    seed: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    backend: str = "torch",
+    device: str = "auto",
+    provider: str = "auto",
+    cancel: CancelToken | None = None,
+) -> Job:
+    """Regenerate the masked part of an image `count` times (seeds seed, seed+1, ...) into the gallery."""
+    if not 1 <= count <= MAX_COUNT:
+        raise StudioError(f"invalid count {count}: choose 1 to {MAX_COUNT}")
+    seed = _check_seed(seed, count)
+    _check_writable(store)
+    cancel = cancel or CancelToken()
+    opened = open_model(store, model, backend, provider, device)
+    opened.pipeline.require("inpaint")
+    chosen = opened.pipeline.sampling_options(options or {})
+    inputs = load_inpaint_inputs(store, opened.pipeline, image, mask)
+    source_path = _store_input(store, inputs.image, "source")
+    mask_path = _store_input(store, inputs.regenerate.astype(np.uint8) * 255, "mask")
+    seeds = list(range(seed, seed + count))
+    extra = {"source": source_path, "mask": mask_path, "source_item": inputs.source_item,
+             "masked_fraction": round(float(inputs.regenerate.mean()), 4)}
+    parents: list[int | tuple[int, str]] = [(inputs.source_item, "source")] if inputs.source_item else []
+    writer = _GalleryWriter(store, opened, "inpaint", chosen)
+    items: list[dict[str, Any]] = []
+    started = time.monotonic()
+    yield Progress("inpainting", 0, count, f"{model}: {count} completion(s) on {opened.backend}/{opened.provider}")
+    chunk = max(1, opened.pipeline.chunk)
+    for part in iterate_batches(count, chunk):
+        cancel.check()
+        batch = len(seeds[part])
+        images = np.repeat(inputs.image[None], batch, axis=0)
+        known = np.repeat(~inputs.regenerate[None], batch, axis=0)
+        results = opened.pipeline.inpaint(images, known, seeds[part], chosen)
+        items += writer.save(results, seeds[part], [extra] * batch, parents)
+        yield Progress("inpainting", len(items), count, f"{len(items)}/{count} images")
+    yield Finished(GenerateResult(items, time.monotonic() - started, opened.backend, opened.provider, chosen,
+                                  "inpaint", opened.note))

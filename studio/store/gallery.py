@@ -69,7 +69,7 @@ class GalleryRepository:
         params: dict[str, Any] | None = None,
         backend: str = "torch",
         provider: str | None = None,
-        parents: list[int] | None = None,
+        parents: list[int | tuple[int, str]] | None = None,
     ) -> GalleryEntry:
         """Record an image file that already exists under the home's gallery folder."""
         return self.add_many([{
@@ -79,7 +79,10 @@ class GalleryRepository:
         }])[0]
 
     def add_many(self, items: list[dict[str, Any]]) -> list[GalleryEntry]:
-        """Record several existing image files in one transaction (keys as `add`'s arguments)."""
+        """Record several existing image files in one transaction (keys as `add`'s arguments).
+
+        `parents` lists parent item ids, or (id, role) pairs such as (12, "from") for lineage.
+        """
         for item in items:
             if not self.store.home.absolute(item["path"]).is_file():
                 raise StudioError(f"gallery file missing: {item['path']} (files are written before their rows)")
@@ -91,11 +94,26 @@ class GalleryRepository:
                 row = GalleryItem(**fields)
                 session.add(row)
                 session.flush()
-                for parent_id in item.get("parents") or []:
-                    session.add(GalleryLineage(child_id=row.id, parent_id=parent_id))
+                for parent in item.get("parents") or []:
+                    parent_id, role = parent if isinstance(parent, tuple) else (parent, "source")
+                    session.add(GalleryLineage(child_id=row.id, parent_id=parent_id, role=role))
                 rows.append(row)
             session.flush()
             return [GalleryEntry.of(row) for row in rows]
+
+    def get(self, item_id: int) -> GalleryEntry:
+        """One item by id, or a StudioError naming the id."""
+        with self.store.sessions() as session:
+            row = session.get(GalleryItem, item_id)
+            if row is None:
+                raise StudioError(f"no gallery item {item_id}")
+            return GalleryEntry.of(row)
+
+    def parents(self, item_id: int) -> list[tuple[int, str]]:
+        """The (parent id, role) pairs of an item's lineage."""
+        with self.store.sessions() as session:
+            rows = session.scalars(select(GalleryLineage).where(GalleryLineage.child_id == item_id))
+            return [(row.parent_id, row.role) for row in rows]
 
     def list(self, limit: int = 50, before_id: int | None = None) -> list[GalleryEntry]:
         """Newest first, `limit` at a time; pass the last id seen as before_id for the next page."""

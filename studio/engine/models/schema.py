@@ -87,12 +87,18 @@ class Hyperparameter:
 def validate_options(
     schema: tuple[Hyperparameter, ...], defaults: Mapping[str, Any], values: Mapping[str, Any], family: str
 ) -> dict[str, Any]:
-    """Sampling settings: `defaults` for every name in `schema`, overlaid with validated `values`."""
+    """Sampling settings: `defaults` for every name in `schema`, overlaid with validated `values`.
+
+    A value given as text (from `--set key=text`) is parsed by its setting's type first.
+    """
     by_name = {h.name: h for h in schema}
     unknown = sorted(set(values) - set(by_name))
     if unknown:
         allowed = ", ".join(sorted(by_name)) or "none"
         raise StudioError(f"unknown sampling setting '{unknown[0]}' for {family}: choose from {allowed}")
     merged = {name: defaults.get(name, h.default) for name, h in by_name.items()}
-    merged.update({name: by_name[name].validate(value) for name, value in values.items()})
+    for name, value in values.items():
+        setting = by_name[name]
+        merged[name] = setting.parse(value) if isinstance(value, str) and setting.kind is not str else (
+            setting.validate(value))
     return merged

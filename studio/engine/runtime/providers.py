@@ -9,6 +9,7 @@ compiles an engine on first use, which takes minutes.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,7 +156,9 @@ def _try_session(model: Path | bytes, provider: str, threads: int | None) -> ort
     # A provider library that cannot load logs through the default logger, not the session's.
     ort.set_default_logger_severity(_SILENT)
     try:
-        session = quiet_session(model, [provider, "CPUExecutionProvider"], severity=_SILENT, threads=threads)
+        # onnxruntime's Python layer prints an "EP Error" banner itself when a provider fails.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            session = quiet_session(model, [provider, "CPUExecutionProvider"], severity=_SILENT, threads=threads)
     except Exception:  # noqa: BLE001 - a provider that cannot start raises assorted runtime errors
         session = None
     finally:
