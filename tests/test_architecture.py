@@ -89,3 +89,17 @@ def test_no_unpickling_and_no_archive_extraction_anywhere() -> None:
                 if keywords.get("allow_pickle") != "False":
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: np.load without allow_pickle=False")
     assert offenders == []
+
+
+def test_runtime_source_imports_neither_torch_nor_the_torch_side_of_the_engine() -> None:
+    """engine/runtime runs with numpy and onnxruntime alone (the behaviour is pinned by a subprocess test)."""
+    allowed_studio = ("studio.engine.runtime", "studio.engine.schedulers", "studio.engine.models.schema",
+                      "studio.errors")
+    offenders = []
+    for path in _python_files("engine/runtime"):
+        for name in _imported_modules(path):
+            forbidden = name.split(".")[0] in ("torch", "onnx", "onnxscript", "sqlalchemy", *QT_MODULES)
+            outside = name.startswith("studio") and not name.startswith(allowed_studio)
+            if forbidden or outside:
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []

@@ -44,7 +44,7 @@ def test_train_generate_and_models_commands(capsys: pytest.CaptureFixture[str]) 
     code, families, _ = cli(capsys, "families")
     assert [f["name"] for f in families["families"]] == ["gan", "vae", "pixelcnn", "diffusion"]
     code, error, err = cli(capsys, "generate", "g", "--set", "temperature=2")
-    assert code == 1 and "unknown setting 'temperature' for gan" in error["error"] and "Traceback" not in err
+    assert code == 1 and "unknown sampling setting 'temperature' for gan" in error["error"] and "Traceback" not in err
     code, error, _ = cli(capsys, "train", "--family", "gan", "--dataset", "digits", "--name", "g", "--steps", "3")
     assert code == 1 and "already exists" in error["error"]
     code, deleted, _ = cli(capsys, "models", "delete", "g")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ def _preload_gpu_libraries() -> None:
     if preload is None or "CUDAExecutionProvider" not in ort.get_available_providers():
         return
     # It prints what it could not find to stdout; a --json caller must get JSON only.
-    with _stdout_to_devnull(), contextlib.suppress(Exception):
+    with _stdout_to_devnull(), contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
         preload()
 
 
@@ -75,6 +76,7 @@ def _stdout_to_devnull() -> Any:
         yield
         return
     try:
+        sys.stdout.flush()
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 1)
             yield
