@@ -294,6 +294,12 @@ def cmd_models_show(ctx: Context) -> dict[str, Any]:
         for key in ("name", "family", "resolution", "channels", "dataset", "steps", "parameter_count",
                     "size_bytes", "parent", "weights_hash", "created_at", "updated_at", "path"):
             print(f"{key:>16}: {payload[key]}")
+        export = model.export
+        state = "not exported" if export is None else (
+            "damaged: export again" if export.get("damaged") else
+            f"exported {export['exported_at']}{' (fp16 too)' if export['fp16'] else ''}"
+            f"{'' if export['current'] else ', out of date: export again'}")
+        print(f"{'onnx':>16}: {state}")
         for key, value in model.hyperparameters.items():
             print(f"{key:>16}= {value}")
     return payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from studio.engine.checkpoints import CHECKPOINT_FILE, CONFIG_FILE, load_model, write_config
 from studio.engine.datasets.storage import fsync_path, validate_name
+from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.models import Dataset, Model, TrainingRun
@@ -35,6 +37,7 @@ class ModelSummary:
     created_at: str = ""
     updated_at: str = ""
     parent: str | None = None
+    export: dict[str, Any] | None = None  # the ONNX export's state, None when never exported
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -50,7 +53,25 @@ def _summary(store: Store, row: Model, session: Any) -> ModelSummary:
         row.name, row.family, row.resolution, row.channels, row.steps, dataset, row.folder,
         row.parameter_count, size, row.weights_hash, dict(row.hyperparameters or {}),
         row.created_at.isoformat(timespec="seconds"), row.updated_at.isoformat(timespec="seconds"), parent,
+        export_state(folder, row.weights_hash),
     )
+
+
+def export_state(folder: Path, weights: str | None) -> dict[str, Any] | None:
+    """What the UI and `models show` say about a model's ONNX export (read, not verified)."""
+    path = folder / EXPORT_FOLDER / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        networks = manifest["networks"]
+        return {
+            "current": manifest.get("weights_hash") == weights, "exported_at": manifest.get("exported_at"),
+            "fp16": all("fp16" in entry for entry in networks.values()),
+            "max_abs_difference": max(float(entry["max_abs_difference"]) for entry in networks.values()),
+        }
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {"current": False, "damaged": True}
 
 
 def list_models(store: Store) -> list[ModelSummary]:

@@ -31,6 +31,13 @@ def test_export_then_generate_interpolate_and_inpaint_through_onnx(
     code, exported, err = cli(capsys, "export", "v")
     assert code == 0 and set(exported["networks"]) == {"encoder", "decoder"} and "Traceback" not in err
     assert all(entry["max_abs_difference"] <= 1e-4 for entry in exported["networks"].values())
+    code, shown, _ = cli(capsys, "models", "show", "v")
+    assert shown["export"]["current"] is True and shown["export"]["fp16"] is False
+    assert cli(capsys, "train", "--name", "v", "--resume", "--steps", "4")[0] == 0
+    assert cli(capsys, "models", "show", "v")[1]["export"]["current"] is False  # trained further since
+    code, error, _ = cli(capsys, "generate", "v", "--backend", "onnx")
+    assert code == 1 and "out of date" in error["error"]
+    assert cli(capsys, "export", "v")[0] == 0
     code, made, _ = cli(capsys, "generate", "v", "--backend", "onnx", "--provider", "cpu", "--count", "2",
                         "--seed", "5", "--set", "temperature=0.5")
     assert code == 0 and made["backend"] == "onnx" and made["provider"] == "cpu"
