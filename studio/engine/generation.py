@@ -36,6 +36,7 @@ from studio.engine.runtime.numerics import iterate_batches
 from studio.engine.runtime.package import EXPORT_FOLDER, ExportError, load_exported, recover_export
 from studio.engine.runtime.pipelines import Endpoint, Pipeline
 from studio.engine.runtime.providers import PROVIDER_CHOICES
+from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
@@ -208,6 +209,8 @@ class _GalleryWriter:
             for path in paths:  # no row points at them: do not leave orphans behind
                 path.unlink(missing_ok=True)
             raise
+        for path, entry in zip(paths, entries, strict=True):
+            make_thumbnail(path, thumbnail_path(self.store, entry.id))  # made once, here
         return [{"id": entry.id, "path": str(path), "seed": entry.seed}
                 for path, entry in zip(paths, entries, strict=True)]
 
@@ -305,7 +308,7 @@ def _read_user_file(path: Path, what: str) -> bytes:
         raise StudioError(f"{what} {path}: {reason}") from None
 
 
-def _resolve_endpoint(store: Store, opened: OpenedModel, ref: EndpointRef) -> tuple[Endpoint, int | None]:
+def resolve_endpoint(store: Store, opened: OpenedModel, ref: EndpointRef) -> tuple[Endpoint, int | None]:
     """The pipeline endpoint for a reference, and the gallery item it came from (for lineage)."""
     pipeline = opened.pipeline
     if ref.seed is not None:
@@ -348,8 +351,8 @@ def interpolate(
     opened = open_model(store, model, backend, provider, device)
     opened.pipeline.require("interpolate")
     chosen = opened.pipeline.interpolation_options(options or {})
-    first, first_item = _resolve_endpoint(store, opened, start)
-    second, second_item = _resolve_endpoint(store, opened, end)
+    first, first_item = resolve_endpoint(store, opened, start)
+    second, second_item = resolve_endpoint(store, opened, end)
     started = time.monotonic()
     yield Progress("interpolating", 0, frames, f"{model}: {frames} frames on {opened.backend}/{opened.provider}")
     cancel.check()

@@ -1,16 +1,45 @@
-"""Gallery items: the repository that generation writes to and browsing reads from."""
+"""The gallery: items generation writes, and the curation users do on them (ratings, flags, tags,
+collections, notes, trash), with filtered, keyset-paginated queries and facet counts.
+
+Every page query is `filters + ORDER BY sort key + LIMIT` on an index that leads with the filter or
+the sort, and pages continue from a cursor (the last row's sort key), never an OFFSET, so page 1,000
+costs what page 1 costs. Deleted items keep their row, their file moves to `trash/`, and undelete
+moves it back, until the trash is emptied.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import json
+import os
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
 
-from studio.errors import StudioError
+from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
-from studio.store.models import FLAG_VALUES, GalleryItem, GalleryLineage
+from studio.store.models import (
+    FLAG_VALUES,
+    Collection,
+    GalleryItem,
+    GalleryItemCollection,
+    GalleryItemTag,
+    GalleryLineage,
+    Tag,
+    utcnow,
+)
+
+SORTS = ("newest", "oldest", "rating")
+MAX_PAGE = 10_000
+MAX_NAME = 64  # tags and collections
+MAX_NOTE = 10_000
+TRASH_FOLDER = "trash"
 
 
 @dataclass(frozen=True)
@@ -31,13 +60,17 @@ class GalleryEntry:
     provider: str | None
     params: dict[str, Any]
     created_at: datetime
+    note: str = ""
+    tags: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()
+    deleted: bool = False
 
     @classmethod
-    def of(cls, row: GalleryItem) -> GalleryEntry:
-        """From an ORM row."""
+    def of(cls, row: GalleryItem, tags: Sequence[str] = (), collections: Sequence[str] = ()) -> GalleryEntry:
+        """From an ORM row (and its tag and collection names, when fetched)."""
         return cls(row.id, row.path, row.model_name, row.family, row.operation, row.seed, row.rating,
                    row.flag, row.width, row.height, row.backend, row.provider, dict(row.params or {}),
-                   row.created_at)
+                   row.created_at, row.note or "", tuple(tags), tuple(collections), row.deleted_at is not None)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form the CLI prints."""
@@ -46,14 +79,129 @@ class GalleryEntry:
             "operation": self.operation, "seed": self.seed, "rating": self.rating, "flag": self.flag,
             "width": self.width, "height": self.height, "backend": self.backend, "provider": self.provider,
             "params": self.params, "created_at": self.created_at.isoformat(timespec="seconds"),
+            "note": self.note, "tags": list(self.tags), "collections": list(self.collections),
+            "deleted": self.deleted,
         }
 
 
+@dataclass(frozen=True)
+class GalleryFilter:
+    """What to show: every field is optional; set fields combine with AND."""
+
+    model: str | None = None
+    family: str | None = None
+    min_rating: int | None = None
+    flag: str | None = None
+    tag: str | None = None
+    collection: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    backend: str | None = None
+    provider: str | None = None
+    seed: int | None = None
+    operation: str | None = None
+    trash: bool = False  # True: only deleted items (the trash view)
+
+    def __post_init__(self) -> None:
+        if self.min_rating is not None:
+            validate_rating(self.min_rating)
+        if self.flag is not None:
+            validate_flag(self.flag)
+        if self.since and self.until and self.since >= self.until:
+            raise StudioError("--since must be before --until")
+
+    def describe(self) -> dict[str, Any]:
+        """The set fields, for manifests and JSON output."""
+        return {k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in self.__dict__.items() if v not in (None, False)}
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    """One page of items, and the cursor of the next page (None at the end)."""
+
+    items: list[GalleryEntry]
+    next_cursor: str | None
+    sort: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"items": [item.as_dict() for item in self.items], "next_cursor": self.next_cursor,
+                "sort": self.sort}
+
+
+@dataclass
+class BulkResult:
+    """What a bulk operation changed."""
+
+    action: str
+    ids: list[int]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"action": self.action, "ids": self.ids, "count": len(self.ids), **self.details}
+
+
+def validate_rating(stars: Any) -> int:
+    """0 to 5 stars (an int), else a StudioError."""
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 0 <= stars <= 5:
+        raise StudioError(f"invalid rating {stars!r}: choose 0 to 5 stars")
+    return stars
+
+
+def validate_flag(flag: str) -> str:
+    """One of none, pick, reject."""
+    if flag not in FLAG_VALUES:
+        raise StudioError(f"invalid flag {flag!r}: choose {', '.join(FLAG_VALUES)}")
+    return flag
+
+
+def validate_name(name: str, what: str = "tag") -> str:
+    """A tag or collection name: 1-64 printable characters, trimmed, NFC-normalised."""
+    if not isinstance(name, str):
+        raise StudioError(f"invalid {what}: expected text")
+    cleaned = unicodedata.normalize("NFC", name).strip()
+    if not cleaned:
+        raise StudioError(f"invalid {what}: it is empty")
+    if len(cleaned) > MAX_NAME:
+        raise StudioError(f"invalid {what}: {len(cleaned)} characters, at most {MAX_NAME}")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in cleaned):
+        raise StudioError(f"invalid {what} {cleaned[:20]!r}: control characters are not allowed")
+    return cleaned
+
+
+def _key(name: str) -> str:
+    return name.casefold()
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    """An opaque page cursor from the last row's sort key."""
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> list[Any]:
+    """The sort key a cursor carries, or a StudioError."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        if sort == "rating":
+            rating, created, item = values
+            return [int(rating), datetime.fromisoformat(created), int(item)]
+        created, item = values
+        return [datetime.fromisoformat(created), int(item)]
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        raise StudioError(f"invalid cursor {cursor[:40]!r} for sort '{sort}': use the next_cursor of a page") from None
+
+
 class GalleryRepository:
-    """Adds and lists gallery items; curation (tags, collections, trash) builds on this."""
+    """Adds, queries and curates gallery items."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    # --- adding ------------------------------------------------------------------------
 
     def add(
         self,
@@ -101,13 +249,16 @@ class GalleryRepository:
             session.flush()
             return [GalleryEntry.of(row) for row in rows]
 
-    def get(self, item_id: int) -> GalleryEntry:
-        """One item by id, or a StudioError naming the id."""
+    # --- reading -----------------------------------------------------------------------
+
+    def get(self, item_id: int, include_deleted: bool = True) -> GalleryEntry:
+        """One item by id with its tags and collections, or a NotFoundError naming the id."""
         with self.store.sessions() as session:
             row = session.get(GalleryItem, item_id)
-            if row is None:
-                raise StudioError(f"no gallery item {item_id}")
-            return GalleryEntry.of(row)
+            if row is None or (row.deleted_at is not None and not include_deleted):
+                raise NotFoundError(f"no gallery item {item_id}")
+            tags, collections = self._names(session, [item_id])
+            return GalleryEntry.of(row, tags.get(item_id, ()), collections.get(item_id, ()))
 
     def parents(self, item_id: int) -> list[tuple[int, str]]:
         """The (parent id, role) pairs of an item's lineage."""
@@ -115,25 +266,368 @@ class GalleryRepository:
             rows = session.scalars(select(GalleryLineage).where(GalleryLineage.child_id == item_id))
             return [(row.parent_id, row.role) for row in rows]
 
-    def list(self, limit: int = 50, before_id: int | None = None) -> list[GalleryEntry]:
-        """Newest first, `limit` at a time; pass the last id seen as before_id for the next page."""
-        if not 1 <= limit <= 10_000:
-            raise StudioError(f"invalid limit {limit}: choose 1 to 10000")
-        query = select(GalleryItem).order_by(GalleryItem.created_at.desc(), GalleryItem.id.desc()).limit(limit)
+    def children(self, item_id: int) -> list[tuple[int, str]]:
+        """The (child id, role) pairs of items made from this one."""
         with self.store.sessions() as session:
-            if before_id is not None:
-                anchor = session.get(GalleryItem, before_id)
-                if anchor is None:
-                    raise StudioError(f"no gallery item {before_id}")
-                query = query.where(
-                    (GalleryItem.created_at < anchor.created_at)
-                    | ((GalleryItem.created_at == anchor.created_at) & (GalleryItem.id < anchor.id))
-                )
-            return [GalleryEntry.of(row) for row in session.scalars(query)]
+            rows = session.scalars(select(GalleryLineage).where(GalleryLineage.parent_id == item_id))
+            return [(row.child_id, row.role) for row in rows]
+
+    def list(self, limit: int = 50, before_id: int | None = None) -> list[GalleryEntry]:
+        """Newest first (kept for callers that page by id); `query` is the general form."""
+        cursor = None
+        if before_id is not None:
+            anchor = self.get(before_id)
+            cursor = encode_cursor([anchor.created_at, anchor.id])
+        return self.query(GalleryFilter(), "newest", limit, cursor).items
+
+    def query(
+        self, filters: GalleryFilter | None = None, sort: str = "newest", limit: int = 50, after: str | None = None
+    ) -> GalleryPage:
+        """One page of items matching `filters`, in `sort` order, after the cursor of the previous page."""
+        filters = filters or GalleryFilter()
+        if sort not in SORTS:
+            raise StudioError(f"invalid sort '{sort}': choose {', '.join(SORTS)}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise StudioError(f"invalid limit {limit}: choose 1 to {MAX_PAGE}")
+        order = self._order(sort)
+        query = self._filtered(select(GalleryItem), filters).order_by(*order).limit(limit + 1)
+        if after:
+            key = decode_cursor(after, sort)
+            columns = [c.element if hasattr(c, "element") else c for c in order]
+            # Descending sorts continue below the cursor, ascending ones above it.
+            query = query.where(tuple_(*columns) < tuple_(*key) if sort != "oldest" else
+                                tuple_(*columns) > tuple_(*key))
+        with self.store.sessions() as session:
+            rows = list(session.scalars(query))
+            more = len(rows) > limit
+            rows = rows[:limit]
+            tags, collections = self._names(session, [row.id for row in rows])
+            items = [GalleryEntry.of(row, tags.get(row.id, ()), collections.get(row.id, ())) for row in rows]
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]
+            key_values = [last.rating, last.created_at, last.id] if sort == "rating" else [last.created_at, last.id]
+            next_cursor = encode_cursor(key_values)
+        return GalleryPage(items, next_cursor, sort)
+
+    def count(self, filters: GalleryFilter | None = None) -> int:
+        """How many items match."""
+        query = self._filtered(select(func.count(GalleryItem.id)), filters or GalleryFilter())
+        with self.store.sessions() as session:
+            return int(session.scalar(query) or 0)
+
+    def facets(self, filters: GalleryFilter | None = None) -> dict[str, dict[str, int]]:
+        """Counts per model, family, rating, flag, backend, provider, tag and collection of the matching items."""
+        filters = filters or GalleryFilter()
+        result: dict[str, dict[str, int]] = {}
+        with self.store.sessions() as session:
+            for name, column in (("model", GalleryItem.model_name), ("family", GalleryItem.family),
+                                 ("rating", GalleryItem.rating), ("flag", GalleryItem.flag),
+                                 ("backend", GalleryItem.backend), ("provider", GalleryItem.provider),
+                                 ("operation", GalleryItem.operation)):
+                query = self._filtered(select(column, func.count()), filters).group_by(column)
+                result[name] = {str(value): int(count) for value, count in session.execute(query)}
+            tagged = self._filtered(
+                select(Tag.name, func.count()).join(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
+                .join(GalleryItem, GalleryItem.id == GalleryItemTag.item_id), filters).group_by(Tag.id)
+            result["tag"] = {name: int(count) for name, count in session.execute(tagged)}
+            collected = self._filtered(
+                select(Collection.name, func.count())
+                .join(GalleryItemCollection, GalleryItemCollection.collection_id == Collection.id)
+                .join(GalleryItem, GalleryItem.id == GalleryItemCollection.item_id), filters).group_by(Collection.id)
+            result["collection"] = {name: int(count) for name, count in session.execute(collected)}
+        return result
+
+    def ids(self, filters: GalleryFilter | None = None, sort: str = "newest") -> list[int]:
+        """Every matching id in order (for exports and bulk operations on a filtered selection)."""
+        query = self._filtered(select(GalleryItem.id), filters or GalleryFilter()).order_by(*self._order(sort))
+        with self.store.sessions() as session:
+            return list(session.scalars(query))
+
+    def tags(self) -> list[dict[str, Any]]:
+        """Every tag with its number of (live) items."""
+        query = (select(Tag.name, func.count(GalleryItem.id))
+                 .outerjoin(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
+                 .outerjoin(GalleryItem, and_(GalleryItem.id == GalleryItemTag.item_id,
+                                              GalleryItem.deleted_at.is_(None)))
+                 .group_by(Tag.id).order_by(Tag.key))
+        with self.store.sessions() as session:
+            return [{"name": name, "count": int(count)} for name, count in session.execute(query)]
+
+    def collections(self) -> list[dict[str, Any]]:
+        """Every collection with its number of (live) items."""
+        query = (select(Collection.name, func.count(GalleryItem.id))
+                 .outerjoin(GalleryItemCollection, GalleryItemCollection.collection_id == Collection.id)
+                 .outerjoin(GalleryItem, and_(GalleryItem.id == GalleryItemCollection.item_id,
+                                              GalleryItem.deleted_at.is_(None)))
+                 .group_by(Collection.id).order_by(Collection.key))
+        with self.store.sessions() as session:
+            return [{"name": name, "count": int(count)} for name, count in session.execute(query)]
 
     @staticmethod
-    def validate_flag(flag: str) -> str:
-        """One of none, pick, reject."""
-        if flag not in FLAG_VALUES:
-            raise StudioError(f"invalid flag {flag!r}: choose {', '.join(FLAG_VALUES)}")
-        return flag
+    def _order(sort: str) -> list[Any]:
+        if sort == "oldest":
+            return [GalleryItem.created_at.asc(), GalleryItem.id.asc()]
+        if sort == "rating":
+            return [GalleryItem.rating.desc(), GalleryItem.created_at.desc(), GalleryItem.id.desc()]
+        return [GalleryItem.created_at.desc(), GalleryItem.id.desc()]
+
+    @staticmethod
+    def _filtered(query: Select[Any], filters: GalleryFilter) -> Select[Any]:
+        conditions: list[Any] = [
+            GalleryItem.deleted_at.is_not(None) if filters.trash else GalleryItem.deleted_at.is_(None)
+        ]
+        if filters.model is not None:
+            conditions.append(GalleryItem.model_name == filters.model)
+        if filters.family is not None:
+            conditions.append(GalleryItem.family == filters.family)
+        if filters.min_rating:
+            conditions.append(GalleryItem.rating >= filters.min_rating)
+        if filters.flag is not None:
+            conditions.append(GalleryItem.flag == filters.flag)
+        if filters.since is not None:
+            conditions.append(GalleryItem.created_at >= filters.since)
+        if filters.until is not None:
+            conditions.append(GalleryItem.created_at < filters.until)
+        if filters.backend is not None:
+            conditions.append(GalleryItem.backend == filters.backend)
+        if filters.provider is not None:
+            conditions.append(GalleryItem.provider == filters.provider)
+        if filters.seed is not None:
+            conditions.append(GalleryItem.seed == filters.seed)
+        if filters.operation is not None:
+            conditions.append(GalleryItem.operation == filters.operation)
+        if filters.tag is not None:
+            tagged = (select(GalleryItemTag.item_id).join(Tag, Tag.id == GalleryItemTag.tag_id)
+                      .where(Tag.key == _key(filters.tag)))
+            conditions.append(GalleryItem.id.in_(tagged))
+        if filters.collection is not None:
+            collected = (select(GalleryItemCollection.item_id)
+                         .join(Collection, Collection.id == GalleryItemCollection.collection_id)
+                         .where(Collection.key == _key(filters.collection)))
+            conditions.append(GalleryItem.id.in_(collected))
+        return query.where(*conditions)
+
+    @staticmethod
+    def _names(session: Session, ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+        """Tag and collection names of a page of items, in two queries."""
+        tags: dict[int, list[str]] = {}
+        collections: dict[int, list[str]] = {}
+        if not ids:
+            return tags, collections
+        for item_id, name in session.execute(
+            select(GalleryItemTag.item_id, Tag.name).join(Tag, Tag.id == GalleryItemTag.tag_id)
+            .where(GalleryItemTag.item_id.in_(ids)).order_by(Tag.key)
+        ):
+            tags.setdefault(item_id, []).append(name)
+        for item_id, name in session.execute(
+            select(GalleryItemCollection.item_id, Collection.name)
+            .join(Collection, Collection.id == GalleryItemCollection.collection_id)
+            .where(GalleryItemCollection.item_id.in_(ids)).order_by(Collection.key)
+        ):
+            collections.setdefault(item_id, []).append(name)
+        return tags, collections
+
+    # --- curation ----------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.store.read_only:
+            raise StudioError(f"the database is read-only: {self.store.read_only_reason}")
+
+    def _existing(self, session: Session, ids: Iterable[int], deleted: bool | None = False) -> list[int]:
+        """The ids, all of which must exist (and be live, deleted, or either); else NotFoundError."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            raise StudioError("no gallery items given")
+        found = dict(session.execute(
+            select(GalleryItem.id, GalleryItem.deleted_at).where(GalleryItem.id.in_(wanted))
+        ).all())
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFoundError(f"no gallery item {missing[0]}" + (f" (and {len(missing) - 1} more)"
+                                                                    if len(missing) > 1 else ""))
+        if deleted is False:
+            gone = [i for i in wanted if found[i] is not None]
+            if gone:
+                raise StudioError(f"gallery item {gone[0]} is in the trash: undelete it first")
+        if deleted is True:
+            live = [i for i in wanted if found[i] is None]
+            if live:
+                raise StudioError(f"gallery item {live[0]} is not in the trash")
+        return wanted
+
+    def rate(self, ids: Iterable[int], stars: int) -> BulkResult:
+        """Set the star rating (0-5) of items."""
+        validate_rating(stars)
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, ids)
+            session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(rating=stars))
+        return BulkResult("rate", wanted, {"rating": stars})
+
+    def set_flag(self, ids: Iterable[int], flag: str) -> BulkResult:
+        """Mark items as picks, rejects, or neither."""
+        validate_flag(flag)
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, ids)
+            session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(flag=flag))
+        return BulkResult("flag", wanted, {"flag": flag})
+
+    def set_note(self, item_id: int, note: str) -> BulkResult:
+        """Replace an item's free-text note."""
+        if len(note) > MAX_NOTE:
+            raise StudioError(f"the note is {len(note)} characters: at most {MAX_NOTE}")
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in note):
+            raise StudioError("the note contains control characters")
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, [item_id])
+            session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(note=note))
+        return BulkResult("note", wanted, {"note": note})
+
+    def tag(self, ids: Iterable[int], name: str) -> BulkResult:
+        """Attach a tag (created on first use) to items."""
+        name = validate_name(name, "tag")
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, ids)
+            tag = session.scalar(select(Tag).where(Tag.key == _key(name)))
+            if tag is None:
+                tag = Tag(name=name, key=_key(name))
+                session.add(tag)
+                session.flush()
+            have = set(session.scalars(select(GalleryItemTag.item_id).where(
+                GalleryItemTag.tag_id == tag.id, GalleryItemTag.item_id.in_(wanted))))
+            new = [{"item_id": i, "tag_id": tag.id} for i in wanted if i not in have]
+            if new:
+                session.execute(insert(GalleryItemTag), new)
+            return BulkResult("tag", wanted, {"tag": tag.name})
+
+    def untag(self, ids: Iterable[int], name: str) -> BulkResult:
+        """Remove a tag from items (the tag itself goes when no item carries it)."""
+        name = validate_name(name, "tag")
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, ids, deleted=None)
+            tag = session.scalar(select(Tag).where(Tag.key == _key(name)))
+            if tag is None:
+                raise NotFoundError(f"no tag '{name}'")
+            session.execute(delete(GalleryItemTag).where(GalleryItemTag.tag_id == tag.id,
+                                                         GalleryItemTag.item_id.in_(wanted)))
+            if session.scalar(select(func.count()).where(GalleryItemTag.tag_id == tag.id)) == 0:
+                session.delete(tag)
+            return BulkResult("untag", wanted, {"tag": tag.name})
+
+    def collect(self, ids: Iterable[int], name: str, move: bool = False) -> BulkResult:
+        """Add items to a collection (created on first use); `move` takes them out of every other one."""
+        name = validate_name(name, "collection")
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, ids)
+            collection = session.scalar(select(Collection).where(Collection.key == _key(name)))
+            if collection is None:
+                collection = Collection(name=name, key=_key(name))
+                session.add(collection)
+                session.flush()
+            if move:
+                session.execute(delete(GalleryItemCollection).where(
+                    GalleryItemCollection.item_id.in_(wanted), GalleryItemCollection.collection_id != collection.id))
+            have = set(session.scalars(select(GalleryItemCollection.item_id).where(
+                GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted))))
+            new = [{"item_id": i, "collection_id": collection.id, "added_at": utcnow()}
+                   for i in wanted if i not in have]
+            if new:
+                session.execute(insert(GalleryItemCollection), new)
+            return BulkResult("move" if move else "collect", wanted, {"collection": collection.name})
+
+    def uncollect(self, ids: Iterable[int], name: str) -> BulkResult:
+        """Take items out of a collection (the collection stays, even empty)."""
+        name = validate_name(name, "collection")
+        self._writable()
+        with self.store.session() as session:
+            wanted = self._existing(session, ids, deleted=None)
+            collection = session.scalar(select(Collection).where(Collection.key == _key(name)))
+            if collection is None:
+                raise NotFoundError(f"no collection '{name}'")
+            session.execute(delete(GalleryItemCollection).where(
+                GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted)))
+            return BulkResult("uncollect", wanted, {"collection": collection.name})
+
+    # --- trash -------------------------------------------------------------------------
+
+    @property
+    def trash(self) -> Path:
+        """trash/ in the data home: files of deleted items until the trash is emptied."""
+        return self.store.home.root / TRASH_FOLDER
+
+    def delete(self, ids: Iterable[int]) -> BulkResult:
+        """Move items to the trash: files to trash/, rows marked; `undelete` reverses it."""
+        self._writable()
+        self.trash.mkdir(exist_ok=True)
+        moved: list[tuple[Path, Path]] = []
+        with self.store.sessions() as session:
+            wanted = self._existing(session, ids)
+            rows = {row.id: row.path for row in session.scalars(select(GalleryItem).where(GalleryItem.id.in_(wanted)))}
+        try:
+            updates = []
+            for item_id in wanted:
+                source = self.store.home.absolute(rows[item_id])
+                target = self.trash / f"{item_id}-{source.name}"
+                if source.exists():
+                    os.replace(source, target)
+                    moved.append((target, source))
+                updates.append({"id": item_id, "trash": self.store.home.relative(target)})
+            now = utcnow()
+            with self.store.session() as session:
+                for entry in updates:
+                    session.execute(update(GalleryItem).where(GalleryItem.id == entry["id"])
+                                    .values(deleted_at=now, trash_path=entry["trash"]))
+        except BaseException:
+            for target, source in moved:  # put every file back: nothing half-deleted
+                os.replace(target, source)
+            raise
+        return BulkResult("delete", wanted, {"trash": str(self.trash)})
+
+    def undelete(self, ids: Iterable[int]) -> BulkResult:
+        """Bring items back from the trash (files moved back, rows live again)."""
+        self._writable()
+        moved: list[tuple[Path, Path]] = []
+        with self.store.sessions() as session:
+            wanted = self._existing(session, ids, deleted=True)
+            rows = {row.id: (row.path, row.trash_path)
+                    for row in session.scalars(select(GalleryItem).where(GalleryItem.id.in_(wanted)))}
+        try:
+            for item_id in wanted:
+                path, trash_path = rows[item_id]
+                destination = self.store.home.absolute(path)
+                if trash_path:
+                    source = self.store.home.absolute(trash_path)
+                    if source.exists():
+                        destination.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(source, destination)
+                        moved.append((destination, source))
+            with self.store.session() as session:
+                session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted))
+                                .values(deleted_at=None, trash_path=None))
+        except BaseException:
+            for destination, source in moved:
+                os.replace(destination, source)
+            raise
+        return BulkResult("undelete", wanted)
+
+    def empty_trash(self) -> BulkResult:
+        """Delete the rows and files of every item in the trash, for good."""
+        self._writable()
+        with self.store.session() as session:
+            rows = list(session.execute(select(GalleryItem.id, GalleryItem.trash_path)
+                                        .where(GalleryItem.deleted_at.is_not(None))))
+            ids = [item_id for item_id, _ in rows]
+            if ids:
+                session.execute(delete(GalleryItem).where(GalleryItem.id.in_(ids)))
+        # Files go after the rows are gone: a crash in between leaves stray files `check` removes.
+        for _, trash_path in rows:
+            if trash_path:
+                self.store.home.absolute(trash_path).unlink(missing_ok=True)
+        return BulkResult("empty-trash", ids)
+

@@ -179,6 +179,9 @@ class GalleryItem(Base):
     flag: Mapped[str] = mapped_column(String(8), default="none")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Deleted items keep their row (and their file, moved to trash/) until the trash is emptied.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    trash_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
     parents: Mapped[list[GalleryLineage]] = relationship(
         foreign_keys="GalleryLineage.child_id", cascade="all, delete-orphan", passive_deletes=True
@@ -194,6 +197,10 @@ class GalleryItem(Base):
         Index("ix_gallery_rating_created", "rating", "created_at", "id"),
         Index("ix_gallery_flag_created", "flag", "created_at", "id"),
         Index("ix_gallery_seed", "seed"),
+        Index("ix_gallery_model_name_created", "model_name", "created_at", "id"),
+        Index("ix_gallery_backend_created", "backend", "provider", "created_at", "id"),
+        Index("ix_gallery_rating_order", "rating", "created_at", "id", "deleted_at"),
+        Index("ix_gallery_deleted", "deleted_at"),
     )
 
 
@@ -209,3 +216,47 @@ class GalleryLineage(Base):
         ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     role: Mapped[str] = mapped_column(String(16), default="source")
+
+
+class Tag(Base):
+    """A keyword users attach to gallery items; names compare case-insensitively (`key`)."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class GalleryItemTag(Base):
+    """Which items carry which tags."""
+
+    __tablename__ = "gallery_item_tags"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_gallery_item_tags_tag", "tag_id", "item_id"),)
+
+
+class Collection(Base):
+    """A named set of gallery items (an album); an item may be in several."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class GalleryItemCollection(Base):
+    """Which items are in which collections."""
+
+    __tablename__ = "gallery_item_collections"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_gallery_item_collections_collection", "collection_id", "item_id"),)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from studio.errors import StudioError
 from studio.store.database import Store
-from studio.store.gallery import GalleryRepository
+from studio.store.gallery import GalleryRepository, validate_flag
 
 
 def _file(store: Store, name: str) -> str:
@@ -55,4 +55,4 @@ def test_bad_paging_arguments_get_reasons(store: Store) -> None:
     with pytest.raises(StudioError, match="no gallery item"):
         repo.list(before_id=999)
     with pytest.raises(StudioError, match="invalid flag"):
-        repo.validate_flag("maybe")
+        validate_flag("maybe")

@@ -1,0 +1,414 @@
+"""Gallery work that touches files: thumbnails, reproducing an image from its PNG alone, curated
+exports, turning a selection into a dataset, and checking (and repairing) gallery consistency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+
+from studio.engine.datasets.storage import DatasetSummary, DatasetWriter
+from studio.engine.generation import METADATA_KEY, EndpointRef, open_model, resolve_endpoint
+from studio.engine.jobs import CancelToken, Finished, Job, Progress
+from studio.engine.runtime.pipelines import Endpoint
+from studio.engine.thumbnails import THUMBNAILS_FOLDER, ensure_thumbnail, thumbnail_is_current, thumbnail_path
+from studio.errors import StudioError
+from studio.store.database import Store
+from studio.store.gallery import TRASH_FOLDER, GalleryEntry, GalleryFilter, GalleryRepository
+from studio.store.models import GalleryItem, Model
+
+EXPORT_MANIFEST = "manifest.json"
+
+
+# --- reproduce ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReproduceResult:
+    """Whether an image made again from its metadata has the same pixels."""
+
+    file: str
+    model: str
+    operation: str
+    backend: str
+    match: bool
+    max_difference: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dict(self.__dict__)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The `studio` JSON chunk of a PNG, checked, or a one-line reason why not."""
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise StudioError(f"{path.name} is a {image.format} file: Studio metadata lives in PNGs")
+            text = getattr(image, "text", {}).get(METADATA_KEY)
+            pixels = np.asarray(image)
+    except FileNotFoundError:
+        raise StudioError(f"no file at {path}") from None
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise StudioError(f"{path.name} is not a readable image ({str(error).splitlines()[0]})") from None
+    if text is None:
+        raise StudioError(f"{path.name} carries no Studio metadata (not made by Studio, or stripped by an editor)")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError:
+        raise StudioError(f"{path.name} has malformed Studio metadata (not JSON)") from None
+    if not isinstance(metadata, dict):
+        raise StudioError(f"{path.name} has malformed Studio metadata (not an object)")
+    missing = [key for key in ("operation", "model", "family", "params", "backend") if key not in metadata]
+    if missing or not isinstance(metadata.get("params"), dict):
+        raise StudioError(f"{path.name} has malformed Studio metadata (missing {', '.join(missing) or 'params'})")
+    metadata["_pixels"] = pixels if pixels.ndim == 3 else pixels[..., None]
+    return metadata
+
+
+def reproduce(store: Store, file: str | Path, backend: str | None = None) -> ReproduceResult:
+    """Make the image of a Studio PNG again from its metadata alone and compare the pixels."""
+    path = Path(file).expanduser()
+    metadata = read_metadata(path)
+    expected: np.ndarray = metadata.pop("_pixels")
+    name = str(metadata["model"])
+    with store.sessions() as session:
+        row = session.scalar(select(Model).where(Model.name == name))
+        if row is None:
+            raise StudioError(f"{path.name} was made by model '{name}', which is not in this library")
+        if row.family != metadata["family"]:
+            raise StudioError(f"{path.name} was made by a {metadata['family']} model '{name}'; "
+                              f"the library's '{name}' is a {row.family} model")
+        current_hash = row.weights_hash
+    if metadata.get("weights_hash") and metadata["weights_hash"] != current_hash:
+        raise StudioError(f"{path.name} was made by other weights of '{name}' (trained further or replaced since): "
+                          "it cannot be reproduced")
+    chosen = backend or str(metadata["backend"])
+    opened = open_model(store, name, chosen)
+    pipeline = opened.pipeline
+    options = metadata["params"]
+    operation = metadata["operation"]
+    if operation == "sample":
+        seed = _metadata_int(metadata, "seed", path)
+        images = pipeline.sample([seed], options)
+    elif operation == "interpolate":
+        ends = [_endpoint(store, opened, metadata.get(side), path) for side in ("from", "to")]
+        frames, frame = _metadata_int(metadata, "frames", path), _metadata_int(metadata, "frame", path)
+        if not 0 <= frame < frames:
+            raise StudioError(f"{path.name} has malformed Studio metadata (frame {frame} of {frames})")
+        images = pipeline.interpolate(ends[0], ends[1], frames, options)[frame : frame + 1]
+    elif operation == "inpaint":
+        seed = _metadata_int(metadata, "seed", path)
+        source = _input_image(store, metadata.get("source"), path, "source")
+        mask = _input_image(store, metadata.get("mask"), path, "mask")[..., 0] >= 128
+        images = pipeline.inpaint(source[None], ~mask[None], [seed], options)
+    else:
+        raise StudioError(f"{path.name}: cannot reproduce a '{operation}' image")
+    made = images[0]
+    if made.shape != expected.shape:
+        return ReproduceResult(str(path), name, operation, opened.backend, False, 255)
+    difference = int(np.abs(made.astype(int) - expected.astype(int)).max())
+    # The two backends agree to 2/255 at most; the same backend reproduces exactly.
+    return ReproduceResult(str(path), name, operation, opened.backend, difference <= 2, difference)
+
+
+def _metadata_int(metadata: Mapping[str, Any], key: str, path: Path) -> int:
+    value = metadata.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudioError(f"{path.name} has malformed Studio metadata ({key} is {value!r})")
+    return value
+
+
+def _endpoint(store: Store, opened: Any, described: Any, path: Path) -> Endpoint:
+    """An interpolation end from its metadata, resolved exactly as the interpolation resolved it."""
+    if not isinstance(described, dict):
+        raise StudioError(f"{path.name} has malformed Studio metadata (interpolation ends)")
+    if isinstance(described.get("seed"), int):
+        ref = EndpointRef(seed=described["seed"])
+    elif isinstance(described.get("item"), int):
+        ref = EndpointRef(item=described["item"])
+    elif isinstance(described.get("file"), str):
+        ref = EndpointRef(file=Path(described["file"]))
+        if not ref.file or not ref.file.is_file():
+            raise StudioError(f"{path.name} was interpolated from {described['file']}, which is gone")
+    else:
+        raise StudioError(f"{path.name} has malformed Studio metadata (interpolation ends)")
+    return resolve_endpoint(store, opened, ref)[0]
+
+
+def _input_image(store: Store, relative: Any, path: Path, what: str) -> np.ndarray:
+    if not isinstance(relative, str):
+        raise StudioError(f"{path.name} has malformed Studio metadata (no {what})")
+    try:
+        source = store.home.absolute(relative)
+    except ValueError:
+        raise StudioError(f"{path.name} has malformed Studio metadata ({what} outside the data home)") from None
+    if not source.is_file():
+        raise StudioError(f"{path.name} needs its inpainting {what} {relative}, which is gone")
+    with Image.open(source) as image:
+        pixels = np.asarray(image)
+    return pixels if pixels.ndim == 3 else pixels[..., None]
+
+
+# --- curated export -------------------------------------------------------------------------
+
+
+@dataclass
+class ExportSelectionResult:
+    """Where a curated selection went."""
+
+    destination: str
+    count: int
+    zip: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dict(self.__dict__)
+
+
+def _check_destination(destination: Path) -> None:
+    if destination.exists():
+        raise StudioError(f"{destination} already exists: choose a new name (nothing is overwritten)")
+    parent = destination.parent
+    if not parent.is_dir():
+        raise StudioError(f"{parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise StudioError(f"{parent} is not writable")
+
+
+def export_selection(
+    store: Store, destination: str | Path, filters: GalleryFilter | None = None, sort: str = "newest",
+    as_zip: bool = False, ids: list[int] | None = None, cancel: CancelToken | None = None,
+) -> Job:
+    """Copy the selected images and a manifest.json (metadata, rating, tags) to a new folder or zip."""
+    cancel = cancel or CancelToken()
+    destination = Path(destination).expanduser().absolute()
+    _check_destination(destination)
+    repository = GalleryRepository(store)
+    selected = ids if ids is not None else repository.ids(filters, sort)
+    if not selected:
+        raise StudioError("no gallery items match: nothing to export")
+    partial = destination.with_name(f".{destination.name}.partial-{uuid.uuid4().hex[:8]}")
+    entries: list[dict[str, Any]] = []
+    try:
+        archive = zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) if as_zip else None
+        if archive is None:
+            partial.mkdir()
+        try:
+            for index, item_id in enumerate(selected):
+                cancel.check()
+                entry = repository.get(item_id)
+                source = store.home.absolute(entry.path)
+                if not source.is_file():
+                    raise StudioError(f"gallery item {item_id}: its image {entry.path} is missing "
+                                      "(run `studio gallery check`)")
+                name = f"{index + 1:05d}-{entry.model}-{entry.id}.png"
+                if archive is not None:
+                    archive.write(source, name)
+                else:
+                    shutil.copyfile(source, partial / name)
+                record = entry.as_dict()
+                record.update(file=name, parents=repository.parents(item_id))
+                record.pop("path")
+                entries.append(record)
+                if (index + 1) % 50 == 0 or index + 1 == len(selected):
+                    yield Progress("exporting", index + 1, len(selected), f"{index + 1}/{len(selected)} images")
+            manifest = json.dumps({"count": len(entries), "filters": (filters or GalleryFilter()).describe(),
+                                   "items": entries}, indent=2, default=str)
+            if archive is not None:
+                archive.writestr(EXPORT_MANIFEST, manifest)
+            else:
+                (partial / EXPORT_MANIFEST).write_text(manifest, encoding="utf-8")
+        finally:
+            if archive is not None:
+                archive.close()
+        os.replace(partial, destination)
+    except BaseException:
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+        raise
+    yield Finished(ExportSelectionResult(str(destination), len(entries), as_zip))
+
+
+# --- gallery to dataset ---------------------------------------------------------------------
+
+
+def gallery_to_dataset(
+    store: Store, name: str, filters: GalleryFilter | None = None, label_by: str = "model",
+    ids: list[int] | None = None, cancel: CancelToken | None = None,
+) -> Job:
+    """A new dataset from the selected images (all of one size and channel count), labelled by model or tag."""
+    cancel = cancel or CancelToken()
+    if label_by not in ("model", "tag", "none"):
+        raise StudioError(f"invalid label source '{label_by}': choose model, tag or none")
+    repository = GalleryRepository(store)
+    selected = ids if ids is not None else repository.ids(filters, "oldest")
+    if not selected:
+        raise StudioError("no gallery items match: nothing to turn into a dataset")
+    first = repository.get(selected[0])
+    channels = _channels(store, first)
+    size = first.width
+    writer = DatasetWriter(store, name, size, channels, origin="gallery")
+    try:
+        for index, item_id in enumerate(selected):
+            cancel.check()
+            entry = repository.get(item_id)
+            if (entry.width, entry.height) != (size, size) or _channels(store, entry) != channels:
+                raise StudioError(
+                    f"the selection mixes {size}x{size}x{channels} images with item {entry.id} "
+                    f"({entry.width}x{entry.height}x{_channels(store, entry)}): filter by model"
+                )
+            with Image.open(store.home.absolute(entry.path)) as image:
+                pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), np.uint8).tobytes()
+            label = {"model": entry.model, "tag": entry.tags[0] if entry.tags else None, "none": None}[label_by]
+            writer.add(pixels, hashlib.blake2b(pixels, digest_size=16).hexdigest(), f"gallery#{entry.id}", label)
+            if (index + 1) % 100 == 0 or index + 1 == len(selected):
+                yield Progress("collecting", index + 1, len(selected), f"{index + 1}/{len(selected)} images")
+        summary: DatasetSummary = writer.commit({"source": "gallery", "items": len(selected),
+                                                 "duplicates": writer.duplicates,
+                                                 "filters": (filters or GalleryFilter()).describe()})
+    except BaseException:
+        writer.discard()
+        raise
+    yield Finished(summary)
+
+
+def _channels(store: Store, entry: GalleryEntry) -> int:
+    try:
+        with Image.open(store.home.absolute(entry.path)) as image:
+            return 1 if image.mode in ("L", "I;16", "1") else 3
+    except (OSError, UnidentifiedImageError):
+        raise StudioError(f"gallery item {entry.id}: its image cannot be read (run `studio gallery check`)") from None
+
+
+# --- consistency ----------------------------------------------------------------------------
+
+
+@dataclass
+class CheckReport:
+    """What `gallery check` found and, with --repair, what it did."""
+
+    rows_without_files: list[int] = field(default_factory=list)
+    files_without_rows: list[str] = field(default_factory=list)
+    stale_thumbnails: list[int] = field(default_factory=list)
+    stray_files: list[str] = field(default_factory=list)
+    repaired: dict[str, int] = field(default_factory=dict)
+    checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """Nothing found."""
+        return not (self.rows_without_files or self.files_without_rows or self.stale_thumbnails or self.stray_files)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {**self.__dict__, "clean": self.clean}
+
+
+def check_gallery(store: Store, repair: bool = False, cancel: CancelToken | None = None) -> Job:
+    """Find rows without files, files without rows, stale thumbnails and leftovers; repair what can be.
+
+    Repairs: a row whose file is gone is deleted (its trash copy is used first if there is one); a
+    Studio PNG without a row is registered again from its own metadata; other unknown files, partial
+    writes and orphaned thumbnails are removed; stale thumbnails are made again.
+    """
+    cancel = cancel or CancelToken()
+    report = CheckReport()
+    home = store.home
+    with store.sessions() as session:
+        rows = list(session.execute(select(GalleryItem.id, GalleryItem.path, GalleryItem.deleted_at,
+                                           GalleryItem.trash_path)))
+    known_paths: set[str] = set()
+    report.checked = len(rows)
+    yield Progress("checking", 0, len(rows), "rows against files")
+    for index, (item_id, path, deleted_at, trash_path) in enumerate(rows):
+        if index % 500 == 0:
+            cancel.check()
+        known_paths.add(path)
+        if trash_path:
+            known_paths.add(trash_path)
+        where = trash_path if deleted_at is not None else path
+        file = home.absolute(where) if where else None
+        if file is None or not file.is_file():
+            report.rows_without_files.append(item_id)
+            continue
+        if deleted_at is None and not thumbnail_is_current(file, thumbnail_path(store, item_id)):
+            report.stale_thumbnails.append(item_id)
+    live_ids = {item_id for item_id, *_ in rows}
+    for folder in (home.gallery, home.root / TRASH_FOLDER):
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.rglob("*")):
+            if not file.is_file():
+                continue
+            relative = home.relative(file)
+            parts = Path(relative).parts
+            if THUMBNAILS_FOLDER in parts:
+                if file.stem.isdigit() and int(file.stem) in live_ids and not file.name.startswith("."):
+                    continue
+                report.stray_files.append(relative)
+            elif file.name.startswith(".") and ".partial" in file.name:
+                report.stray_files.append(relative)
+            elif "_inputs" in parts:
+                continue  # inpainting sources and masks: referenced from metadata, not rows
+            elif relative not in known_paths:
+                report.files_without_rows.append(relative)
+    if repair:
+        yield from _repair(store, report)
+    yield Finished(report)
+
+
+def _repair(store: Store, report: CheckReport) -> Job:
+    home = store.home
+    repository = GalleryRepository(store)
+    removed = adopted = remade = cleaned = 0
+    yield Progress("repairing", 0, None, "repairing")
+    if report.rows_without_files:
+        with store.session() as session:
+            for item_id in report.rows_without_files:
+                row = session.get(GalleryItem, item_id)
+                if row is not None:
+                    session.delete(row)
+                    removed += 1
+    for relative in report.files_without_rows:
+        file = home.absolute(relative)
+        try:
+            metadata = read_metadata(file)
+            pixels = metadata.pop("_pixels")
+        except StudioError:
+            continue  # not a Studio image: left where it is, and reported
+        if Path(relative).parts[0] == TRASH_FOLDER:
+            continue  # a trash file whose row is gone: the trash was being emptied
+        with store.sessions() as session:
+            model_id = session.scalar(select(Model.id).where(Model.name == str(metadata["model"])))
+        repository.add(relative, str(metadata["model"]), str(metadata["family"]), pixels.shape[1], pixels.shape[0],
+                       model_id=model_id, seed=metadata.get("seed") if isinstance(metadata.get("seed"), int) else None,
+                       operation=str(metadata["operation"]), params=dict(metadata["params"]),
+                       backend=str(metadata["backend"]), provider=metadata.get("provider"))
+        adopted += 1
+    for relative in report.stray_files:
+        home.absolute(relative).unlink(missing_ok=True)
+        cleaned += 1
+    for item_id in report.stale_thumbnails:
+        try:
+            ensure_thumbnail(store, repository.get(item_id))
+            remade += 1
+        except StudioError:
+            continue
+    report.repaired = {"rows_removed": removed, "files_registered": adopted, "thumbnails_made": remade,
+                       "stray_files_removed": cleaned}
+    yield Progress("repairing", 1, 1, "done")
