@@ -54,6 +54,7 @@ from studio.store.database import Store, open_store
 
 RESOLUTION = 32
 TARGET = "target on CPU: ONNX >= 1.5x torch for gan generator, vae decoder, diffusion step"
+SETTLE_SECONDS = 0.1
 Call = Callable[[], Any]
 
 
@@ -98,8 +99,13 @@ class Clock:
             torch.cuda.synchronize()
 
     def seconds(self, call: Call, repeats: int) -> float:
-        """Seconds per call, over `repeats` calls."""
+        """Seconds per call, over `repeats` calls, after a pause that lets the other backend's threads go idle.
+
+        Both thread pools spin-wait for a while after their last task; on few cores a pool still spinning
+        would slow whichever backend runs next.
+        """
         self.sync()
+        time.sleep(SETTLE_SECONDS)
         start = time.perf_counter()
         for _ in range(repeats):
             call()

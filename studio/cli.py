@@ -415,25 +415,6 @@ def cmd_export(ctx: Context) -> dict[str, Any]:
     return result.as_dict()
 
 
-# --- gallery ------------------------------------------------------------------------------
-
-
-def cmd_gallery_list(ctx: Context) -> dict[str, Any]:
-    """studio gallery list"""
-    from studio.store.gallery import GalleryRepository
-
-    items = GalleryRepository(ctx.store).list(limit=ctx.args.limit, before_id=ctx.args.before)
-    if not ctx.args.json:
-        if not items:
-            print("the gallery is empty: generated images will appear here")
-        else:
-            _print_table(
-                [[str(i.id), i.model, i.family, str(i.seed), "*" * i.rating or "-", i.flag, i.path] for i in items],
-                ["ID", "MODEL", "FAMILY", "SEED", "RATING", "FLAG", "PATH"],
-            )
-    return {"items": [i.as_dict() for i in items]}
-
-
 # --- info ---------------------------------------------------------------------------------
 
 
@@ -548,12 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.set_defaults(handler=cmd_datasets_delete)
 
-    gallery = commands.add_parser("gallery", help="browse generated images", parents=[common])
-    gsub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
-    glist = gsub.add_parser("list", parents=[common], help="list gallery items, newest first")
-    glist.add_argument("--limit", type=int, default=50, help="items per page (default 50)")
-    glist.add_argument("--before", type=int, default=None, metavar="ID", help="the page after item ID")
-    glist.set_defaults(handler=cmd_gallery_list)
+    from studio import gallery_cli
+
+    gallery_cli.add_commands(commands, common, _Parser)
 
     trainer = commands.add_parser("train", parents=[common], help="train, resume or fine-tune a model")
     trainer.add_argument("--name", required=True, help="the model's name")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +73,56 @@ def backup_database(source: Path, destination: Path) -> Path:
         src.close()
     partial.replace(destination)
     return destination
+
+
+def backup_to(home: DataHome, destination: Path) -> Path:
+    """`studio backup DEST`: a consistent copy of the live database at a new path the user chose."""
+    destination = destination.expanduser().absolute()
+    if destination.exists():
+        raise StoreError(f"{destination} already exists: choose a new name (nothing is overwritten)")
+    if not destination.parent.is_dir():
+        raise StoreError(f"{destination.parent} is not a folder")
+    if not os.access(destination.parent, os.W_OK):
+        raise StoreError(f"{destination.parent} is not writable")
+    if not home.database.is_file():
+        raise StoreError(f"there is no database at {home.database} yet")
+    return backup_database(home.database, destination)
+
+
+def restore_database(home: DataHome, source: Path) -> dict[str, str]:
+    """`studio restore SRC`: put a backup back; the current database is backed up first.
+
+    The backup must be sound and from this Studio or an older one (it is migrated after); no other
+    Studio process should have the home open.
+    """
+    source = source.expanduser().absolute()
+    if not source.is_file():
+        raise StoreError(f"no backup file at {source}")
+    try:
+        problem = quick_check(source)
+        revision = _read_revision(source)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{source.name} is not a SQLite database ({error})") from None
+    if problem is not None:
+        raise StoreError(f"{source.name} is damaged ({problem}): nothing was changed")
+    if revision is None:
+        raise StoreError(f"{source.name} is not a Studio database: nothing was changed")
+    if revision not in _known_revisions():
+        raise StoreError(f"{source.name} was written by a newer Studio (schema {revision}): update Studio first")
+    home.ensure()
+    saved = None
+    if home.database.is_file() and home.database.stat().st_size > 0:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        saved = backup_database(home.database, home.backups / f"studio-before-restore-{stamp}.db")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(home.database)
+    try:
+        src.backup(dst)  # page by page into the live file, under SQLite's own locking
+    finally:
+        dst.close()
+        src.close()
+    open_store(home).close()  # migrate an older backup to this schema now
+    return {"restored": str(source), "revision": revision, "previous_saved_as": str(saved) if saved else ""}
 
 
 @dataclass

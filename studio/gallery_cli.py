@@ -1,0 +1,375 @@
+"""`studio gallery ...`, `studio backup` and `studio restore`: the curation commands of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.errors import StudioError
+
+if TYPE_CHECKING:
+    from studio.cli import Context
+    from studio.store.gallery import GalleryFilter
+
+
+def parse_when(text: str, end: bool) -> datetime:
+    """A date (YYYY-MM-DD) or ISO date-time in local time, as naive UTC (how rows store it).
+
+    A bare date as --until means the end of that day, so --since D --until D is the whole day D.
+    """
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day) + (timedelta(days=1) if end else timedelta())
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise StudioError(f"invalid date '{text}': use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # the user's local time
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def filters_from(args: argparse.Namespace) -> GalleryFilter:
+    """The filter flags shared by list, export and to-dataset."""
+    from studio.store.gallery import GalleryFilter
+
+    return GalleryFilter(
+        model=args.model, family=args.family, min_rating=args.min_rating, flag=args.flag, tag=args.tag,
+        collection=args.collection, since=parse_when(args.since, False) if args.since else None,
+        until=parse_when(args.until, True) if args.until else None, backend=args.backend, provider=args.provider,
+        seed=args.seed, operation=args.operation, trash=getattr(args, "trash", False),
+    )
+
+
+def _ids(values: list[str]) -> list[int]:
+    ids = []
+    for value in values:
+        text = value.lstrip("#")
+        if not text.isdigit():
+            raise StudioError(f"'{value}' is not a gallery item id")
+        ids.append(int(text))
+    return ids
+
+
+def _split(values: list[str], what: str) -> tuple[list[int], str]:
+    """`ID... VALUE` -> ids and the value."""
+    if len(values) < 2:
+        raise StudioError(f"give one or more item ids, then the {what}")
+    return _ids(values[:-1]), values[-1]
+
+
+def _repository(ctx: Context) -> Any:
+    from studio.store.gallery import GalleryRepository
+
+    return GalleryRepository(ctx.store)
+
+
+def _bulk(ctx: Context, result: Any, line: str) -> dict[str, Any]:
+    if not ctx.args.json:
+        print(line)
+    return result.as_dict()
+
+
+def cmd_list(ctx: Context) -> dict[str, Any]:
+    """studio gallery list [filters] [--sort] [--limit N] [--after CURSOR]"""
+    from studio.cli import _print_table
+
+    args = ctx.args
+    page = _repository(ctx).query(filters_from(args), args.sort, args.limit, args.after)
+    if not args.json:
+        if not page.items:
+            print("no gallery items match" if args.after or filters_from(args).describe() else
+                  "the gallery is empty: generated images will appear here")
+        else:
+            _print_table(
+                [[str(i.id), i.model, i.family, i.operation, "-" if i.seed is None else str(i.seed),
+                  "*" * i.rating or "-", i.flag, ",".join(i.tags), i.created_at.strftime("%Y-%m-%d %H:%M")]
+                 for i in page.items],
+                ["ID", "MODEL", "FAMILY", "OPERATION", "SEED", "RATING", "FLAG", "TAGS", "CREATED"],
+            )
+            if page.next_cursor:
+                print(f"more: --after {page.next_cursor}")
+    return page.as_dict()
+
+
+def cmd_facets(ctx: Context) -> dict[str, Any]:
+    """studio gallery facets [filters]: counts per model, family, rating, flag, tag, collection..."""
+    filters = filters_from(ctx.args)
+    repository = _repository(ctx)
+    payload = {"count": repository.count(filters), "facets": repository.facets(filters)}
+    if not ctx.args.json:
+        print(f"{payload['count']} item(s)")
+        for facet, counts in payload["facets"].items():
+            shown = ", ".join(f"{value} {count}" for value, count in sorted(counts.items()))
+            print(f"{facet:>10}: {shown or '-'}")
+    return payload
+
+
+def cmd_rate(ctx: Context) -> dict[str, Any]:
+    """studio gallery rate ID... STARS"""
+    ids, stars = _split(ctx.args.values, "rating (0-5)")
+    if not stars.isdigit():
+        raise StudioError(f"invalid rating {stars!r}: choose 0 to 5 stars")
+    result = _repository(ctx).rate(ids, int(stars))
+    return _bulk(ctx, result, f"rated {len(ids)} item(s) {'*' * int(stars) or '0 stars'}")
+
+
+def cmd_flag(ctx: Context) -> dict[str, Any]:
+    """studio gallery flag ID... pick|reject|none"""
+    ids, flag = _split(ctx.args.values, "flag (pick, reject or none)")
+    result = _repository(ctx).set_flag(ids, flag)
+    return _bulk(ctx, result, f"flagged {len(ids)} item(s) {flag}")
+
+
+def cmd_tag(ctx: Context) -> dict[str, Any]:
+    """studio gallery tag ID... TAG"""
+    ids, name = _split(ctx.args.values, "tag")
+    result = _repository(ctx).tag(ids, name)
+    return _bulk(ctx, result, f"tagged {len(ids)} item(s) '{result.details['tag']}'")
+
+
+def cmd_untag(ctx: Context) -> dict[str, Any]:
+    """studio gallery untag ID... TAG"""
+    ids, name = _split(ctx.args.values, "tag")
+    result = _repository(ctx).untag(ids, name)
+    return _bulk(ctx, result, f"removed '{result.details['tag']}' from {len(ids)} item(s)")
+
+
+def cmd_collect(ctx: Context) -> dict[str, Any]:
+    """studio gallery collect ID... COLLECTION [--move]"""
+    ids, name = _split(ctx.args.values, "collection")
+    result = _repository(ctx).collect(ids, name, move=ctx.args.move)
+    return _bulk(ctx, result, f"{'moved' if ctx.args.move else 'added'} {len(ids)} item(s) to "
+                              f"'{result.details['collection']}'")
+
+
+def cmd_uncollect(ctx: Context) -> dict[str, Any]:
+    """studio gallery uncollect ID... COLLECTION"""
+    ids, name = _split(ctx.args.values, "collection")
+    result = _repository(ctx).uncollect(ids, name)
+    return _bulk(ctx, result, f"took {len(ids)} item(s) out of '{result.details['collection']}'")
+
+
+def cmd_note(ctx: Context) -> dict[str, Any]:
+    """studio gallery note ID TEXT"""
+    result = _repository(ctx).set_note(_ids([ctx.args.id])[0], ctx.args.text)
+    return _bulk(ctx, result, "note saved")
+
+
+def cmd_delete(ctx: Context) -> dict[str, Any]:
+    """studio gallery delete ID..."""
+    result = _repository(ctx).delete(_ids(ctx.args.ids))
+    return _bulk(ctx, result, f"moved {len(result.ids)} item(s) to the trash (`studio gallery undelete` brings "
+                              "them back until `studio gallery empty-trash`)")
+
+
+def cmd_undelete(ctx: Context) -> dict[str, Any]:
+    """studio gallery undelete ID..."""
+    result = _repository(ctx).undelete(_ids(ctx.args.ids))
+    return _bulk(ctx, result, f"restored {len(result.ids)} item(s) from the trash")
+
+
+def cmd_empty_trash(ctx: Context) -> dict[str, Any]:
+    """studio gallery empty-trash"""
+    result = _repository(ctx).empty_trash()
+    return _bulk(ctx, result, f"deleted {len(result.ids)} item(s) for good")
+
+
+def cmd_show(ctx: Context) -> dict[str, Any]:
+    """studio gallery show ID"""
+    repository = _repository(ctx)
+    item_id = _ids([ctx.args.id])[0]
+    entry = repository.get(item_id)
+    payload = {**entry.as_dict(), "file": str(ctx.store.home.absolute(entry.path)),
+               "parents": [{"id": i, "role": r} for i, r in repository.parents(item_id)],
+               "children": [{"id": i, "role": r} for i, r in repository.children(item_id)]}
+    if not entry.deleted:
+        from studio.engine.thumbnails import ensure_thumbnail
+
+        try:
+            payload["thumbnail"] = str(ensure_thumbnail(ctx.store, entry))
+        except StudioError as error:
+            payload["thumbnail_error"] = str(error)
+    if not ctx.args.json:
+        for key in ("id", "file", "model", "family", "operation", "seed", "rating", "flag", "tags", "collections",
+                    "note", "backend", "provider", "width", "height", "created_at", "deleted"):
+            print(f"{key:>12}: {payload[key]}")
+        for key, value in entry.params.items():
+            print(f"{key:>12}= {value}")
+        for link in payload["parents"]:
+            print(f"{'parent':>12}: #{link['id']} ({link['role']})")
+        for link in payload["children"]:
+            print(f"{'child':>12}: #{link['id']} ({link['role']})")
+    return payload
+
+
+def cmd_reproduce(ctx: Context) -> dict[str, Any]:
+    """studio gallery reproduce FILE [--backend torch|onnx]"""
+    from studio.engine.curation import reproduce
+
+    result = reproduce(ctx.store, ctx.args.file, ctx.args.backend)
+    if not ctx.args.json:
+        verdict = "reproduced: the pixels match" if result.match else "NOT reproduced: the pixels differ"
+        print(f"{verdict} (largest difference {result.max_difference}/255, {result.operation} by "
+              f"'{result.model}' on {result.backend})")
+    return result.as_dict()
+
+
+def cmd_export(ctx: Context) -> dict[str, Any]:
+    """studio gallery export DEST [filters] [--zip]"""
+    from studio.engine.curation import export_selection
+
+    args = ctx.args
+    result = ctx.run(export_selection(ctx.store, args.destination, filters_from(args), args.sort, as_zip=args.zip))
+    if not args.json:
+        print(f"exported {result.count} image(s) and manifest.json to {result.destination}")
+    return result.as_dict()
+
+
+def cmd_to_dataset(ctx: Context) -> dict[str, Any]:
+    """studio gallery to-dataset NAME [filters] [--label model|tag|none]"""
+    from studio.engine.curation import gallery_to_dataset
+
+    args = ctx.args
+    summary = ctx.run(gallery_to_dataset(ctx.store, args.name, filters_from(args), label_by=args.label))
+    if not args.json:
+        print(f"dataset '{summary.name}': {summary.count} images of {summary.size}x{summary.size}x{summary.channels}")
+    return summary.as_dict()
+
+
+def cmd_check(ctx: Context) -> dict[str, Any]:
+    """studio gallery check [--repair]"""
+    from studio.engine.curation import check_gallery
+
+    report = ctx.run(check_gallery(ctx.store, repair=ctx.args.repair))
+    if not ctx.args.json:
+        print(f"checked {report.checked} item(s): {len(report.rows_without_files)} without a file, "
+              f"{len(report.files_without_rows)} file(s) without a row, {len(report.stale_thumbnails)} "
+              f"stale thumbnail(s), {len(report.stray_files)} leftover file(s)")
+        if report.repaired:
+            done = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in report.repaired.items())
+            print(f"repaired: {done}")
+        elif not report.clean:
+            print("run with --repair to fix what can be fixed")
+    return report.as_dict()
+
+
+def cmd_tags(ctx: Context) -> dict[str, Any]:
+    """studio gallery tags: every tag and collection with its item count."""
+    repository = _repository(ctx)
+    payload = {"tags": repository.tags(), "collections": repository.collections()}
+    if not ctx.args.json:
+        for kind in ("tags", "collections"):
+            print(f"{kind}: " + (", ".join(f"{t['name']} ({t['count']})" for t in payload[kind]) or "none"))
+    return payload
+
+
+def cmd_backup(ctx: Context) -> dict[str, Any]:
+    """studio backup DEST"""
+    from studio.store.database import backup_to
+
+    destination = backup_to(ctx.home, Path(ctx.args.destination))
+    if not ctx.args.json:
+        print(f"database copied to {destination}")
+    return {"backup": str(destination)}
+
+
+def cmd_restore(ctx: Context) -> dict[str, Any]:
+    """studio restore SRC"""
+    from studio.store.database import restore_database
+
+    result = restore_database(ctx.home, Path(ctx.args.source))
+    if not ctx.args.json:
+        print(f"restored {result['restored']}; the previous database is at {result['previous_saved_as'] or '-'}; "
+              "run `studio gallery check` to compare it with the files")
+    return result
+
+
+def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> None:
+    group = parser.add_argument_group("filters")
+    group.add_argument("--model", help="made by this model")
+    group.add_argument("--family", choices=("gan", "vae", "pixelcnn", "diffusion"))
+    group.add_argument("--min-rating", type=int, metavar="N", help="rated at least N stars (1-5)")
+    group.add_argument("--flag", choices=("pick", "reject", "none"))
+    group.add_argument("--tag", help="carrying this tag")
+    group.add_argument("--collection", help="in this collection")
+    group.add_argument("--since", metavar="DATE", help="made on or after DATE (YYYY-MM-DD or ISO time)")
+    group.add_argument("--until", metavar="DATE", help="made up to DATE (a bare date includes that day)")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--backend", choices=("torch", "onnx"))
+    group.add_argument("--provider", help="cpu, cuda, ...")
+    group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
+    if sort:
+        group.add_argument("--sort", choices=("newest", "oldest", "rating"), default="newest")
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
+    """Register `gallery ...`, `backup` and `restore` on the top-level subparsers."""
+    gallery = commands.add_parser("gallery", help="browse, rate, tag, export and check generated images",
+                                  parents=[common])
+    sub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=parser_class)
+
+    listing = sub.add_parser("list", parents=[common], help="list items (filtered, sorted, a page at a time)")
+    _filter_arguments(listing)
+    listing.add_argument("--trash", action="store_true", help="list the trash instead")
+    listing.add_argument("--limit", type=int, default=50, help="items per page (default 50)")
+    listing.add_argument("--after", metavar="CURSOR", help="the next page: the cursor a page printed")
+    listing.set_defaults(handler=cmd_list)
+    facets = sub.add_parser("facets", parents=[common], help="counts per model, family, rating, flag, tag...")
+    _filter_arguments(facets, sort=False)
+    facets.set_defaults(handler=cmd_facets)
+
+    for name, handler, what in (("rate", cmd_rate, "ID... STARS (0-5)"), ("flag", cmd_flag, "ID... pick|reject|none"),
+                                ("tag", cmd_tag, "ID... TAG"), ("untag", cmd_untag, "ID... TAG"),
+                                ("collect", cmd_collect, "ID... COLLECTION"),
+                                ("uncollect", cmd_uncollect, "ID... COLLECTION")):
+        command = sub.add_parser(name, parents=[common], help=what)
+        command.add_argument("values", nargs="+", metavar="ARG", help=what)
+        if name == "collect":
+            command.add_argument("--move", action="store_true", help="take the items out of other collections")
+        command.set_defaults(handler=handler)
+    note = sub.add_parser("note", parents=[common], help="set an item's note")
+    note.add_argument("id")
+    note.add_argument("text")
+    note.set_defaults(handler=cmd_note)
+    for name, handler, what in (("delete", cmd_delete, "move items to the trash"),
+                                ("undelete", cmd_undelete, "bring items back from the trash")):
+        command = sub.add_parser(name, parents=[common], help=what)
+        command.add_argument("ids", nargs="+", metavar="ID")
+        command.set_defaults(handler=handler)
+    sub.add_parser("empty-trash", parents=[common], help="delete the trash for good").set_defaults(
+        handler=cmd_empty_trash)
+    show = sub.add_parser("show", parents=[common], help="one item: parameters, tags, lineage")
+    show.add_argument("id")
+    show.set_defaults(handler=cmd_show)
+    reproduce = sub.add_parser("reproduce", parents=[common], help="make a Studio PNG again from its metadata")
+    reproduce.add_argument("file")
+    reproduce.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                           help="default: the backend that made it")
+    reproduce.set_defaults(handler=cmd_reproduce)
+    export = sub.add_parser("export", parents=[common], help="copy a curated selection with a manifest.json")
+    export.add_argument("destination", metavar="DEST", help="a new folder (or .zip file with --zip)")
+    export.add_argument("--zip", action="store_true", help="write one zip archive")
+    _filter_arguments(export)
+    export.set_defaults(handler=cmd_export)
+    dataset = sub.add_parser("to-dataset", parents=[common], help="turn a curated selection into a dataset")
+    dataset.add_argument("name")
+    dataset.add_argument("--label", choices=("model", "tag", "none"), default="model",
+                         help="class labels from the model name (default), the first tag, or none")
+    _filter_arguments(dataset, sort=False)
+    dataset.set_defaults(handler=cmd_to_dataset)
+    check = sub.add_parser("check", parents=[common], help="find (and --repair) missing files, stray files, "
+                           "stale thumbnails")
+    check.add_argument("--repair", action="store_true")
+    check.set_defaults(handler=cmd_check)
+    sub.add_parser("tags", parents=[common], help="every tag and collection").set_defaults(handler=cmd_tags)
+
+    backup = commands.add_parser("backup", parents=[common], help="copy the database consistently (SQLite backup)")
+    backup.add_argument("destination", metavar="DEST")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", parents=[common], help="put a database backup back")
+    restore.add_argument("source", metavar="SRC")
+    restore.set_defaults(handler=cmd_restore)
