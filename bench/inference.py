@@ -238,7 +238,8 @@ def main() -> None:
         say(f"machine: {platform.machine()}, {os.cpu_count()} cores{card}, torch {torch.__version__} on "
             f"{device.type}, onnxruntime {ort.__version__} on {args.provider}, {torch.get_num_threads()} torch "
             f"threads = {args.threads} ORT intra-op threads; digits {RESOLUTION}x{RESOLUTION}x1, default settings; "
-            f"best of {args.rounds} rounds, alternating order{' (--quick)' if args.quick else ''}")
+            f"best of {args.rounds} rounds, alternating order{' (--quick)' if args.quick else ''}; "
+            f"load average {os.getloadavg()[0]:.2f} at start")
         say("ratio = ONNX speed / torch speed (above 1: ONNX faster); max diff = largest |torch - onnx| of outputs")
         say(HEADER)
         models = {family: prepare(store, family, "digits", device, args.provider, args.threads)

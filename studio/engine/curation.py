@@ -384,6 +384,8 @@ def _repair(store: Store, report: CheckReport) -> Job:
                 if row is not None:
                     session.delete(row)
                     removed += 1
+        for item_id in report.rows_without_files:
+            thumbnail_path(store, item_id).unlink(missing_ok=True)
     for relative in report.files_without_rows:
         file = home.absolute(relative)
         try:
@@ -395,10 +397,13 @@ def _repair(store: Store, report: CheckReport) -> Job:
             continue  # a trash file whose row is gone: the trash was being emptied
         with store.sessions() as session:
             model_id = session.scalar(select(Model.id).where(Model.name == str(metadata["model"])))
-        repository.add(relative, str(metadata["model"]), str(metadata["family"]), pixels.shape[1], pixels.shape[0],
-                       model_id=model_id, seed=metadata.get("seed") if isinstance(metadata.get("seed"), int) else None,
-                       operation=str(metadata["operation"]), params=dict(metadata["params"]),
-                       backend=str(metadata["backend"]), provider=metadata.get("provider"))
+        seed = metadata.get("seed") if isinstance(metadata.get("seed"), int) else None
+        entry = repository.add(
+            relative, str(metadata["model"]), str(metadata["family"]), pixels.shape[1], pixels.shape[0],
+            model_id=model_id, seed=seed, operation=str(metadata["operation"]), params=dict(metadata["params"]),
+            backend=str(metadata["backend"]), provider=metadata.get("provider"),
+        )
+        ensure_thumbnail(store, entry)
         adopted += 1
     for relative in report.stray_files:
         home.absolute(relative).unlink(missing_ok=True)

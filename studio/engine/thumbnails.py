@@ -9,15 +9,12 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.errors import StudioError
 from studio.store.database import Store
-from studio.store.gallery import GalleryEntry
+from studio.store.gallery import THUMBNAILS_FOLDER, GalleryEntry, thumbnail_path
+
+__all__ = ["THUMBNAILS_FOLDER", "THUMBNAIL_SIZE", "ensure_thumbnail", "make_thumbnail", "thumbnail_is_current",
+           "thumbnail_path"]
 
 THUMBNAIL_SIZE = 128  # the gallery grid's cell: small images scale up by whole pixels, crisp
-THUMBNAILS_FOLDER = ".thumbs"
-
-
-def thumbnail_path(store: Store, item_id: int) -> Path:
-    """gallery/.thumbs/<id // 1000>/<id>.png: a thousand files per folder at most."""
-    return store.home.gallery / THUMBNAILS_FOLDER / str(item_id // 1000) / f"{item_id}.png"
 
 
 def make_thumbnail(source: Path, destination: Path) -> None:

@@ -40,6 +40,12 @@ MAX_PAGE = 10_000
 MAX_NAME = 64  # tags and collections
 MAX_NOTE = 10_000
 TRASH_FOLDER = "trash"
+THUMBNAILS_FOLDER = ".thumbs"
+
+
+def thumbnail_path(store: Store, item_id: int) -> Path:
+    """gallery/.thumbs/<id // 1000>/<id>.png: a thousand files per folder at most."""
+    return store.home.gallery / THUMBNAILS_FOLDER / str(item_id // 1000) / f"{item_id}.png"
 
 
 @dataclass(frozen=True)
@@ -626,8 +632,9 @@ class GalleryRepository:
             if ids:
                 session.execute(delete(GalleryItem).where(GalleryItem.id.in_(ids)))
         # Files go after the rows are gone: a crash in between leaves stray files `check` removes.
-        for _, trash_path in rows:
+        for item_id, trash_path in rows:
             if trash_path:
                 self.store.home.absolute(trash_path).unlink(missing_ok=True)
+            thumbnail_path(self.store, item_id).unlink(missing_ok=True)
         return BulkResult("empty-trash", ids)
 
