@@ -87,7 +87,7 @@ def test_json_flag_works_before_or_after_the_command(capsys: pytest.CaptureFixtu
 
 def test_gallery_list_starts_empty(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "gallery", "list", "--limit", "5", "--json")
-    assert code == 0 and json.loads(out) == {"items": []}
+    assert code == 0 and json.loads(out) == {"items": [], "next_cursor": None, "sort": "newest"}
     code, out, _ = run(capsys, "gallery", "list")
     assert "empty" in out
     code, out, err = run(capsys, "gallery", "list", "--limit", "0")
