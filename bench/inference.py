@@ -240,6 +240,9 @@ def main() -> None:
             f"threads = {args.threads} ORT intra-op threads; digits {RESOLUTION}x{RESOLUTION}x1, default settings; "
             f"best of {args.rounds} rounds, alternating order{' (--quick)' if args.quick else ''}; "
             f"load average {os.getloadavg()[0]:.2f} at start")
+        if args.provider == "cuda" and not use_cuda:
+            say(f"note: this torch ({torch.__version__}) has no CUDA: torch runs on the CPU, so the ratios "
+                "compare devices as well as runtimes")
         say("ratio = ONNX speed / torch speed (above 1: ONNX faster); max diff = largest |torch - onnx| of outputs")
         say(HEADER)
         models = {family: prepare(store, family, "digits", device, args.provider, args.threads)

@@ -1,144 +1,264 @@
-"""The main window: a navigation sidebar, stacked pages and a status bar."""
+"""The main window: a navigation sidebar, the stacked pages and a status bar, nothing else.
+
+The status bar shows the devices (torch device, ONNX Runtime providers) and the engine's current
+job with its progress and a cancel button. Drops anywhere on the window are routed: a Studio PNG
+restores its settings in Generate, a model folder is imported, anything else goes to the dataset
+import dialog. Closing while a job runs asks first, then cancels it and waits for the engine thread.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPixmap
+import importlib
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QListWidgetItem,
     QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
-from studio.engine.datasets.storage import PREVIEW_FILE, list_datasets
-from studio.engine.library import list_models
 from studio.store.database import Store
+from studio.ui.context import StudioContext, StudioSignals
+from studio.ui.jobs import JobHandle, JobRunner
+from studio.ui.pages import PAGES
 
 
-class DatasetsPage(QWidget):
-    """Every dataset in the data home with its preview sheet, size and classes."""
+def device_summary() -> str:
+    """'torch: cuda (NVIDIA ...) | ONNX: cuda, cpu' or the CPU equivalents, cheaply."""
+    try:
+        import torch
 
-    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.store = store
-        self.setObjectName("datasetsPage")
-        self.setAccessibleName("Datasets")
-        layout = QVBoxLayout(self)
-        title = QLabel("<h2>Datasets</h2>")
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
-        self.list = QListWidget()
-        self.list.setObjectName("datasetList")
-        self.list.setAccessibleName("Dataset list")
-        self.list.setIconSize(QSize(128, 64))
-        self.list.setSpacing(4)
-        layout.addWidget(title)
-        layout.addWidget(self.hint)
-        layout.addWidget(self.list, 1)
-        self.refresh()
+        torch_device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    except Exception:  # noqa: BLE001 - a broken GPU driver must not stop the window opening
+        torch_device = "cpu"
+    from studio.engine.runtime.providers import available_providers
 
-    def refresh(self) -> None:
-        """Reload the list from the store."""
-        self.list.clear()
-        datasets = list_datasets(self.store)
-        self.hint.setText(
-            "Import with <code>studio datasets import PATH --name NAME</code> or add a sample with "
-            "<code>studio datasets add-sample digits</code>." if not datasets else
-            f"{len(datasets)} dataset(s) in {self.store.home.datasets}"
-        )
-        for dataset in datasets:
-            classes = f", {len(dataset.class_counts)} classes" if dataset.class_counts else ""
-            text = (f"{dataset.name}\n{dataset.count} images, {dataset.size}x{dataset.size}, "
-                    f"{'grey' if dataset.channels == 1 else 'colour'}{classes} ({dataset.origin})")
-            item = QListWidgetItem(text)
-            preview = self.store.home.absolute(dataset.folder) / PREVIEW_FILE
-            pixmap = QPixmap(str(preview))
-            if not pixmap.isNull():
-                item.setIcon(pixmap.scaledToHeight(64, Qt.TransformationMode.SmoothTransformation))
-            self.list.addItem(item)
-
-
-class ModelsPage(QWidget):
-    """Every model with its family, shape, dataset, steps and size."""
-
-    COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Updated")
-
-    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.store = store
-        self.setObjectName("modelsPage")
-        self.setAccessibleName("Models")
-        layout = QVBoxLayout(self)
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setObjectName("modelTable")
-        self.table.setAccessibleName("Model list")
-        self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        layout.addWidget(QLabel("<h2>Models</h2>"))
-        layout.addWidget(self.hint)
-        layout.addWidget(self.table, 1)
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Reload the table from the store."""
-        models = list_models(self.store)
-        self.hint.setText(
-            "Train one with <code>studio train --family vae --dataset digits --name first --minutes 3</code>."
-            if not models else f"{len(models)} model(s) in {self.store.home.models}"
-        )
-        self.table.setRowCount(len(models))
-        for row, model in enumerate(models):
-            values = (model.name, model.family, f"{model.resolution}x{model.resolution}x{model.channels}",
-                      model.dataset or "-", f"{model.steps:,}", f"{model.parameter_count / 1e6:.2f} M",
-                      model.updated_at.replace("T", " "))
-            for column, value in enumerate(values):
-                self.table.setItem(row, column, QTableWidgetItem(value))
-        self.table.resizeColumnsToContents()
+    offered = [p for p in available_providers() if p != "tensorrt"]
+    return f"torch: {torch_device}  |  ONNX Runtime: {', '.join(offered)}"
 
 
 class MainWindow(QMainWindow):
-    """Sidebar + stacked pages + status bar; pages grow with the UI issue."""
+    """Sidebar + stacked pages + status bar."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: QSettings | None = None) -> None:
         super().__init__()
         self.store = store
         self.setObjectName("mainWindow")
+        self.setAccessibleName("Studio")
         self.setWindowTitle("Studio")
-        self.resize(1100, 720)
+        self.setAcceptDrops(True)
+        self.runner = JobRunner(self)
+        self.settings = settings or QSettings()
+        self.context = StudioContext(store, self.runner, self.settings, StudioSignals(self), self)
+        # Tests and scripts replace this to answer "quit while a job runs?" without a dialog.
+        self.confirm_close = self._ask_to_close
+
         central = QWidget()
         layout = QHBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setAccessibleName("Pages")
-        self.sidebar.setFixedWidth(170)
+        self.sidebar.setFixedWidth(150)
         self.pages = QStackedWidget()
-        self.datasets_page = DatasetsPage(store)
-        self.models_page = ModelsPage(store)
-        self._add_page("Datasets", self.datasets_page)
-        self._add_page("Models", self.models_page)
-        self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
-        self.sidebar.setCurrentRow(0)
+        self.page_keys: list[str] = []
+        self.page: dict[str, Any] = {}
+        for index, (key, title, module, name) in enumerate(PAGES):
+            page = getattr(importlib.import_module(module), name)(self.context)
+            self.page[key] = page
+            self.page_keys.append(key)
+            self.sidebar.addItem(f"{title}")
+            self.sidebar.item(index).setToolTip(f"{title} (Ctrl+{index + 1})")
+            self.pages.addWidget(page)
+            shortcut = QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self)
+            shortcut.activated.connect(lambda index=index: self.sidebar.setCurrentRow(index))
+        self.sidebar.currentRowChanged.connect(self._page_changed)
         layout.addWidget(self.sidebar)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
-        status = f"Data home: {store.home.root}"
-        if store.read_only:
-            status += f"  |  read-only: {store.read_only_reason}"
-        self.statusBar().showMessage(status)
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh_current)
+        QShortcut(QKeySequence("Ctrl+Q"), self, self.close)
 
-    def _add_page(self, title: str, page: QWidget) -> None:
-        self.sidebar.addItem(title)
-        self.pages.addWidget(page)
+        self._build_status_bar()
+        self.runner.jobStarted.connect(self._job_started)
+        self.runner.jobEnded.connect(self._job_ended)
+        self.runner.queueChanged.connect(self._queue_changed)
+        self._restore_state()
+
+    # --- layout and state -----------------------------------------------------------------
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.device_label = QLabel(device_summary())
+        self.device_label.setObjectName("deviceLabel")
+        self.device_label.setAccessibleName("Devices")
+        self.job_label = QLabel("")
+        self.job_label.setObjectName("jobLabel")
+        self.job_label.setAccessibleName("Current job")
+        self.job_progress = QProgressBar()
+        self.job_progress.setObjectName("jobProgress")
+        self.job_progress.setAccessibleName("Job progress")
+        self.job_progress.setFixedWidth(180)
+        self.job_progress.setVisible(False)
+        self.job_cancel = QPushButton("Cancel")
+        self.job_cancel.setObjectName("jobCancelButton")
+        self.job_cancel.setAccessibleName("Cancel the current job")
+        self.job_cancel.setToolTip("Cancel the running job (Esc)")
+        self.job_cancel.setVisible(False)
+        self.job_cancel.clicked.connect(self.cancel_current_job)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel_current_job)
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            bar.addPermanentWidget(widget)
+        bar.addPermanentWidget(self.device_label)
+        if self.store.read_only:
+            bar.showMessage(f"Read-only: {self.store.read_only_reason}")
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1240, 800)
+        last = str(self.settings.value("window/page", "datasets"))
+        self.show_page(last if last in self.page_keys else "datasets")
+
+    def _page_changed(self, index: int) -> None:
+        self.pages.setCurrentIndex(index)
+        if 0 <= index < len(self.page_keys):
+            self.settings.setValue("window/page", self.page_keys[index])
+            refresh = getattr(self.pages.widget(index), "on_shown", None)
+            if refresh is not None:
+                refresh()
+
+    def show_page(self, key: str) -> None:
+        """Switch to the page with that key."""
+        self.sidebar.setCurrentRow(self.page_keys.index(key))
+
+    @property
+    def current_key(self) -> str:
+        """The key of the page on show."""
+        return self.page_keys[self.pages.currentIndex()]
+
+    def refresh_current(self) -> None:
+        """F5: reload the page on show from the store."""
+        getattr(self.pages.currentWidget(), "refresh", lambda: None)()
+
+    def show_error(self, title: str, message: str) -> None:
+        """A readable error; the app keeps running."""
+        self.statusBar().showMessage(f"{title}: {message}", 10_000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        box.setModal(False)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.last_error = (title, message)
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def _job_started(self, handle: JobHandle) -> None:
+        self.job_label.setText(handle.title)
+        self.job_progress.setRange(0, 0)  # busy until the first progress figure
+        self.job_progress.setVisible(True)
+        self.job_cancel.setVisible(True)
+        handle.event.connect(self._job_event)
+
+    def _job_event(self, event: Any) -> None:
+        done, total = None, None
+        if hasattr(event, "fraction") and event.total:
+            done, total = event.done, event.total
+            self.job_label.setText(f"{self._current_title()}: {event.message or event.stage}")
+        elif hasattr(event, "step") and getattr(event, "target_steps", None):
+            done, total = event.step, event.target_steps
+        if done is not None and total:
+            self.job_progress.setRange(0, 1000)
+            self.job_progress.setValue(int(1000 * min(1.0, done / total)))
+
+    def _current_title(self) -> str:
+        current = self.runner.current
+        return current.title if current else ""
+
+    def _job_ended(self, handle: JobHandle) -> None:
+        if handle.state == "failed" and not getattr(handle, "error_shown", False):
+            self.statusBar().showMessage(f"{handle.title} failed: {handle.error}", 10_000)
+        elif handle.state == "cancelled":
+            self.statusBar().showMessage(f"{handle.title}: cancelled", 6000)
+        elif handle.state == "finished":
+            self.statusBar().showMessage(f"{handle.title}: done", 4000)
+
+    def _queue_changed(self) -> None:
+        pending = self.runner.pending
+        if not pending:
+            self.job_label.setText("")
+            self.job_progress.setVisible(False)
+            self.job_cancel.setVisible(False)
+        elif len(pending) > 1:
+            self.job_label.setText(f"{pending[0].title} (+{len(pending) - 1} queued)")
+
+    def cancel_current_job(self) -> None:
+        """Cancel the running job (a training run keeps its last checkpoint)."""
+        current = self.runner.current
+        if current is not None:
+            current.cancel()
+            self.job_label.setText(f"{current.title}: cancelling...")
+
+    # --- drops ------------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept files and folders from anywhere."""
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Route dropped paths to the page that handles them."""
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            self.show_error("Nothing to import", "only local files and folders can be dropped here")
+            return
+        event.acceptProposedAction()
+        self.handle_drop(paths)
+
+    def handle_drop(self, paths: list[Path]) -> None:
+        """A studio PNG -> Generate settings; a model folder -> model import; else a dataset import."""
+        if len(paths) == 1 and paths[0].suffix.lower() == ".png" and paths[0].is_file():
+            gallery = self.page.get("gallery")
+            if gallery is not None and gallery.restore_settings_from(paths[0], quiet=True):
+                return
+        if len(paths) == 1 and (paths[0] / "config.json").is_file():
+            self.show_page("models")
+            self.page["models"].import_model_folder(paths[0])
+            return
+        self.show_page("datasets")
+        self.page["datasets"].start_import(paths)
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def _ask_to_close(self) -> bool:
+        current = self.runner.pending[0].title if self.runner.pending else "a job"
+        answer = QMessageBox.question(
+            self, "A job is running",
+            f"{current} is still running. Cancel it and quit? A training run keeps its last checkpoint.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Ask when a job runs; then cancel, wait for the engine thread, and remember the window."""
+        if self.runner.busy and not self.confirm_close():
+            event.ignore()
+            return
+        for page in self.page.values():
+            stop = getattr(page, "shutdown", None)
+            if stop is not None:
+                stop()
+        self.runner.shutdown()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.sync()
+        event.accept()

@@ -1,47 +1,119 @@
-"""The minimal main window opens offscreen and shows the data home's datasets."""
+"""The main window: pages, names, status bar, remembered state, the job runner, closing during a job."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+from PySide6.QtCore import QSettings
 from pytestqt.qtbot import QtBot
 
 from studio.engine.datasets.samples import add_sample
-from studio.engine.jobs import run_job
+from studio.engine.jobs import CancelToken, Finished, Progress, run_job
+from studio.errors import StudioError
 from studio.store.database import Store
 from studio.ui.main_window import MainWindow
+from studio.ui.pages import PAGES
+
+PAGE_NAMES = ("datasetsPage", "trainPage", "modelsPage", "generatePage", "galleryPage", "interpolatePage",
+              "inpaintPage")
 
 
-def test_window_lists_datasets_with_previews(qtbot: QtBot, store: Store) -> None:
+def test_every_page_is_there_with_stable_names(window: MainWindow) -> None:
+    assert [window.page[key].objectName() for key, *_ in PAGES] == list(PAGE_NAMES)
+    for key, title, *_ in PAGES:
+        assert window.page[key].accessibleName() == title
+    for name in ("sidebar", "deviceLabel", "jobCancelButton", "jobProgress"):
+        assert window.findChild(object, name) is not None, name
+    assert "torch:" in window.device_label.text() and "ONNX Runtime:" in window.device_label.text()
+
+
+def test_geometry_and_last_page_are_remembered(qtbot: QtBot, store: Store, settings: QSettings) -> None:
+    first = MainWindow(store, settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.show_page("gallery")
+    first.resize(720, 500)
+    qtbot.waitUntil(lambda: first.width() == 720)
+    first.close()
+    second = MainWindow(store, settings)
+    qtbot.addWidget(second)
+    second.show()
+    assert second.current_key == "gallery" and second.size().width() == 720
+    second.close()
+
+
+def test_shortcuts_switch_pages(qtbot: QtBot, window: MainWindow) -> None:
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_key == "models"
+
+
+def _slow_job(steps: int) -> object:
+    def factory(token: CancelToken) -> Iterator[object]:
+        for step in range(steps):
+            token.check()
+            time.sleep(0.01)
+            yield Progress("working", step + 1, steps, f"step {step + 1}")
+        yield Finished("done")
+
+    return factory
+
+
+def test_jobs_run_off_the_gui_thread_and_report_through_signals(qtbot: QtBot, window: MainWindow) -> None:
+    import threading
+
+    threads: list[str] = []
+
+    def factory(token: CancelToken) -> Iterator[object]:
+        threads.append(threading.current_thread().name)
+        yield Progress("a", 1, 2)
+        yield Finished(42)
+
+    handle = window.runner.submit("answer", factory)
+    with qtbot.waitSignal(handle.finished, timeout=5000) as blocker:
+        pass
+    assert blocker.args == [42] and threads and threads[0] != threading.main_thread().name
+    assert isinstance(handle.last_event, Progress)
+    failing = window.runner.submit("broken", lambda token: iter([_raise(StudioError("bad input: x"))]))
+    with qtbot.waitSignal(failing.failed, timeout=5000) as blocker:
+        pass
+    assert blocker.args == ["bad input: x"]
+    assert window.runner.wait_idle(5000)
+
+
+def _raise(error: Exception) -> object:
+    raise error
+
+
+def test_queued_jobs_and_cancel_from_the_status_bar(qtbot: QtBot, window: MainWindow) -> None:
+    first = window.runner.submit("first", _slow_job(500))
+    second = window.runner.submit("second", _slow_job(3))
+    qtbot.waitUntil(lambda: first.state == "running" and window.job_cancel.isVisible(), timeout=5000)
+    assert "first" in window.job_label.text()
+    qtbot.mouseClick(window.job_cancel, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(second.finished, timeout=10_000):
+        pass
+    assert first.state == "cancelled" and second.result == "done"
+    qtbot.waitUntil(lambda: not window.job_cancel.isVisible(), timeout=5000)
+
+
+def test_closing_during_a_job_asks_then_cancels_cleanly(qtbot: QtBot, store: Store, settings: QSettings) -> None:
+    main = MainWindow(store, settings)
+    qtbot.addWidget(main)
+    handle = main.runner.submit("long", _slow_job(100_000))
+    qtbot.waitUntil(lambda: handle.state == "running", timeout=5000)
+    main.confirm_close = lambda: False
+    assert (not main.close() and main.isVisible() is False) or handle.state == "running"
+    main.confirm_close = lambda: True
+    assert main.close()
+    assert not main.runner._thread.isRunning()
+
+
+def test_window_lists_datasets_with_previews(window: MainWindow, store: Store) -> None:
     run_job(add_sample(store, "digits", size=8))
     run_job(add_sample(store, "shapes", count=20, size=16))
-    window = MainWindow(store)
-    qtbot.addWidget(window)
-    window.show()
-    page = window.datasets_page
-    assert page.objectName() == "datasetsPage" and page.accessibleName() == "Datasets"
+    page = window.page["datasets"]
+    page.refresh()
     assert page.list.count() == 2
-    texts = [page.list.item(i).text() for i in range(page.list.count())]
-    assert texts[0].startswith("shapes\n20 images, 16x16, colour, ") and "digits" in texts[1]
-    assert all(not page.list.item(i).icon().isNull() for i in range(2))
-    assert str(store.home.root) in window.statusBar().currentMessage()
-
-
-def test_empty_home_explains_how_to_start(qtbot: QtBot, store: Store) -> None:
-    window = MainWindow(store)
-    qtbot.addWidget(window)
-    assert window.datasets_page.list.count() == 0
-    assert "add-sample" in window.datasets_page.hint.text()
-
-
-def test_models_page_lists_trained_models(qtbot: QtBot, store: Store) -> None:
-    from studio.engine.training import train
-
-    run_job(add_sample(store, "digits", size=8))
-    run_job(train(store, "tiny", family="vae", dataset="digits", steps=2, preview_every=0,
-                  settings={"width": 8, "latent_dim": 4, "batch_size": 8}))
-    window = MainWindow(store)
-    qtbot.addWidget(window)
-    window.sidebar.setCurrentRow(1)
-    assert window.pages.currentWidget() is window.models_page
-    table = window.models_page.table
-    assert window.models_page.objectName() == "modelsPage" and table.rowCount() == 1
-    assert [table.item(0, c).text() for c in range(5)] == ["tiny", "vae", "8x8x1", "digits", "2"]

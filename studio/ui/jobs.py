@@ -1,0 +1,212 @@
+"""The one Qt bridge to the engine: jobs run one at a time in the engine thread; events come back as signals.
+
+An engine job is a generator of events that checks a CancelToken (`studio.engine.jobs`). The runner
+iterates it in its own QThread and re-emits every event through the job's `JobHandle`, a QObject
+that lives in the GUI thread, so its signals are delivered there (queued) and slots may touch
+widgets. No widget is ever touched from the engine thread. Jobs queue; each can be paused, resumed
+and cancelled; `shutdown` cancels everything and waits, so no thread outlives the window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from studio.engine.jobs import CancelToken, Finished, Job
+from studio.errors import CancelledError, StudioError
+
+JobFactory = Callable[[CancelToken], Job]
+_STOP = object()
+
+
+class JobHandle(QObject):
+    """One submitted job: its title, its cancel token, and the signals its events arrive through."""
+
+    started = Signal()
+    event = Signal(object)  # every event the job yields except Finished (Progress, TrainingProgress...)
+    finished = Signal(object)  # the job's result
+    failed = Signal(str)  # a one-line reason
+    cancelled = Signal()
+    ended = Signal()  # after finished, failed or cancelled: always last
+
+    _ids = itertools.count(1)
+
+    def __init__(self, title: str, factory: JobFactory, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.id = next(self._ids)
+        self.title = title
+        self.factory = factory
+        self.token = CancelToken()
+        self.state = "queued"  # queued, running, paused, finished, failed, cancelled
+        self.result: Any = None
+        self.error: str | None = None
+        self.last_event: Any = None
+        self.event.connect(self._remember)
+
+    def _remember(self, event: Any) -> None:
+        self.last_event = event
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended one way or another."""
+        return self.state in ("finished", "failed", "cancelled")
+
+    def cancel(self) -> None:
+        """Stop at the job's next check (a queued job never starts)."""
+        self.token.cancel()
+
+    def pause(self) -> None:
+        """Wait at the job's next check until resume() or cancel()."""
+        if self.state == "running":
+            self.token.pause()
+            self.state = "paused"
+
+    def resume(self) -> None:
+        """Go on after pause()."""
+        if self.state == "paused":
+            self.token.resume()
+            self.state = "running"
+
+
+class _EngineThread(QThread):
+    """Takes handles off the queue and drives their jobs; reports through `relay` (queued to the GUI)."""
+
+    relay = Signal(object, str, object)  # handle, what happened, payload
+
+    def __init__(self, work: queue.Queue[Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.work = work
+
+    def run(self) -> None:
+        """Until told to stop: run the next queued job."""
+        while True:
+            handle = self.work.get()
+            if handle is _STOP:
+                return
+            self._drive(handle)
+
+    def _drive(self, handle: JobHandle) -> None:
+        report = self.relay.emit
+        if handle.token.cancelled:
+            report(handle, "cancelled", None)
+            return
+        report(handle, "started", None)
+        result: Any = None
+        try:
+            job = handle.factory(handle.token)
+            for event in job:
+                if isinstance(event, Finished):
+                    result = event.result
+                else:
+                    report(handle, "event", event)
+            if getattr(result, "status", None) == "cancelled" or (handle.token.cancelled and result is None):
+                report(handle, "cancelled", result)
+            else:
+                report(handle, "finished", result)
+        except CancelledError:
+            report(handle, "cancelled", None)
+        except StudioError as error:
+            report(handle, "failed", str(error))
+        except Exception as error:  # noqa: BLE001 - an engine bug must not kill the app: report it
+            traceback.print_exc(file=sys.stderr)
+            message = str(error).splitlines()[0] if str(error) else ""
+            report(handle, "failed", f"unexpected error ({type(error).__name__}): {message}")
+
+
+class JobRunner(QObject):
+    """Queues engine jobs and runs them one at a time off the GUI thread."""
+
+    jobStarted = Signal(object)  # noqa: N815 - Qt signal naming
+    jobEnded = Signal(object)  # noqa: N815
+    queueChanged = Signal()  # noqa: N815
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._work: queue.Queue[Any] = queue.Queue()
+        self._thread = _EngineThread(self._work, self)
+        self._thread.setObjectName("studio-engine")
+        # Queued: the slot runs in the GUI thread, so every handle signal is emitted there.
+        self._thread.relay.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._handles: list[JobHandle] = []
+        self._thread.start()
+
+    @property
+    def current(self) -> JobHandle | None:
+        """The running (or paused) job, if any."""
+        return next((h for h in self._handles if h.state in ("running", "paused")), None)
+
+    @property
+    def pending(self) -> list[JobHandle]:
+        """Jobs submitted and not yet ended (the current one first)."""
+        return [h for h in self._handles if not h.done]
+
+    @property
+    def busy(self) -> bool:
+        """Whether any job is queued or running."""
+        return bool(self.pending)
+
+    def submit(self, title: str, factory: JobFactory) -> JobHandle:
+        """Queue a job; `factory(token)` builds its generator (it runs in the engine thread)."""
+        handle = JobHandle(title, factory, self)
+        handle.started.connect(lambda: self.jobStarted.emit(handle))
+        handle.ended.connect(lambda: self._ended(handle))
+        self._handles.append(handle)
+        self._work.put(handle)
+        self.queueChanged.emit()
+        return handle
+
+    @Slot(object, str, object)
+    def _deliver(self, handle: JobHandle, what: str, payload: Any) -> None:
+        """In the GUI thread: update the handle and emit its signals."""
+        if what == "started":
+            handle.state = "paused" if handle.token.paused else "running"
+            handle.started.emit()
+            return
+        if what == "event":
+            handle.event.emit(payload)
+            return
+        if what == "finished":
+            handle.state, handle.result = "finished", payload
+            handle.finished.emit(payload)
+        elif what == "failed":
+            handle.state, handle.error = "failed", payload
+            handle.failed.emit(payload)
+        else:
+            handle.state, handle.result = "cancelled", payload
+            handle.cancelled.emit()
+        handle.ended.emit()
+
+    def _ended(self, handle: JobHandle) -> None:
+        if handle in self._handles:
+            self._handles.remove(handle)
+        self.jobEnded.emit(handle)
+        self.queueChanged.emit()
+
+    def cancel_all(self) -> None:
+        """Cancel the current job and every queued one."""
+        for handle in list(self._handles):
+            handle.cancel()
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Cancel everything, stop the engine thread and wait for it; True when it stopped."""
+        self.cancel_all()
+        self._work.put(_STOP)
+        stopped = self._thread.wait(timeout_ms)
+        return bool(stopped)
+
+    def wait_idle(self, timeout_ms: int = 60_000) -> bool:
+        """For tests and scripts: process events until no job is pending (or the timeout passes)."""
+        from PySide6.QtCore import QCoreApplication, QDeadlineTimer
+
+        deadline = QDeadlineTimer(timeout_ms)
+        while self.busy and not deadline.hasExpired():
+            QCoreApplication.processEvents()
+            QThread.msleep(5)
+        QCoreApplication.processEvents()
+        return not self.busy
