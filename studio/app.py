@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
     app.setApplicationName("Studio")
     app.setOrganizationName("Studio")
+    # Fusion draws the same everywhere and follows the system's light or dark colour scheme.
+    app.setStyle("Fusion")
     app.setApplicationVersion(__version__)
     home = DataHome.resolve()
     try:
