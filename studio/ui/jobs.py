@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from studio.engine.datasets.importer import host_is_threaded
 from studio.engine.jobs import CancelToken, Finished, Job
 from studio.errors import CancelledError, StudioError
 
@@ -129,6 +130,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._work: queue.Queue[Any] = queue.Queue()
+        host_is_threaded()  # from now on imports start workers with a fork server, never fork
         self._thread = _EngineThread(self._work, self)
         self._thread.setObjectName("studio-engine")
         # Queued: the slot runs in the GUI thread, so every handle signal is emitted there.

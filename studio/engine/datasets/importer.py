@@ -64,6 +64,16 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
+_host_is_threaded = False
+
+
+def host_is_threaded() -> None:
+    """Say that this process runs threads `threading` cannot see (the desktop app's Qt engine thread),
+    so imports never fork from it: forking with such a thread alive can deadlock the child."""
+    global _host_is_threaded
+    _host_is_threaded = True
+
+
 def _process_context() -> multiprocessing.context.BaseContext:
     """The cheapest safe way to start decoding workers here.
 
@@ -72,7 +82,8 @@ def _process_context() -> multiprocessing.context.BaseContext:
     import after the first starts its workers in milliseconds; Windows has only spawn.
     """
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+    single_threaded = threading.active_count() == 1 and not _host_is_threaded
+    if "fork" in methods and sys.platform.startswith("linux") and single_threaded:
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")

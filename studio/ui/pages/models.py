@@ -1,24 +1,170 @@
-"""The Models page: every model with its family, shape, dataset, steps and export state."""
+"""The Models page: every model with its shape, training, size and ONNX export state; export, import, delete.
+
+Export runs the engine's `export_model` job through the job runner and then shows the parity check:
+for every exported network, the largest difference between torch and ONNX Runtime against its
+tolerance. A model folder made elsewhere (button or drop) is imported under a name the user confirms
+in a `ModelImportDialog`, opened with `open()` (never `exec()`) so tests and scripts can accept it.
+"""
 
 from __future__ import annotations
 
+import html
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
     QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.engine.library import list_models
+from studio.engine.checkpoints import read_config
+from studio.engine.datasets.storage import validate_name
+from studio.engine.jobs import CancelToken, Finished, Job, Progress
+from studio.engine.library import ModelSummary, delete_model, import_model, list_models, model_exists
+from studio.engine.runtime.package import EXPORT_FOLDER, read_manifest
+from studio.errors import StudioError
 from studio.ui.context import StudioContext
+from studio.ui.jobs import JobHandle
+from studio.ui.widgets import named
+
+ERROR_COLOUR = "#c0392b"
+GOOD_COLOUR = "#1e8449"
+STALE_COLOUR = "#b9770e"
+
+
+def export_label(export: dict[str, Any] | None) -> str:
+    """A model's ONNX export state in words: not exported, current, out of date or damaged."""
+    if export is None:
+        return "not exported"
+    if export.get("damaged"):
+        return "damaged"
+    state = "current" if export.get("current") else "out of date"
+    return f"{state} (fp32 + fp16)" if export.get("fp16") else state
+
+
+def human_size(count: int) -> str:
+    """Bytes as B, KB, MB or GB (decimal, as file managers show)."""
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def parameters_label(count: int) -> str:
+    """A parameter count people can read (4,217 or 1.25 M)."""
+    return f"{count / 1e6:.2f} M" if count >= 1_000_000 else f"{count:,}"
+
+
+def parity_rows(networks: dict[str, dict[str, Any]]) -> list[tuple[str, str, float, float]]:
+    """(network, precision, largest difference, tolerance) for each exported file, fp32 then fp16."""
+    rows = []
+    for role, entry in networks.items():
+        if "max_abs_difference" in entry:
+            rows.append((role, "fp32", float(entry["max_abs_difference"]), float(entry["tolerance"])))
+        half = entry.get("fp16")
+        if isinstance(half, dict) and "max_abs_difference" in half:
+            rows.append((role, "fp16", float(half["max_abs_difference"]), float(half["tolerance"])))
+    return rows
+
+
+def _when(stamp: Any) -> str:
+    """An ISO time stamp as 'YYYY-MM-DD HH:MM:SS UTC' (the engine writes UTC)."""
+    text = str(stamp or "?")
+    return f"{text[:19].replace('T', ' ')} UTC" if len(text) >= 19 else text
+
+
+class ModelImportDialog(QDialog):
+    """Asks for the name a model folder made elsewhere gets in the library."""
+
+    def __init__(self, folder: Path, suggested: str, description: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        named(self, "modelImportDialog", "Import a model folder")
+        self.setWindowTitle("Import model")
+        self.folder = folder
+        layout = QVBoxLayout(self)
+        source = named(QLabel(f"<b>From</b> {html.escape(str(folder))}<br>{html.escape(description)}"),
+                       "modelImportSource", "The model folder to import")
+        source.setWordWrap(True)
+        layout.addWidget(source)
+        form = QFormLayout()
+        self.name_edit = named(QLineEdit(suggested), "modelImportNameEdit", "Model name",
+                               "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        form.addRow("&Name", self.name_edit)
+        layout.addLayout(form)
+        self.message = named(QLabel(), "modelImportMessage", "Model import message")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet(f"color: {ERROR_COLOUR};")
+        layout.addWidget(self.message)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = named(buttons.button(QDialogButtonBox.StandardButton.Ok), "modelImportOkButton",
+                               "Import the model")
+        self.ok_button.setText("Import")
+        named(buttons.button(QDialogButtonBox.StandardButton.Cancel), "modelImportCancelButton",
+              "Do not import the model")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.name_edit.textChanged.connect(self._validate)
+        self.name_edit.selectAll()
+        self.resize(460, self.sizeHint().height())
+        self._validate()
+
+    @property
+    def name(self) -> str:
+        """The chosen name."""
+        return self.name_edit.text().strip()
+
+    def problem(self) -> str | None:
+        """Why the name cannot be used (invalid or taken), or None."""
+        try:
+            validate_name(self.name)
+        except StudioError as error:
+            return str(error)
+        parent = self.parent()
+        store = getattr(parent, "store", None)
+        if store is not None and model_exists(store, self.name):
+            return f"a model named '{self.name}' already exists: choose another name"
+        return None
+
+    def _validate(self) -> None:
+        problem = self.problem()
+        self.ok_button.setEnabled(problem is None)
+        self.message.setText(problem or "")
+
+    def accept(self) -> None:
+        """Close only with a usable name."""
+        if self.problem() is None:
+            super().accept()
 
 
 class ModelsPage(QWidget):
-    """Every model with its family, shape, dataset, steps and size."""
+    """Every model with its family, shape, dataset, steps, size and export state; export, import, delete."""
 
-    COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Updated")
+    COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Size", "ONNX export")
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -26,38 +172,447 @@ class ModelsPage(QWidget):
         self.store = context.store
         self.setObjectName("modelsPage")
         self.setAccessibleName("Models")
+        self.models: dict[str, ModelSummary] = {}
+        self.import_dialog: ModelImportDialog | None = None
+        self.export_job: JobHandle | None = None
+        self.jobs: list[JobHandle] = []  # this page's exports and imports, queued or running
+        self._outcomes: dict[JobHandle, str] = {}  # status lines to show once a job has ended
+        # Replaced by tests and scripts to answer "delete this model?" without a dialog.
+        self.confirm_delete: Callable[[str, str], bool] = self._ask
+        self._build()
+        # Training (another page) and imports change the library: show it.
+        self.context.signals.modelsChanged.connect(self.refresh)
+        self.refresh()
+
+    # --- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
         layout = QVBoxLayout(self)
-        self.hint = QLabel()
+        top = QHBoxLayout()
+        top.addWidget(QLabel("<h2>Models</h2>"))
+        top.addStretch(1)
+        self.import_button = named(QPushButton("Import model folder…"), "importModelButton",
+                                   "Import a model folder",
+                                   "Import a model folder (config.json + checkpoint.safetensors); or drop it anywhere")
+        self.import_button.clicked.connect(self.choose_folder)
+        self.fp16_check = named(QCheckBox("Also fp16"), "exportFp16Check", "Also export half precision",
+                                "Also write half-precision files (smaller, faster on GPUs; checked at a looser "
+                                "tolerance)")
+        self.export_button = named(QPushButton("Export to ONNX"), "exportButton", "Export the model to ONNX",
+                                   "Export the selected model's networks to ONNX and check them against torch "
+                                   "(Ctrl+E)")
+        self.export_button.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_button.clicked.connect(self.export_selected)
+        self.delete_button = named(QPushButton("Delete…"), "deleteModelButton", "Delete the selected model",
+                                   "Delete the selected model and its exports (Del)")
+        self.delete_button.clicked.connect(self.delete_selected)
+        for widget in (self.import_button, self.fp16_check, self.export_button, self.delete_button):
+            top.addWidget(widget)
+        layout.addLayout(top)
+        self.hint = named(QLabel(), "modelsHint", "About the models")
         self.hint.setWordWrap(True)
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setObjectName("modelTable")
-        self.table.setAccessibleName("Model list")
+        layout.addWidget(self.hint)
+
+        self.panel = named(QFrame(), "exportPanel", "Export progress")
+        self.panel.setFrameShape(QFrame.Shape.StyledPanel)
+        panel_layout = QHBoxLayout(self.panel)
+        panel_layout.setContentsMargins(8, 4, 8, 4)
+        self.panel_label = named(QLabel(), "exportStatus", "Export status")
+        self.progress = named(QProgressBar(), "exportProgress", "Export progress")
+        self.progress.setMaximumWidth(320)
+        self.cancel_button = named(QPushButton("Cancel"), "exportCancelButton", "Cancel the export",
+                                   "Cancel: the previous export, if any, stays as it was")
+        self.cancel_button.clicked.connect(self.cancel_job)
+        panel_layout.addWidget(self.panel_label, 1)
+        panel_layout.addWidget(self.progress)
+        panel_layout.addWidget(self.cancel_button)
+        self.panel.setVisible(False)
+        layout.addWidget(self.panel)
+
+        splitter = named(QSplitter(Qt.Orientation.Horizontal), "modelsSplitter", "Models and details")
+        self.table = named(QTableWidget(0, len(self.COLUMNS)), "modelTable", "Model list")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        layout.addWidget(QLabel("<h2>Models</h2>"))
-        layout.addWidget(self.hint)
-        layout.addWidget(self.table, 1)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        for column in range(len(self.COLUMNS) - 1):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(self.COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        splitter.addWidget(self.table)
+
+        details = QWidget()
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(8, 0, 0, 0)
+        self.details = named(QLabel(), "modelDetails", "Model details")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        details_layout.addWidget(self.details)
+        self.parity_label = named(QLabel(), "parityLabel", "ONNX parity summary")
+        self.parity_label.setWordWrap(True)
+        details_layout.addWidget(self.parity_label)
+        self.parity_table = named(QTableWidget(0, 5), "parityTable", "ONNX parity per network")
+        self.parity_table.setHorizontalHeaderLabels(("Network", "Precision", "Max difference", "Tolerance", "Result"))
+        self.parity_table.horizontalHeaderItem(2).setToolTip("Largest absolute difference between torch and ONNX "
+                                                             "Runtime on random inputs")
+        self.parity_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.parity_table.verticalHeader().setVisible(False)
+        self.parity_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.parity_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.parity_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.parity_table.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustToContents)
+        self.parity_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        details_layout.addWidget(self.parity_table)
+        details_layout.addStretch(1)
+        scroll = named(QScrollArea(), "modelDetailsScroll", "Model details")
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the details wrap instead
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(details)
+        splitter.addWidget(scroll)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([630, 430])
+        layout.addWidget(splitter, 1)
+
+        delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.table)
+        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self.delete_selected)
+
+    # --- listing ----------------------------------------------------------------------------
+
+    def on_shown(self) -> None:
+        """The page came into view: reload (the CLI may have trained or exported meanwhile)."""
         self.refresh()
 
-    def refresh(self) -> None:
-        """Reload the table from the store."""
-        models = list_models(self.store)
+    @property
+    def selected_name(self) -> str | None:
+        """The name of the selected model, if any."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
+
+    def select(self, name: str) -> None:
+        """Select a model by name (when it is listed)."""
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == name:
+                self.table.selectRow(row)
+                return
+
+    def refresh(self, select: str | None = None) -> None:
+        """Reload the table from the store, keeping (or moving to) a selection."""
+        keep = select or self.selected_name
+        try:
+            models = list_models(self.store)
+        except StudioError as error:
+            self.hint.setText(f"<span style='color: {ERROR_COLOUR}'>Cannot list models: "
+                              f"{html.escape(str(error))}</span>")
+            return
+        self.models = {m.name: m for m in models}
         self.hint.setText(
-            "Train one with <code>studio train --family vae --dataset digits --name first --minutes 3</code>."
-            if not models else f"{len(models)} model(s) in {self.store.home.models}"
+            "No model yet: train one on the Train page, or import a model folder (drop it anywhere)."
+            if not models else f"{len(models)} model(s). Select one to see its details or export it to ONNX."
         )
+        self.table.blockSignals(True)  # one selection change below, not one per cell
+        self.table.clearSelection()
         self.table.setRowCount(len(models))
         for row, model in enumerate(models):
             values = (model.name, model.family, f"{model.resolution}x{model.resolution}x{model.channels}",
-                      model.dataset or "-", f"{model.steps:,}", f"{model.parameter_count / 1e6:.2f} M",
-                      model.updated_at.replace("T", " "))
+                      model.dataset or "-", f"{model.steps:,}", parameters_label(model.parameter_count),
+                      human_size(model.size_bytes), export_label(model.export))
             for column, value in enumerate(values):
-                self.table.setItem(row, column, QTableWidgetItem(value))
-        self.table.resizeColumnsToContents()
+                item = QTableWidgetItem(value)
+                if column in (4, 5, 6):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column == 7:
+                    item.setForeground(QBrush(QColor(self._state_colour(model.export))))
+                self.table.setItem(row, column, item)
+            self.table.item(row, 0).setData(Qt.ItemDataRole.UserRole, model.name)
+        self.table.blockSignals(False)
+        if models:
+            target = keep if keep in self.models else models[0].name
+            self.select(target)
+        self._selection_changed()
 
-    def import_model_folder(self, folder: object) -> None:
-        """Import a dropped model folder (the full flow arrives with the Models page work)."""
-        self.context.notify(f"model folder dropped: {folder}")
+    @staticmethod
+    def _state_colour(export: dict[str, Any] | None) -> str:
+        if export is None:
+            return "#7f8c8d"
+        if export.get("damaged"):
+            return ERROR_COLOUR
+        return GOOD_COLOUR if export.get("current") else STALE_COLOUR
+
+    def _update_buttons(self) -> None:
+        selected = self.selected_name in self.models
+        busy = self.export_job is not None and not self.export_job.done
+        self.export_button.setEnabled(selected and not busy and not self.store.read_only)
+        self.delete_button.setEnabled(selected and not self.store.read_only)
+
+    def _selection_changed(self) -> None:
+        name = self.selected_name
+        model = self.models.get(name) if name else None
+        self._update_buttons()
+        if model is None:
+            self.details.setText("")
+            self._show_parity(None)
+            return
+        self.details.setText(self._describe(model))
+        self._show_parity(model)
+
+    def _describe(self, model: ModelSummary) -> str:
+        def row(label: str, value: str) -> str:
+            return (f"<tr><td style='padding-right: 12px; color: #7f8c8d; white-space: nowrap'>{label}</td>"
+                    f"<td>{value}</td></tr>")
+
+        rows = [
+            row("Family", html.escape(model.family)),
+            row("Shape", f"{model.resolution}x{model.resolution} px, {'grey' if model.channels == 1 else 'colour'}"),
+            row("Dataset", html.escape(model.dataset or "- (deleted or imported)")),
+            row("Steps", f"{model.steps:,}"),
+            row("Parameters", f"{model.parameter_count:,}"),
+            row("Size on disk", human_size(model.size_bytes)),
+            row("Parent", html.escape(model.parent) if model.parent else "- (trained from scratch)"),
+            row("Created", model.created_at.replace("T", " ")),
+            row("Updated", model.updated_at.replace("T", " ")),
+            # 64 hex digits do not wrap: two lines of 32 keep the pane narrow.
+            row("Weights hash", "<code>" + "<br>".join(textwrap.wrap(model.weights_hash or "-", 32)) + "</code>"),
+            row("ONNX export", self._export_text(model.export)),
+        ]
+        hyper = "".join(row(html.escape(str(k)), html.escape(str(v))) for k, v in sorted(model.hyperparameters.items()))
+        return (f"<b style='font-size: 14pt'>{html.escape(model.name)}</b>"
+                f"<table cellspacing='2'>{''.join(rows)}</table>"
+                f"<p style='margin-top: 8px'><b>Hyperparameters</b></p><table cellspacing='2'>{hyper}</table>")
+
+    def _export_text(self, export: dict[str, Any] | None) -> str:
+        colour = self._state_colour(export)
+        when = _when(export.get("exported_at")) if export else ""
+        if export is None:
+            text = "not exported: use Export to ONNX"
+        elif export.get("damaged"):
+            text = "damaged: export again"
+        elif not export.get("current"):
+            text = f"out of date: the weights changed after the export of {when}; export again"
+        else:
+            text = f"{export_label(export)}, exported {when}"
+        return f"<span style='color: {colour}'>{html.escape(text)}</span>"
+
+    def _show_parity(self, model: ModelSummary | None) -> None:
+        """The parity check of the model's current export, read from its manifest."""
+        self.parity_table.setRowCount(0)
+        if model is None or model.export is None or model.export.get("damaged"):
+            self.parity_label.setText("")
+            self.parity_table.setVisible(False)
+            return
+        try:
+            manifest = read_manifest(self.store.home.absolute(model.folder) / EXPORT_FOLDER)
+        except StudioError as error:
+            self.parity_label.setText(f"<span style='color: {ERROR_COLOUR}'>{html.escape(str(error))}</span>")
+            self.parity_table.setVisible(False)
+            return
+        self.fill_parity(manifest["networks"], "Parity with torch (ONNX Runtime, CPU):")
+
+    def fill_parity(self, networks: dict[str, dict[str, Any]], heading: str) -> None:
+        """Show each exported network's largest difference from torch against its tolerance."""
+        rows = parity_rows(networks)
+        self.parity_table.setRowCount(len(rows))
+        for index, (role, precision, difference, tolerance) in enumerate(rows):
+            passed = difference <= tolerance
+            cells = (role, precision, f"{difference:.3g}", f"{tolerance:.3g}", "within" if passed else "over")
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column == 4:
+                    item.setForeground(QBrush(QColor(GOOD_COLOUR if passed else ERROR_COLOUR)))
+                self.parity_table.setItem(index, column, item)
+        self.parity_table.setVisible(bool(rows))
+        self.parity_label.setText(f"<b>{html.escape(heading)}</b>")
+
+    # --- export -----------------------------------------------------------------------------
+
+    def export_selected(self) -> JobHandle | None:
+        """Export the selected model to ONNX as a job; the parity result shows when it ends."""
+        name = self.selected_name
+        if name is None:
+            return None
+        if self.export_job is not None and not self.export_job.done:
+            self.context.notify(f"{self.export_job.title} is still running")
+            return None
+        store, fp16 = self.store, self.fp16_check.isChecked()
+
+        def factory(token: CancelToken) -> Job:
+            # Imported here, in the engine thread: torch.onnx and onnx cost a second the window need not wait for.
+            from studio.engine.export import export_model
+
+            return export_model(store, name, fp16=fp16, cancel=token)
+
+        handle = self._submit(f"Export '{name}' to ONNX", factory)
+        self.export_job = handle
+        self.export_button.setEnabled(False)
+        handle.finished.connect(lambda result: self._export_finished(handle, name, result))
+        handle.failed.connect(lambda message: self._job_failed(handle, f"Export of '{name}' failed", message))
+        handle.cancelled.connect(lambda: self._say_when_ended(handle, f"Export of '{name}' cancelled: nothing changed"))
+        handle.ended.connect(self._update_buttons)
+        return handle
+
+    def _export_finished(self, handle: JobHandle, name: str, result: Any) -> None:
+        self.refresh(select=name)
+        self.context.signals.modelsChanged.emit()
+        worst = max((d / t for _, _, d, t in parity_rows(result.networks) if t), default=0.0)
+        self.fill_parity(result.networks, f"Exported in {result.seconds:.1f} s; parity with torch "
+                                          f"(largest difference at {worst:.0%} of its tolerance):")
+        self._say_when_ended(handle, f"Exported '{name}' to ONNX: every network within its tolerance")
+
+    # --- import -----------------------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        """Pick a model folder in a file dialog, then import it."""
+        start = str(self.context.value("models/lastImportFolder", str(Path.home())))
+        folder = QFileDialog.getExistingDirectory(self, "Import a model folder", start)
+        if folder:
+            self.import_model_folder(Path(folder))
+
+    def import_model_folder(self, folder: Path) -> None:
+        """Ask for the model's name (ModelImportDialog), then copy the folder into the library as a job."""
+        folder = Path(folder)
+        try:
+            config = read_config(folder)  # a one-line reason for a folder that is not a model
+        except StudioError as error:
+            self.context.error("Not a model folder", str(error))
+            return
+        self.context.settings.setValue("models/lastImportFolder", str(folder.parent))
+        base = str(config.get("name") or folder.name)
+        try:
+            suggested = validate_name(base)
+        except StudioError:
+            suggested = "".join(c if c.isalnum() or c in "._-" else "-" for c in base).lstrip("._-")[:64] or "model"
+        number, candidate = 1, suggested
+        while model_exists(self.store, candidate):
+            number += 1
+            candidate = f"{suggested[:60]}-{number}"
+        description = (f"a {config.get('family')} model, {config.get('resolution')}x{config.get('resolution')} px, "
+                       f"{config.get('channels')} channel(s)")
+        if self.import_dialog is not None and self.import_dialog.isVisible():
+            self.import_dialog.reject()
+        dialog = ModelImportDialog(folder, candidate, description, self)
+        dialog.accepted.connect(lambda: self._run_import(folder, dialog.name))
+        self.import_dialog = dialog
+        dialog.open()  # window-modal and non-blocking: no nested event loop
+
+    def _run_import(self, folder: Path, name: str) -> JobHandle:
+        store = self.store
+
+        def factory(token: CancelToken) -> Iterator[Any]:
+            # import_model is one call (load to check, copy, commit): a job so a big model never freezes the window.
+            token.check()
+            yield Progress("importing", 0, 1, f"checking and copying {folder.name}")
+            summary = import_model(store, folder, name)
+            yield Progress("importing", 1, 1, "imported")
+            yield Finished(summary)
+
+        handle = self._submit(f"Import model '{name}'", factory)
+
+        def finished(summary: ModelSummary) -> None:
+            self.refresh(select=summary.name)
+            self.context.signals.modelsChanged.emit()
+            self._say_when_ended(handle, f"Imported model '{summary.name}' ({summary.family}, {summary.steps:,} steps)")
+
+        handle.finished.connect(finished)
+        handle.failed.connect(lambda message: self._job_failed(handle, "Model import failed", message))
+        return handle
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def _submit(self, title: str, factory: Callable[[CancelToken], Any]) -> JobHandle:
+        before = self.context.runner.pending
+        handle = self.context.runner.submit(title, factory)
+        self.jobs.append(handle)
+        handle.started.connect(self._update_panel)
+        handle.event.connect(self._update_panel)
+        handle.ended.connect(lambda: self._job_ended(handle))
+        if before:
+            self.context.notify(f"{title}: queued after {before[0].title}", 10_000)
+        self._update_panel()
+        return handle
+
+    def _job_failed(self, handle: JobHandle, title: str, message: str) -> None:
+        handle.error_shown = True  # type: ignore[attr-defined] - the window then skips its own status line
+        self.context.error(title, message)
+
+    def _say_when_ended(self, handle: JobHandle, message: str) -> None:
+        # The window's own "done"/"cancelled" line comes first when the job ends; this fuller one replaces it.
+        self._outcomes[handle] = message
+
+    def _job_ended(self, handle: JobHandle) -> None:
+        if handle in self.jobs:
+            self.jobs.remove(handle)
+        message = self._outcomes.pop(handle, None)
+        if message:
+            self.context.notify(message)
+        self._update_panel()
+
+    def _update_panel(self, *_: object) -> None:
+        pending = [h for h in self.jobs if not h.done]
+        self.panel.setVisible(bool(pending))
+        if not pending:
+            return
+        handle = pending[0]
+        event = handle.last_event
+        if handle.state == "queued":
+            current = self.context.runner.current
+            self.panel_label.setText(f"{handle.title}: queued after {current.title if current else 'another job'}")
+            self.progress.setRange(0, 0)
+        elif event is not None and getattr(event, "total", 0):
+            self.panel_label.setText(f"{handle.title}: {event.message or event.stage}")
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(1.0, event.done / event.total)))
+        else:
+            self.panel_label.setText(f"{handle.title}: {getattr(event, 'message', '') or 'starting'}")
+            self.progress.setRange(0, 0)
+
+    def cancel_job(self) -> None:
+        """Cancel this page's first pending export or import (nothing of it is kept)."""
+        pending = [h for h in self.jobs if not h.done]
+        if pending:
+            pending[0].cancel()
+            self.panel_label.setText(f"{pending[0].title}: cancelling…")
+
+    # --- delete -----------------------------------------------------------------------------
+
+    def _ask(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question, QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def delete_selected(self) -> bool:
+        """Delete the selected model after asking; True when it was deleted."""
+        name = self.selected_name
+        if name is None:
+            return False
+        if self.export_job is not None and not self.export_job.done and f"'{name}'" in self.export_job.title:
+            self.context.error("Could not delete the model", f"'{name}' is being exported: wait or cancel first")
+            return False
+        model = self.models[name]
+        if not self.confirm_delete(
+            "Delete model",
+            f"Delete '{name}' ({model.family}, {model.steps:,} steps, {human_size(model.size_bytes)}) with its "
+            "weights and ONNX export? Gallery images keep its name. This cannot be undone.",
+        ):
+            return False
+        try:
+            delete_model(self.store, name)
+        except (StudioError, OSError) as error:
+            self.context.error("Could not delete the model", f"'{name}': {error}")
+            self.refresh()
+            return False
+        self.context.notify(f"Deleted model '{name}'")
+        self.refresh()
+        self.context.signals.modelsChanged.emit()
+        return True
+
