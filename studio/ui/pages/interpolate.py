@@ -1,21 +1,365 @@
-"""The Interpolate page."""
+"""The Interpolate page: frames walking through a model's latent space from one end to another.
+
+Each end is a seed, a gallery item (#ID) or, for families with an encoder (VAE), an image file.
+Between two seeds the walk follows the latent sphere (slerp), otherwise a straight line; the engine
+job saves every frame to the gallery, pointing back at its endpoints. Families without latents
+(PixelCNN) are listed but disabled, with the engine's reason as their tooltip.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+import secrets
+from collections.abc import Sequence
+from typing import Any
 
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.generation import MAX_FRAMES, EndpointRef, interpolate
+from studio.engine.jobs import CancelToken, Job
+from studio.engine.library import ModelSummary, list_models
+from studio.errors import StudioError
+from studio.store.gallery import GalleryRepository
 from studio.ui.context import StudioContext
+from studio.ui.jobs import JobHandle
+from studio.ui.pages.generate import (
+    DICE_RANGE,
+    INPAINT_ONLY_SETTINGS,
+    BackendPicker,
+    ModelPicker,
+    PageJob,
+    ResultStrip,
+    limit_diffusion_steps,
+    model_caption,
+    result_summary,
+    sampling_schema,
+    scroll_column,
+    unsupported_reason,
+)
+from studio.ui.widgets import named
+from studio.ui.widgets.schema_form import SchemaForm
+
+# Interpolation forces diffusion's deterministic DDIM (only it maps one x_T to one image), so the
+# sampler and its noise are not choices here.
+FORCED_SETTINGS = frozenset({"sampler", "eta"})
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.gif *.tif *.tiff);;All files (*)"
+
+
+class EndpointField(QWidget):
+    """One end of the walk: a seed, a gallery item `#ID`, or (with an encoder) an image file."""
+
+    changed = Signal()
+
+    def __init__(self, context: StudioContext, side: str, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.title = title
+        self.encode_problem: str | None = "choose a model first"
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        row = QHBoxLayout()
+        self.edit = named(QLineEdit(), f"interpolate{side}Edit", f"{title}: seed, #item or image file")
+        self.dice = named(QToolButton(), f"interpolate{side}DiceButton", f"{title}: draw a random seed",
+                          "draw a random seed")
+        self.dice.setText("Random")
+        self.browse = named(QToolButton(), f"interpolate{side}BrowseButton", f"{title}: choose an image file")
+        self.browse.setText("File…")
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.dice)
+        row.addWidget(self.browse)
+        self.info = named(QLabel(), f"interpolate{side}Info", f"{title}: what it refers to")
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("color: palette(placeholder-text);")
+        layout.addLayout(row)
+        layout.addWidget(self.info)
+        self.edit.textChanged.connect(self._describe)
+        self.edit.textChanged.connect(self.changed)
+        self.dice.clicked.connect(lambda: self.edit.setText(str(secrets.randbelow(DICE_RANGE))))
+        self.browse.clicked.connect(self._choose_file)
+        self.set_encode_problem(self.encode_problem)
+
+    def text(self) -> str:
+        """What the user typed."""
+        return self.edit.text().strip()
+
+    def set_text(self, text: str) -> None:
+        """Show a seed, `#ID` or path."""
+        self.edit.setText(text)
+
+    def set_encode_problem(self, problem: str | None) -> None:
+        """Whether the model can encode image files (None) or why not."""
+        self.encode_problem = problem
+        self.browse.setEnabled(problem is None)
+        self.browse.setToolTip("choose an image file to encode" if problem is None else problem)
+        self.edit.setPlaceholderText("seed (42) or gallery item (#12)" + (" or image file" if problem is None else ""))
+        self.edit.setToolTip("a seed such as 42, a gallery item such as #12"
+                             + (", or the path of an image file (encoded by the model)" if problem is None else ""))
+        self._describe()
+
+    def reference(self) -> EndpointRef:
+        """The endpoint for the engine, or a StudioError saying what is wrong with the text."""
+        text = self.text()
+        if not text:
+            raise StudioError(f"{self.title.lower()}: type a seed (such as 42) or a gallery item (such as #12)")
+        reference = EndpointRef.parse(text)
+        if reference.file is not None and self.encode_problem is not None:
+            raise StudioError(f"{self.title.lower()} is an image file, but {self.encode_problem}")
+        return reference
+
+    def _describe(self) -> None:
+        text = self.text()
+        if not text:
+            self.info.setText("")
+            return
+        try:
+            reference = EndpointRef.parse(text)
+        except StudioError as error:
+            self.info.setText(str(error))
+            return
+        if reference.seed is not None:
+            self.info.setText(f"seed {reference.seed}: its Gaussian latent")
+        elif reference.item is not None:
+            try:
+                entry = GalleryRepository(self.context.store).get(reference.item)
+            except StudioError as error:
+                self.info.setText(str(error))
+                return
+            seed = f", seed {entry.seed}" if entry.seed is not None else ""
+            self.info.setText(f"gallery item #{entry.id}: {entry.operation} by {entry.model}{seed}")
+        else:
+            assert reference.file is not None
+            self.info.setText(f"image file {reference.file.name}"
+                              + (f" ({self.encode_problem})" if self.encode_problem else ": encoded by the model"))
+
+    def _choose_file(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(self, f"{self.title}: an image to encode", "", IMAGE_FILTER)
+        if path:
+            self.edit.setText(path)
 
 
 class InterpolatePage(QWidget):
-    """Interpolate."""
+    """Choose a model, two ends and a frame count; the frames go to the gallery and show as a strip."""
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
+        self.store = context.store
         self.setObjectName("interpolatePage")
         self.setAccessibleName("Interpolate")
-        QVBoxLayout(self).addWidget(QLabel("<h2>Interpolate</h2>"))
+
+        self.model_picker = named(ModelPicker("interpolate"), "interpolateModelCombo", "Model",
+                                  "the model whose latent space to walk (families without latents are disabled)")
+        self.model_info = QLabel()
+        self.model_info.setObjectName("interpolateModelInfo")
+        self.model_info.setWordWrap(True)
+        self.start = EndpointField(context, "From", "From")
+        self.end = EndpointField(context, "To", "To")
+        self.start.set_text("1")
+        self.end.set_text("2")
+        self.frames_spin = named(QSpinBox(), "interpolateFramesSpin", "Frames",
+                                 "images from the first end to the last, both included")
+        self.frames_spin.setRange(2, MAX_FRAMES)
+        self.frames_spin.setValue(int(context.value("interpolate/frames", 8)))
+        self.backend = BackendPicker(context, "interpolate")
+        self.form = named(SchemaForm("interpolateOption_"), "interpolateOptions", "Sampling settings")
+        self.form_note = QLabel()
+        self.form_note.setWordWrap(True)
+        self.run_button = named(QPushButton("Interpolate"), "interpolateButton", "Interpolate",
+                                "make the frames and add them to the gallery (Ctrl+Return)")
+        self.run_button.setMinimumHeight(34)
+        self.progress = named(QProgressBar(), "interpolateProgress", "Interpolation progress")
+        self.progress.setVisible(False)
+        self.status = named(QLabel(), "interpolateStatus", "Interpolation status")
+        self.status.setWordWrap(True)
+        self.strip = named(ResultStrip(96), "interpolateFrames", "Interpolation frames",
+                           "the frames, first to last: click one to open the gallery")
+        self.caption = QLabel("The frames appear here, first to last.")
+        self.caption.setObjectName("interpolateFramesCaption")
+        self.job = PageJob(context, self.run_button, self.progress, self.status, self._update_run_state)
+        self._form_family: str | None = None
+
+        settings = QWidget()
+        column = QVBoxLayout(settings)
+        column.setContentsMargins(0, 0, 8, 0)
+        form = QFormLayout()
+        form.addRow("Model", self.model_picker)
+        form.addRow("", self.model_info)
+        form.addRow("From", self.start)
+        form.addRow("To", self.end)
+        form.addRow("Frames", self.frames_spin)
+        form.addRow("Backend", self.backend)
+        column.addLayout(form)
+        self.options_box = QGroupBox("Sampling settings")
+        box_layout = QVBoxLayout(self.options_box)
+        box_layout.addWidget(self.form)
+        box_layout.addWidget(self.form_note)
+        column.addWidget(self.options_box)
+        column.addWidget(self.run_button)
+        column.addWidget(self.progress)
+        column.addWidget(self.status)
+        column.addStretch(1)
+        results = QVBoxLayout()
+        results.addWidget(self.caption)
+        results.addWidget(self.strip, 1)
+        body = QHBoxLayout()
+        body.addWidget(scroll_column(settings))
+        body.addLayout(results, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>Interpolate</h2>"))
+        hint = QLabel("Walk through a model's latent space: between two seeds along the sphere of Gaussian "
+                      "noise (slerp), between encoded images along a straight line. Smooth, meaningful "
+                      "frames are the sign of a well-formed latent space.")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        layout.addLayout(body, 1)
+
+        self.model_picker.modelChanged.connect(self._model_changed)
+        self.start.changed.connect(self._update_run_state)
+        self.end.changed.connect(self._update_run_state)
+        self.run_button.clicked.connect(self.run)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, self.run)  # matched only while the page is visible
+        self.strip.itemChosen.connect(self._open_in_gallery)
+        context.signals.useGalleryItems.connect(self.use_gallery_items)
+        context.signals.modelsChanged.connect(self.refresh)
+        self.refresh()
+        self.model_picker.select(str(context.value("interpolate/model", "")))
+
+    # --- state ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Reload from the store."""
+        """Reload the models, keeping the choices."""
+        backend, provider = self.backend.backend(), self.backend.provider_combo.currentData()
+        self.model_picker.set_models(list_models(self.store))
+        self.backend.set_backend(backend, str(provider))
+
+    def on_shown(self) -> None:
+        """Called when the page comes on screen."""
+        self.refresh()
+
+    def shutdown(self) -> None:
+        """Stop loading thumbnails (the window is closing)."""
+        self.strip.shutdown()
+
+    def _model_changed(self, model: ModelSummary | None) -> None:
+        previous = self.form.values() if self.form.settings else {}
+        self.backend.set_model(model)
+        problem = unsupported_reason(model.family, "encode") if model is not None else "choose a model first"
+        self.start.set_encode_problem(problem)
+        self.end.set_encode_problem(problem)
+        if model is None:
+            self.form.set_schema(())
+            self.options_box.setVisible(False)
+            usable = [m for m in self.model_picker.models if self.model_picker.is_usable(m)]
+            self.model_info.setText(
+                "No model yet: train one on the Train page." if not self.model_picker.models else
+                "No model here can interpolate: train a GAN, VAE or diffusion model." if not usable else
+                "Choose a model."
+            )
+            self._update_run_state()
+            return
+        self.model_info.setText(model_caption(model))
+        schema = sampling_schema(model.family, INPAINT_ONLY_SETTINGS | FORCED_SETTINGS)
+        values = {h.name: model.hyperparameters.get(h.name, h.default) for h in schema}
+        if self._form_family == model.family:
+            values.update({k: v for k, v in previous.items() if k in values})
+        self.form.set_schema(schema, values)
+        limit_diffusion_steps(self.form, model)
+        self._form_family = model.family
+        self.form_note.setText("Diffusion interpolates with deterministic DDIM (eta 0): only it gives one image "
+                               "per starting noise." if model.family == "diffusion" else "")
+        self.form_note.setVisible(model.family == "diffusion")
+        self.options_box.setVisible(bool(schema))
+        self._update_run_state()
+
+    def _update_run_state(self) -> None:
+        reason = None
+        if self.store.read_only:
+            reason = f"the database is read-only: {self.store.read_only_reason}"
+        elif self.model_picker.current() is None:
+            reason = "choose a model that can interpolate"
+        elif not self.start.text() or not self.end.text():
+            reason = "give both ends: a seed or a gallery item (#ID)"
+        self.run_button.setEnabled(reason is None and not self.job.running)
+        self.run_button.setToolTip(reason or "make the frames and add them to the gallery (Ctrl+Return)")
+
+    # --- actions -------------------------------------------------------------------------
+
+    def run(self) -> JobHandle | None:
+        """Queue the interpolation with the settings on show; None (with a message) when something is wrong."""
+        if self.job.running:
+            return None
+        model = self.model_picker.current()
+        if model is None:
+            self.context.error("Nothing to interpolate with", "choose a GAN, VAE or diffusion model first")
+            return None
+        try:
+            start, end = self.start.reference(), self.end.reference()
+            options = self.form.values()
+        except StudioError as error:
+            self.context.error("Cannot interpolate", str(error))
+            return None
+        name, frames, store = model.name, self.frames_spin.value(), self.store
+        backend, provider = self.backend.backend(), self.backend.provider()
+        self.context.settings.setValue("interpolate/model", name)
+        self.context.settings.setValue("interpolate/frames", frames)
+        self.strip.show_items([])
+        self.caption.setText(f"Interpolating {frames} frames with {name}…")
+
+        def factory(token: CancelToken) -> Job:
+            # Runs in the engine thread: plain values only, never a widget.
+            return interpolate(store, name, start, end, frames, options, backend=backend, provider=provider,
+                               cancel=token)
+
+        return self.job.submit(f"Interpolate {frames} frames with {name}", factory, self._finished,
+                               "Interpolation failed")
+
+    def _finished(self, result: Any) -> None:
+        self.status.setText(result_summary(result, "frame"))
+        count = len(result.items)
+        self.caption.setText(f"{count} frames, first to last, now in the gallery: click one to open the gallery.")
+        self.strip.show_items(result.items, lambda index, item: f"{index} · #{item['id']}")
+
+    def _open_in_gallery(self, item_id: int) -> None:
+        self.context.go_to("gallery")
+        self.context.notify(f"gallery item #{item_id}")
+
+    def use_gallery_items(self, page_key: str, ids: Sequence[int]) -> None:
+        """Items chosen in the gallery become the ends (the first two; one fills From only)."""
+        if page_key != "interpolate":
+            return
+        chosen = [int(item) for item in ids][:2]
+        if not chosen:
+            return
+        self.context.go_to("interpolate")
+        self.refresh()
+        self.start.set_text(f"#{chosen[0]}")
+        if len(chosen) > 1:
+            self.end.set_text(f"#{chosen[1]}")
+        try:
+            entry = GalleryRepository(self.store).get(chosen[0])
+        except StudioError as error:
+            self.context.error("Gallery item not found", str(error))
+            return
+        # Items sampled by a model are interpolated by that model (their seeds are its latents).
+        if not self.model_picker.select(entry.model) and entry.model in self.model_picker.models:
+            family = self.model_picker.models[entry.model].family
+            self.context.notify(f"{entry.model} cannot interpolate: {unsupported_reason(family, 'interpolate')}")
+        extra = f" (only the first two of {len(ids)} are used)" if len(ids) > 2 else ""
+        self.status.setText(f"Ends set from the gallery: #{chosen[0]}"
+                            + (f" to #{chosen[1]}" if len(chosen) > 1 else "") + extra)
