@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -196,6 +197,26 @@ def _prune_backups(folder: Path) -> None:
         old.unlink(missing_ok=True)
 
 
+def _refresh_statistics(connection: Any) -> None:
+    """ANALYZE when the gallery has no statistics or has grown or shrunk by a quarter since.
+
+    Without them SQLite filters on the `deleted_at` index and sorts every row: 200 ms a page at
+    100,000 items instead of 3 ms. A full ANALYZE costs about a second per million rows, so it runs
+    only when the table changed enough to matter, never at every start.
+    """
+    rows = connection.exec_driver_sql("SELECT count(*) FROM gallery_items").scalar() or 0
+    try:
+        stat = connection.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'gallery_items' LIMIT 1").scalar()
+    except Exception:  # noqa: BLE001 - no sqlite_stat1 table yet: never analysed
+        stat = None
+    analysed = int(str(stat).split()[0]) if stat else None
+    if rows < 1000 and analysed is None:
+        return  # small galleries plan well without statistics
+    if analysed is None or abs(rows - analysed) > max(1000, rows // 4):
+        connection.exec_driver_sql("ANALYZE")
+
+
 def open_store(home: DataHome) -> Store:
     """Open (creating or migrating as needed) the store of a data home.
 
@@ -227,6 +248,7 @@ def open_store(home: DataHome) -> Store:
         config = _alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        _refresh_statistics(connection)
     store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), None, backups)
     from studio.store.staging import sweep_abandoned  # local import: staging uses the store
 

@@ -125,3 +125,17 @@ def test_the_app_never_forks_import_workers(window: MainWindow) -> None:
     from studio.engine.datasets.importer import _process_context
 
     assert _process_context().get_start_method() != "fork"
+
+
+def test_pyside_keeps_none_alive() -> None:
+    """PySide6 6.12.0 dropped a reference to None on every void call: Python 3.11 then aborts
+    (none_dealloc) after enough repaints. pyproject pins a release without the bug."""
+    import sys
+
+    from PySide6.QtCore import QObject
+
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(200):
+        probe.setObjectName("probe")
+    assert sys.getrefcount(None) - before > -50

@@ -1,0 +1,443 @@
+"""The Gallery page with the real window: the grid, Lightroom keys, undo, filters, details, compare, drops,
+other pages, export, missing files, and a 100,000-row gallery that must stay virtualised and quick."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import statistics
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QDialog, QMenu, QMessageBox
+from pytestqt.qtbot import QtBot
+from sqlalchemy import insert
+
+from studio.engine.datasets.samples import add_sample
+from studio.engine.generation import generate
+from studio.engine.jobs import run_job
+from studio.engine.training import train
+from studio.home import DataHome
+from studio.store.database import Store, open_store
+from studio.store.gallery import GalleryRepository, thumbnail_path
+from studio.store.models import GalleryItem
+from studio.ui.main_window import MainWindow
+from studio.ui.pages.gallery import GalleryPage
+from studio.ui.widgets.thumbnail_grid import PAGE_SIZE, STATE_ROLE
+
+TINY_GAN = {"width": 8, "latent_dim": 8, "batch_size": 8}
+SEEDS = list(range(100, 106))  # items 1-6, made in this order: the grid (newest first) shows 6..1
+
+
+@pytest.fixture(scope="module")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data home with a tiny trained GAN and six generated images, built once for the module."""
+    root = tmp_path_factory.mktemp("gallery-template") / "home"
+    store = open_store(DataHome(root).ensure())
+    try:
+        run_job(add_sample(store, "digits", size=8))
+        run_job(train(store, "m", family="gan", dataset="digits", steps=3, settings=TINY_GAN, preview_every=0))
+        run_job(generate(store, "m", len(SEEDS), seed=SEEDS[0]))
+    finally:
+        store.close()
+    return root
+
+
+@pytest.fixture
+def items_store(isolated_home: Path, template_home: Path) -> Iterator[Store]:
+    """The test's own copy of the template home, opened."""
+    shutil.copytree(template_home, isolated_home)
+    store = open_store(DataHome(isolated_home).ensure())
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def gallery_window(qtbot: QtBot, items_store: Store, settings: QSettings) -> Iterator[MainWindow]:
+    """The main window on the six-item home, showing the Gallery with its thumbnails loaded."""
+    main = MainWindow(items_store, settings)
+    main.confirm_close = lambda: True
+    qtbot.addWidget(main)
+    main.show()
+    main.show_page("gallery")
+    page = main.page["gallery"]
+    qtbot.waitUntil(lambda: _states(page) == ["ready"] * len(SEEDS), timeout=10_000)
+    yield main
+    main.close()
+
+
+def _gallery(window: MainWindow) -> GalleryPage:
+    page = window.page["gallery"]
+    assert isinstance(page, GalleryPage)
+    return page
+
+
+def _states(page: GalleryPage) -> list[str]:
+    return [page.model.data(page.model.index(row), STATE_ROLE) for row in range(page.model.rowCount())]
+
+
+def _ids(page: GalleryPage) -> list[int]:
+    return page.model.ids()
+
+
+def _select(qtbot: QtBot, page: GalleryPage, ids: list[int]) -> None:
+    page.select_ids(ids)
+    page.view.setFocus()
+    qtbot.waitUntil(lambda: sorted(page.selected_ids()) == sorted(ids))
+
+
+def _no_error_dialog(window: MainWindow) -> bool:
+    return not [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+
+
+def test_grid_shows_generated_items_with_stable_names(gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    assert _ids(page) == [6, 5, 4, 3, 2, 1]
+    assert page.view.objectName() == "galleryView" and page.view.accessibleName()
+    assert page.view.viewMode() == page.view.ViewMode.IconMode and page.view.uniformItemSizes()
+    assert page.view.layoutMode() == page.view.LayoutMode.Batched
+    assert page.view.selectionMode() == page.view.SelectionMode.ExtendedSelection
+    assert all(page.view.visualRect(page.model.index(row)).isValid() for row in range(6))
+    assert "6 items in the gallery" in page.count_label.text()
+    assert page.loader.cache.get(1) is not None and not page.missing
+    for name in ("galleryView", "ratingFilter", "modelFilter", "familyFilter", "flagFilter", "tagFilter",
+                 "sinceFilter", "untilFilter", "sortCombo", "clearFiltersButton", "galleryCount", "compareButton",
+                 "interpolateButton", "inpaintButton", "exportButton", "deleteButton", "restoreButton", "undoButton",
+                 "trashToggle", "emptyTrashButton", "detailPane", "detailImage", "detailParams", "detailRating",
+                 "detailFlag", "tagList", "tagEdit", "addTagButton", "removeTagButton", "noteEdit", "saveNoteButton",
+                 "lineageLabel", "detailStatus", "gallerySplitter"):
+        widget = page.findChild(object, name)
+        assert widget is not None, name
+        assert widget.accessibleName(), name
+
+
+def test_keys_rate_and_flag_the_selection_and_ctrl_z_undoes(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    _select(qtbot, page, [3])
+    qtbot.keyClick(page.view, Qt.Key.Key_4)
+    assert repository.get(3).rating == 4
+    assert page.model.entry(page.model.row_of(3)).rating == 4 and page.detail_rating.value() == 4
+    qtbot.keyClick(page.view, Qt.Key.Key_P)
+    assert repository.get(3).flag == "pick"
+    qtbot.keyClick(page.view, Qt.Key.Key_X)
+    assert repository.get(3).flag == "reject"
+    qtbot.keyClick(page.view, Qt.Key.Key_U)
+    assert repository.get(3).flag == "none"
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # back to reject
+    assert repository.get(3).flag == "reject"
+
+    _select(qtbot, page, [2, 3, 5])  # bulk: one key rates the whole selection
+    qtbot.keyClick(page.view, Qt.Key.Key_2)
+    assert [repository.get(i).rating for i in (2, 3, 5)] == [2, 2, 2]
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # each back to its own
+    assert [repository.get(i).rating for i in (2, 3, 5)] == [0, 4, 0]
+
+    qtbot.keyClick(page.view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert sorted(page.selected_ids()) == [1, 2, 3, 4, 5, 6]
+    assert _no_error_dialog(gallery_window)
+
+
+def test_delete_moves_to_trash_and_ctrl_z_restores(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    files = {i: page.store.home.absolute(repository.get(i).path) for i in (2, 4)}
+    _select(qtbot, page, [2, 4])
+    qtbot.keyClick(page.view, Qt.Key.Key_Delete)
+    assert _ids(page) == [6, 5, 3, 1]
+    assert repository.get(2).deleted and repository.get(4).deleted
+    assert not any(path.exists() for path in files.values())
+    assert "4 items" in page.count_label.text()
+    assert page.selected_ids() == [3]  # the next item takes the place of the first deleted one
+
+    page.set_trash_mode(True)  # the trash shows them, thumbnails read from trash/
+    assert _ids(page) == [4, 2] and not page.buttons["deleteButton"].isVisible()
+    qtbot.waitUntil(lambda: _states(page) == ["ready", "ready"])
+    page.set_trash_mode(False)
+
+    page.view.setFocus()
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert _ids(page) == [6, 5, 4, 3, 2, 1]
+    assert not repository.get(2).deleted and all(path.exists() for path in files.values())
+    assert sorted(page.selected_ids()) == [2, 4]  # what was deleted comes back selected
+
+
+def test_rating_flag_tag_and_date_filters_show_only_matching_items(qtbot: QtBot,
+                                                                   gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    repository.rate([1], 5)
+    repository.rate([2], 4)
+    repository.rate([3], 3)
+    repository.set_flag([1, 3], "pick")
+    page.refresh()
+    rating_filter = page.findChild(object, "ratingFilter")
+    rating_filter.setCurrentIndex(rating_filter.findData(4))
+    assert _ids(page) == [2, 1]
+    assert "2 items match" in page.count_label.text()
+    page.flag_filter.setCurrentIndex(page.flag_filter.findData("pick"))
+    assert _ids(page) == [1]
+    page.clear_filters()
+    assert _ids(page) == [6, 5, 4, 3, 2, 1]
+
+    _select(qtbot, page, [5, 6])  # tags from the detail pane apply to the whole selection
+    page.tag_edit.setText("keeper")
+    page.add_tag_button.click()
+    assert repository.get(5).tags == ("keeper",) and page.tag_list.count() == 1
+    page.tag_filter.setEditText("keeper")
+    page.apply_filters()
+    assert _ids(page) == [6, 5]
+    page.clear_filters()
+
+    today = datetime.now().date()
+    page.until_filter.setDate(today - timedelta(days=1))  # everything was made today
+    assert _ids(page) == [] and page.empty_hint.isVisible()
+    page.until_filter.setDate(today)
+    assert len(_ids(page)) == 6
+    page.since_filter.setDate(today + timedelta(days=1))  # since after until: said, never raised
+    assert "--since must be before --until" in page.count_label.text()
+    page.clear_filters()
+    page.sort_combo.setCurrentIndex(page.sort_combo.findData("oldest"))
+    assert _ids(page) == [1, 2, 3, 4, 5, 6]
+    qtbot.waitUntil(lambda: page.model_filter.count() == 2)  # facets arrive from the pool thread
+    assert page.model_filter.itemData(1) == "m" and "(6)" in page.model_filter.itemText(1)
+
+
+def test_detail_pane_shows_parameters_and_edits_note(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    _select(qtbot, page, [3])
+    params = page.detail_params.text()
+    assert "102" in params and "gan" in params and "torch" in params and "sample" in params
+    assert page.detail_image.pixmap().width() == 256  # 8 px scaled by a whole 32
+    page.note_edit.setPlainText("crisp strokes")
+    page.save_note_button.click()
+    assert GalleryRepository(page.store).get(3).note == "crisp strokes"
+    page.detail_rating.ratingChanged.emit(5)  # as a click on the fifth star does
+    assert GalleryRepository(page.store).get(3).rating == 5
+
+
+def test_lineage_ids_are_links_and_the_context_menu_offers_the_actions(qtbot: QtBot,
+                                                                        gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    source = page.store.home.absolute(repository.get(1).path)
+    copy = source.with_name("frame.png")
+    shutil.copyfile(source, copy)
+    child = repository.add(page.store.home.relative(copy), "m", "gan", 8, 8, operation="interpolate",
+                           parents=[(1, "from"), (2, "to")])
+    gallery_window.context.signals.galleryChanged.emit()
+    _select(qtbot, page, [child.id])
+    lineage = page.lineage_label.text()
+    assert "item:1" in lineage and "item:2" in lineage and "(from)" in lineage
+    page.lineage_label.linkActivated.emit("item:2")  # a click on "#2"
+    assert page.selected_ids() == [2] and "item:7" in page.lineage_label.text()
+
+    _select(qtbot, page, [3, 4])
+    page._context_menu(page.view.visualRect(page.model.index(page.model.row_of(3))).center())
+    menu = page.findChild(QMenu, "galleryContextMenu")
+    assert menu is not None
+    texts = [action.text() for action in menu.actions()]
+    assert "Compare" in texts and "Delete" in texts and "Interpolate between these two" in texts
+    menu.close()
+
+
+def test_compare_two_items_side_by_side(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    _select(qtbot, page, [1, 2])
+    assert page.compare_action.isEnabled()
+    qtbot.keyClick(page.view, Qt.Key.Key_C)
+    compare = page.findChild(QDialog, "compareView")
+    assert compare is not None and compare.isVisible()
+    titles = [label.text() for label in compare.titles]
+    assert "#2" in titles[0] and "#1" in titles[1]
+    assert "<b>101</b>" in compare.details[0].text()  # the seeds differ, so they are in bold
+    compare.pick_buttons[1].click()
+    assert GalleryRepository(page.store).get(1).flag == "pick"
+    assert "picked" in compare.titles[1].text()
+
+
+def test_interpolate_inpaint_and_export_actions(qtbot: QtBot, gallery_window: MainWindow, tmp_path: Path) -> None:
+    page = _gallery(gallery_window)
+    signals = gallery_window.context.signals
+    _select(qtbot, page, [1, 2])
+    with qtbot.waitSignal(signals.useGalleryItems) as blocker:
+        page.interpolate_action.trigger()
+    assert blocker.args == ["interpolate", [2, 1]] and gallery_window.current_key == "interpolate"
+    gallery_window.show_page("gallery")
+    _select(qtbot, page, [4])
+    with qtbot.waitSignal(signals.useGalleryItems) as blocker:
+        page.inpaint_action.trigger()
+    assert blocker.args == ["inpaint", [4]] and gallery_window.current_key == "inpaint"
+
+    gallery_window.show_page("gallery")
+    _select(qtbot, page, [1, 2, 3])
+    destination = tmp_path / "picked.zip"
+    page.ask_export_destination = lambda count: (destination, True)
+    handle = page.export_selection()
+    assert handle is not None
+    with qtbot.waitSignal(handle.ended, timeout=10_000):
+        pass
+    assert handle.state == "finished" and destination.is_file()
+    import zipfile
+
+    with zipfile.ZipFile(destination) as archive:
+        assert len([n for n in archive.namelist() if n.endswith(".png")]) == 3
+
+
+def test_dropping_a_studio_png_restores_its_settings_in_generate(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    png = page.store.home.absolute(GalleryRepository(page.store).get(3).path)
+    gallery_window.show_page("datasets")
+    with qtbot.waitSignal(gallery_window.context.signals.restoreGenerateSettings) as blocker:
+        gallery_window.handle_drop([png])
+    settings = blocker.args[0]
+    assert settings["seed"] == 102 and settings["model"] == "m" and settings["family"] == "gan"
+    assert "_pixels" not in settings and isinstance(settings["params"], dict)
+    assert gallery_window.current_key == "generate"
+
+
+def test_a_png_without_studio_metadata_goes_on_to_dataset_import(qtbot: QtBot, gallery_window: MainWindow,
+                                                                 tmp_path: Path) -> None:
+    plain = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(plain)
+    fired: list[dict] = []
+    gallery_window.context.signals.restoreGenerateSettings.connect(fired.append)
+    gallery_window.handle_drop([plain])  # must not raise
+    assert not fired and gallery_window.current_key == "datasets"
+    page = _gallery(gallery_window)
+    assert page.restore_settings_from(plain, quiet=True) is False and _no_error_dialog(gallery_window)
+    assert page.restore_settings_from(plain) is False  # not quiet: the reason is shown
+    assert "carries no Studio metadata" in gallery_window.last_error[1]
+
+
+def test_missing_and_corrupt_files_show_placeholders_and_a_message(qtbot: QtBot,
+                                                                   gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    home = page.store.home
+    home.absolute(repository.get(2).path).unlink()
+    home.absolute(repository.get(5).path).write_bytes(b"not a png at all")
+    for item in (2, 5):
+        thumbnail_path(page.store, item).unlink()
+    page.loader.cache.clear()
+    page.refresh()
+    qtbot.waitUntil(lambda: "loading" not in _states(page), timeout=10_000)
+    states = dict(zip(_ids(page), _states(page), strict=True))
+    assert states[2] == states[5] == "missing" and states[1] == "ready"
+    assert "2 images missing or unreadable" in page.count_label.text()
+    _select(qtbot, page, [5])
+    assert "cannot be read" in page.detail_status.text()
+    _select(qtbot, page, [2])
+    assert "missing" in page.detail_status.text()
+    assert _no_error_dialog(gallery_window)
+
+
+def test_gallery_changed_reloads_and_keeps_the_selection(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    _select(qtbot, page, [3])
+    run_job(generate(page.store, "m", 2, seed=500))
+    gallery_window.context.signals.galleryChanged.emit()
+    assert _ids(page) == [8, 7, 6, 5, 4, 3, 2, 1]
+    assert page.selected_ids() == [3]
+
+    gallery_window.show_page("generate")  # off screen: only marked stale, reloaded when shown again
+    run_job(generate(page.store, "m", 1, seed=600))
+    gallery_window.context.signals.galleryChanged.emit()
+    assert len(_ids(page)) == 8
+    gallery_window.show_page("gallery")
+    assert _ids(page)[0] == 9 and page.selected_ids() == [3]
+
+
+def test_trash_restore_and_empty(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    _select(qtbot, page, [1, 6])
+    page.delete_action.trigger()
+    page.buttons["trashToggle"].click()
+    assert page.trash_mode and _ids(page) == [6, 1]
+    _select(qtbot, page, [6])
+    page.restore_action.trigger()
+    assert _ids(page) == [1] and not repository.get(6).deleted
+    asked: list[str] = []
+    page.confirm = lambda title, question: asked.append(question) is None
+    page.empty_trash_action.trigger()
+    assert asked and "1 image" in asked[0] and _ids(page) == []
+    assert repository.count() == 5
+    page.set_trash_mode(False)
+    assert len(_ids(page)) == 5
+
+
+def _insert_rows(store: Store, count: int) -> None:
+    """`count` gallery rows whose files do not exist, inserted directly (as bench/gallery_scale.py does)."""
+    start = datetime(2025, 1, 1)
+    batch = 25_000
+    for first in range(1, count + 1, batch):
+        rows = [{
+            "id": item, "path": f"gallery/scale/{item}.png", "model_name": f"model{item % 7}",
+            "family": ("gan", "vae", "pixelcnn", "diffusion")[item % 4], "operation": "sample", "seed": item,
+            "params": {"steps": 50}, "backend": "torch", "provider": "cpu", "width": 8, "height": 8,
+            "rating": item % 6, "flag": ("none", "pick", "reject")[item % 3], "note": "",
+            "created_at": start + timedelta(seconds=item),
+        } for item in range(first, min(count, first + batch - 1) + 1)]
+        with store.session() as session:
+            session.execute(insert(GalleryItem), rows)
+    # What a long-lived database has (bench/gallery_scale.py does the same): without statistics SQLite
+    # pages through ix_gallery_deleted and sorts all 100,000 rows for every page.
+    with sqlite3.connect(store.home.database) as connection:
+        connection.execute("ANALYZE")
+
+
+def test_100k_rows_stay_virtualised_and_scrolling_to_the_end_stays_fast(
+    qtbot: QtBot, window: MainWindow, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    total = 100_000
+    _insert_rows(store, total)
+    page = _gallery(window)
+    view = page.view
+
+    started = time.perf_counter()
+    window.show_page("gallery")
+    # Shown = the first cells painted (painting is what asks for their thumbnails).
+    qtbot.waitUntil(lambda: page.loader.requested > 0, timeout=10_000)
+    first_page = time.perf_counter() - started
+    assert page.model.rowCount() == PAGE_SIZE and page.model.pages_fetched == 1  # one page, not 100,000 rows
+    assert "100,000 items in the gallery" in page.count_label.text()
+    # No files: every cell on screen fails gracefully into a "missing" placeholder, with no dialog.
+    on_screen = [row for row in range(PAGE_SIZE) if view.viewport().rect().intersects(
+        view.visualRect(page.model.index(row)))]
+    qtbot.waitUntil(lambda: all(page.model.data(page.model.index(r), STATE_ROLE) == "missing" for r in on_screen),
+                    timeout=10_000)
+    assert _no_error_dialog(window) and len(page.missing) >= len(on_screen)
+    assert page.loader.requested < 2 * PAGE_SIZE  # only cells that were painted asked for a thumbnail
+
+    steps = 25
+    times = []
+    bar = view.verticalScrollBar()
+    for step in range(steps):
+        maximum = bar.maximum()
+        begun = time.perf_counter()
+        view.scrollToBottom()  # the user drags to the end of what is loaded: one more page comes
+        qtbot.waitUntil(lambda maximum=maximum: bar.maximum() > maximum and view.layout_complete(), timeout=10_000)
+        times.append(time.perf_counter() - begun)
+        assert page.model.rowCount() == PAGE_SIZE * (step + 2)
+    assert page.model.pages_fetched == steps + 1  # only what was scrolled to, never the whole table
+    view.setCurrentIndex(page.model.index(0))
+    qtbot.keyClick(view, Qt.Key.Key_End)  # End goes to the last loaded row, and brings the next page
+    assert view.currentIndex().row() >= PAGE_SIZE * (steps + 1) - 1
+    assert page.model.rowCount() <= PAGE_SIZE * (steps + 2)
+
+    early, late = statistics.median(times[:5]), statistics.median(times[-5:])
+    with capsys.disabled():
+        print(f"\n100k gallery: first page shown in {first_page * 1000:.0f} ms; scroll to the end of the loaded "
+              f"rows: median {early * 1000:.0f} ms at {PAGE_SIZE * 2} rows, {late * 1000:.0f} ms at "
+              f"{PAGE_SIZE * (steps + 1)} rows, worst {max(times) * 1000:.0f} ms; thumbnails asked "
+              f"{page.loader.requested}")
+    # Generous bounds for a shared two-core machine; the point is that depth does not slow it down much.
+    assert first_page < 3.0
+    assert max(times) < 2.0
+    assert late < 4 * early + 0.15
