@@ -133,7 +133,7 @@ def test_backup_api_copy_is_consistent(store: Store, tmp_path: Path) -> None:
     connection.close()
 
 
-def test_a_grown_gallery_gets_planner_statistics_at_open(home) -> None:  # noqa: ANN001 - fixture
+def test_a_grown_gallery_gets_planner_statistics_at_open(home: DataHome) -> None:
     """Without ANALYZE, SQLite sorts every row for each page (200 ms at 100,000 items)."""
     import sqlite3
     from datetime import datetime
