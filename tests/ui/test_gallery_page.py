@@ -106,9 +106,10 @@ def test_grid_shows_generated_items_with_stable_names(gallery_window: MainWindow
     assert "6 items in the gallery" in page.count_label.text()
     assert page.loader.cache.get(1) is not None and not page.missing
     for name in ("galleryView", "ratingFilter", "modelFilter", "familyFilter", "flagFilter", "tagFilter",
-                 "sinceFilter", "untilFilter", "sortCombo", "clearFiltersButton", "galleryCount", "compareButton",
-                 "interpolateButton", "inpaintButton", "exportButton", "deleteButton", "restoreButton", "undoButton",
-                 "trashToggle", "emptyTrashButton", "detailPane", "detailImage", "detailParams", "detailRating",
+                 "sinceFilter", "untilFilter", "sortCombo", "clearFiltersButton", "galleryCount",
+                 "galleryCompareButton", "galleryInterpolateButton", "galleryInpaintButton", "galleryExportButton",
+                 "galleryDeleteButton", "galleryRestoreButton", "galleryUndoButton", "galleryTrashToggle",
+                 "galleryEmptyTrashButton", "detailPane", "detailImage", "detailParams", "detailRating",
                  "detailFlag", "tagList", "tagEdit", "addTagButton", "removeTagButton", "noteEdit", "saveNoteButton",
                  "lineageLabel", "detailStatus", "gallerySplitter"):
         widget = page.findChild(object, name)
@@ -156,7 +157,7 @@ def test_delete_moves_to_trash_and_ctrl_z_restores(qtbot: QtBot, gallery_window:
     assert page.selected_ids() == [3]  # the next item takes the place of the first deleted one
 
     page.set_trash_mode(True)  # the trash shows them, thumbnails read from trash/
-    assert _ids(page) == [4, 2] and not page.buttons["deleteButton"].isVisible()
+    assert _ids(page) == [4, 2] and not page.buttons["galleryDeleteButton"].isVisible()
     qtbot.waitUntil(lambda: _states(page) == ["ready", "ready"])
     page.set_trash_mode(False)
 
@@ -358,7 +359,7 @@ def test_trash_restore_and_empty(qtbot: QtBot, gallery_window: MainWindow) -> No
     repository = GalleryRepository(page.store)
     _select(qtbot, page, [1, 6])
     page.delete_action.trigger()
-    page.buttons["trashToggle"].click()
+    page.buttons["galleryTrashToggle"].click()
     assert page.trash_mode and _ids(page) == [6, 1]
     _select(qtbot, page, [6])
     page.restore_action.trigger()

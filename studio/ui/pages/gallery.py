@@ -354,38 +354,38 @@ class GalleryPage(QWidget):
         return action
 
     def _build_action_bar(self) -> QHBoxLayout:
-        self.compare_action = self._action("compareAction", "Compare", "Compare the two selected images (C)",
+        self.compare_action = self._action("galleryCompareAction", "Compare", "Compare the two selected images (C)",
                                            self.compare_selection)
-        self.interpolate_action = self._action("interpolateAction", "Interpolate between these two",
+        self.interpolate_action = self._action("galleryInterpolateAction", "Interpolate between these two",
                                                "Open the two selected images in Interpolate",
                                                self.interpolate_selection)
-        self.inpaint_action = self._action("inpaintAction", "Inpaint this", "Open the selected image in Inpaint",
+        self.inpaint_action = self._action("galleryInpaintAction", "Inpaint this", "Open the selected image in Inpaint",
                                            self.inpaint_selection)
-        self.export_action = self._action("exportAction", "Export…", "Copy the selection to a new folder or zip",
+        self.export_action = self._action("galleryExportAction", "Export…", "Copy the selection to a new folder or zip",
                                           self.export_selection)
-        self.delete_action = self._action("deleteAction", "Delete", "Move the selection to the trash (Delete)",
+        self.delete_action = self._action("galleryDeleteAction", "Delete", "Move the selection to the trash (Delete)",
                                           self.delete_selection)
-        self.restore_action = self._action("restoreAction", "Restore", "Take the selection out of the trash",
+        self.restore_action = self._action("galleryRestoreAction", "Restore", "Take the selection out of the trash",
                                            self.restore_selection)
-        self.undo_action = self._action("undoAction", "Undo", "Undo the last delete, rating or flag (Ctrl+Z)",
+        self.undo_action = self._action("galleryUndoAction", "Undo", "Undo the last delete, rating or flag (Ctrl+Z)",
                                         self.undo)
-        self.trash_action = self._action("trashAction", "Show trash", "Show the items in the trash",
+        self.trash_action = self._action("galleryTrashAction", "Show trash", "Show the items in the trash",
                                          lambda: self.set_trash_mode(self.trash_action.isChecked()), checkable=True)
-        self.empty_trash_action = self._action("emptyTrashAction", "Empty trash…",
+        self.empty_trash_action = self._action("galleryEmptyTrashAction", "Empty trash…",
                                                "Delete every item in the trash for good", self.empty_trash)
         bar = QHBoxLayout()
         bar.setSpacing(4)
         self.buttons: dict[str, QToolButton] = {}
         for action, name, accessible in (
-            (self.compare_action, "compareButton", "Compare two images"),
-            (self.interpolate_action, "interpolateButton", "Interpolate between the two selected images"),
-            (self.inpaint_action, "inpaintButton", "Inpaint the selected image"),
-            (self.export_action, "exportButton", "Export the selection"),
-            (self.delete_action, "deleteButton", "Move the selection to the trash"),
-            (self.restore_action, "restoreButton", "Restore the selection from the trash"),
-            (self.undo_action, "undoButton", "Undo"),
-            (self.trash_action, "trashToggle", "Show the trash"),
-            (self.empty_trash_action, "emptyTrashButton", "Empty the trash"),
+            (self.compare_action, "galleryCompareButton", "Compare two images"),
+            (self.interpolate_action, "galleryInterpolateButton", "Interpolate between the two selected images"),
+            (self.inpaint_action, "galleryInpaintButton", "Inpaint the selected image"),
+            (self.export_action, "galleryExportButton", "Export the selection"),
+            (self.delete_action, "galleryDeleteButton", "Move the selection to the trash"),
+            (self.restore_action, "galleryRestoreButton", "Restore the selection from the trash"),
+            (self.undo_action, "galleryUndoButton", "Undo"),
+            (self.trash_action, "galleryTrashToggle", "Show the trash"),
+            (self.empty_trash_action, "galleryEmptyTrashButton", "Empty the trash"),
         ):
             button = named(QToolButton(), name, accessible)
             button.setDefaultAction(action)
@@ -393,7 +393,7 @@ class GalleryPage(QWidget):
             button.setMinimumWidth(40)  # squeezes on a small screen; the tooltip keeps the whole name
             self.buttons[name] = button
             bar.addWidget(button)
-            if name in ("inpaintButton", "undoButton"):
+            if name in ("galleryInpaintButton", "galleryUndoButton"):
                 bar.addSpacing(12)
         bar.addStretch(1)
         bar.addWidget(QLabel("Sort"))
@@ -719,8 +719,8 @@ class GalleryPage(QWidget):
         self.export_action.setEnabled(live and count >= 1)
         self.delete_action.setEnabled(live and count >= 1)
         self.restore_action.setEnabled(not live and count >= 1)
-        self.buttons["deleteButton"].setVisible(live)
-        self.buttons["restoreButton"].setVisible(not live)
+        self.buttons["galleryDeleteButton"].setVisible(live)
+        self.buttons["galleryRestoreButton"].setVisible(not live)
         self.undo_action.setEnabled(bool(self.undo_stack))
         if self.undo_stack:
             step = self.undo_stack[-1]

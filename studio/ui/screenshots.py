@@ -1,0 +1,173 @@
+"""`python -m studio.ui.screenshots DIR`: a PNG of every page, from a real (small) session.
+
+It builds a temporary data home (never the user's): the two sample datasets, a VAE and a GAN
+trained for a few hundred steps on the digits, an ONNX export, generated, rated, tagged,
+interpolated and inpainted gallery items; then opens the main window offscreen, puts each page in
+a telling state (a training run in progress on the Train page, a painted mask on Inpaint...) and
+saves `DIR/<page>.png`. Takes a minute or two on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+WIDTH, HEIGHT = 1280, 820
+
+
+def _prepare(home_root: Path) -> None:
+    """The session the screenshots show, made through the engine as the CLI would."""
+    from studio.engine.datasets.samples import add_sample
+    from studio.engine.export import export_model
+    from studio.engine.generation import EndpointRef, generate, inpaint, interpolate
+    from studio.engine.jobs import run_job
+    from studio.engine.training import train
+    from studio.home import DataHome
+    from studio.store.database import open_store
+    from studio.store.gallery import GalleryRepository
+
+    store = open_store(DataHome(home_root).ensure())
+    try:
+        run_job(add_sample(store, "digits", size=16))
+        run_job(add_sample(store, "shapes", size=32, count=400))
+        run_job(train(store, "digits-vae", family="vae", dataset="digits", steps=600, preview_every=0,
+                      settings={"kl_warmup": 100}))
+        run_job(train(store, "digits-gan", family="gan", dataset="digits", steps=800, preview_every=0))
+        run_job(export_model(store, "digits-vae"))
+        made = run_job(generate(store, "digits-gan", 24, seed=100)).items
+        made += run_job(generate(store, "digits-vae", 16, seed=200, backend="onnx")).items
+        repository = GalleryRepository(store)
+        ids = [item["id"] for item in made]
+        repository.rate(ids[:6], 5)
+        repository.rate(ids[6:12], 3)
+        repository.set_flag(ids[:4], "pick")
+        repository.set_flag(ids[20:22], "reject")
+        repository.tag(ids[:8], "keepers")
+        run_job(interpolate(store, "digits-vae", EndpointRef(seed=200), EndpointRef(seed=205), frames=8,
+                            backend="onnx"))
+        mask = np.zeros((16, 16), bool)
+        mask[8:] = True
+        run_job(inpaint(store, "digits-vae", f"#{ids[24]}", mask, count=4, seed=7, backend="onnx"))
+    finally:
+        store.close()
+
+
+def _settle(app: object, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()  # type: ignore[attr-defined]
+        time.sleep(0.02)
+
+
+def capture(destination: Path) -> list[Path]:
+    """Make the session, open the window offscreen, save one PNG per page; returns the files."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    root = Path(tempfile.mkdtemp(prefix="studio-screenshots-"))
+    os.environ["STUDIO_HOME"] = str(root / "home")
+    try:
+        _prepare(root / "home")
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+
+        from studio.home import DataHome
+        from studio.store.database import open_store
+        from studio.ui.main_window import MainWindow
+
+        app = QApplication.instance() or QApplication(["studio-screenshots"])
+        app.setStyle("Fusion")
+        store = open_store(DataHome(root / "home"))
+        window = MainWindow(store, QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat))
+        window.confirm_close = lambda: True
+        window.resize(WIDTH, HEIGHT)
+        window.show()
+        destination.mkdir(parents=True, exist_ok=True)
+        saved = []
+        try:
+            for key in window.page_keys:
+                window.show_page(key)
+                _stage(window, key, app)
+                _settle(app, 0.8)
+                path = destination / f"{key}.png"
+                window.grab().save(str(path))
+                saved.append(path)
+                if key == "train":
+                    window.page["train"].cancel()
+                    window.runner.wait_idle(60_000)
+        finally:
+            window.close()
+            store.close()
+        return saved
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stage(window: object, key: str, app: object) -> None:
+    """Put a page in the state worth showing."""
+    page = window.page[key]  # type: ignore[attr-defined]
+    if key == "datasets":
+        page.refresh(select="digits")
+    elif key == "models":
+        page.refresh(select="digits-vae")
+    elif key == "train":
+        page.set_mode("new")
+        page.set_family("diffusion")
+        page.set_dataset("digits")
+        page.name_edit.setText("digits-diffusion")
+        page.steps_spin.setValue(100_000)
+        page.preview_every_spin.setValue(60)
+        page.start()
+        # Long enough for the loss curve to take shape and two previews to arrive.
+        _settle(app, 25)
+    elif key == "generate":
+        page.refresh()
+        page.model_picker.select("digits-gan")
+        button = page.findChild(object, "generateButton")
+        button.click()
+        window.runner.wait_idle(60_000)  # type: ignore[attr-defined]
+    elif key == "gallery":
+        page.refresh()
+        _settle(app, 1.0)
+        view = page.findChild(object, "galleryView")
+        if view is not None and view.model().rowCount() > 1:
+            view.setCurrentIndex(view.model().index(1, 0))
+    elif key == "interpolate":
+        page.refresh()
+        page.findChild(object, "interpolateFromEdit").setText("200")
+        page.findChild(object, "interpolateToEdit").setText("205")
+        page.run()
+        window.runner.wait_idle(60_000)  # type: ignore[attr-defined]
+    elif key == "inpaint":
+        page.refresh()
+        from studio.store.gallery import GalleryFilter, GalleryRepository
+
+        items = GalleryRepository(page.context.store).query(
+            GalleryFilter(model="digits-vae", operation="sample"), "oldest", 1).items
+        if items:
+            page.load_gallery_item(items[0].id)
+            canvas = page.findChild(object, "inpaintCanvas")
+            mask = np.zeros(canvas.mask().shape, np.float32)
+            mask[mask.shape[0] // 2 :] = 1.0
+            canvas.set_mask(mask)
+            page.run()
+            window.runner.wait_idle(60_000)  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Save the screenshots to DIR (default docs/screenshots)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory", nargs="?", default="docs/screenshots", help="where to write the PNGs")
+    args = parser.parse_args(argv)
+    for path in capture(Path(args.directory)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
