@@ -422,6 +422,8 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
     """studio info: versions, the data home and what it holds."""
     from importlib import metadata
 
+    from studio.engine.devices import provider_report, torch_devices
+
     versions = {}
     for package in ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "PySide6-Essentials", "pillow",
                     "sqlalchemy", "numpy"):
@@ -432,7 +434,7 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
     payload = {
         "studio": __version__, "python": sys.version.split()[0], "home": str(ctx.home.root),
         "database": str(ctx.home.database), "read_only": ctx.store.read_only_reason, "versions": versions,
-        "devices": _devices(), "providers": _providers(),
+        "devices": torch_devices(), "providers": provider_report(),
     }
     if not ctx.args.json:
         for key, value in payload.items():
@@ -444,42 +446,6 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
         for package, version in versions.items():
             print(f"{package:>20} {version}")
     return payload
-
-
-def _devices() -> list[dict[str, Any]]:
-    """The torch devices here: the CPU, and each CUDA GPU with its name and memory."""
-    import os
-
-    devices: list[dict[str, Any]] = [{"kind": "cpu", "name": f"CPU ({os.cpu_count()} cores)"}]
-    try:
-        import torch
-    except ImportError:
-        return devices
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            devices.append({"kind": "cuda", "index": index, "name": props.name,
-                            "memory_gib": round(props.total_memory / 2**30, 1)})
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append({"kind": "mps", "name": "Apple GPU (MPS)"})
-    return devices
-
-
-def _providers() -> dict[str, Any]:
-    """ONNX Runtime providers this build offers, and those on which a session really runs here."""
-    from onnx import TensorProto, helper
-
-    from studio.engine.runtime.providers import available_providers, usable_providers
-
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    probe.ir_version = 8
-    return {"available": available_providers(), "usable": usable_providers(probe.SerializeToString())}
 
 
 # --- parser -------------------------------------------------------------------------------

@@ -33,17 +33,16 @@ from studio.ui.pages import PAGES
 
 
 def device_summary() -> str:
-    """'torch: cuda (NVIDIA ...) | ONNX: cuda, cpu' or the CPU equivalents, cheaply."""
-    try:
-        import torch
+    """'torch: cuda (NVIDIA ...) | ONNX Runtime: cuda, cpu': the devices that really work here."""
+    from studio.engine.devices import provider_report, torch_devices
 
-        torch_device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
-    except Exception:  # noqa: BLE001 - a broken GPU driver must not stop the window opening
-        torch_device = "cpu"
-    from studio.engine.runtime.providers import available_providers
-
-    offered = [p for p in available_providers() if p != "tensorrt"]
-    return f"torch: {torch_device}  |  ONNX Runtime: {', '.join(offered)}"
+    devices = torch_devices()
+    gpu = next((d for d in devices if d["kind"] != "cpu"), None)
+    torch_device = f"{gpu['kind']} ({gpu['name']})" if gpu else "cpu"
+    report = provider_report()
+    offered_only = [p for p in report["available"] if p not in report["usable"] and p != "tensorrt"]
+    note = f" ({', '.join(offered_only)} offered, not usable here)" if offered_only else ""
+    return f"torch: {torch_device}  |  ONNX Runtime: {', '.join(report['usable'])}{note}"
 
 
 class MainWindow(QMainWindow):

@@ -132,6 +132,8 @@ def _stage(window: object, key: str, app: object) -> None:
         button.click()
         window.runner.wait_idle(60_000)  # type: ignore[attr-defined]
     elif key == "gallery":
+        sort = page.findChild(object, "sortCombo")
+        sort.setCurrentIndex(max(0, sort.findData("rating")))
         page.refresh()
         _settle(app, 1.0)
         view = page.findChild(object, "galleryView")
@@ -139,6 +141,8 @@ def _stage(window: object, key: str, app: object) -> None:
             view.setCurrentIndex(view.model().index(1, 0))
     elif key == "interpolate":
         page.refresh()
+        page.findChild(object, "interpolateModelCombo").select("digits-vae")
+        page.findChild(object, "interpolateFramesSpin").setValue(12)
         page.findChild(object, "interpolateFromEdit").setText("200")
         page.findChild(object, "interpolateToEdit").setText("205")
         page.run()
