@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -41,7 +40,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -71,6 +69,7 @@ from studio.errors import StudioError
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.widgets import image_to_qimage, named
+from studio.ui.widgets.page_jobs import PageJobsMixin
 
 THUMBNAIL_LIMIT = 512  # the grid shows a dataset's first images: enough to judge it, cheap to build
 IMPORT_FILTER = "Images and zip files ({});;All files (*)".format(
@@ -369,8 +368,10 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class DatasetsPage(QWidget):
+class DatasetsPage(PageJobsMixin, QWidget):
     """Every dataset with its preview sheet and facts; the chosen one's images; import, samples, delete."""
+
+    COUNT_QUEUED = True  # the panel says "(+N more)" while more imports or samples wait
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -380,11 +381,10 @@ class DatasetsPage(QWidget):
         self.setAccessibleName("Datasets")
         self.import_dialog: ImportDialog | None = None
         self.report_dialog: ImportReport | None = None
-        self.jobs: list[JobHandle] = []  # this page's imports and samples, queued or running
+        self._init_jobs()  # this page's imports and samples, queued or running
         self._samples: dict[str, JobHandle] = {}
         self._names: dict[JobHandle, str] = {}  # dataset names that pending imports will create
         self.datasets: dict[str, DatasetSummary] = {}
-        self._outcomes: dict[JobHandle, str] = {}  # status lines to show once a job has ended
         # Samples are made at the size models train best at; tests may make them smaller.
         self.sample_size = 32
         self.shapes_count = 2000
@@ -428,21 +428,7 @@ class DatasetsPage(QWidget):
         layout.addWidget(self.hint)
 
         # The page's own progress for imports and samples (the status bar shows it too).
-        self.panel = named(QFrame(), "importPanel", "Import progress")
-        self.panel.setFrameShape(QFrame.Shape.StyledPanel)
-        panel_layout = QHBoxLayout(self.panel)
-        panel_layout.setContentsMargins(8, 4, 8, 4)
-        self.panel_label = named(QLabel(), "importStatus", "Import status")
-        self.progress = named(QProgressBar(), "importProgress", "Import progress")
-        self.progress.setMaximumWidth(320)
-        self.cancel_button = named(QPushButton("Cancel"), "importCancelButton", "Cancel the import",
-                                   "Cancel: nothing of the dataset is kept")
-        self.cancel_button.clicked.connect(self.cancel_import)
-        panel_layout.addWidget(self.panel_label, 1)
-        panel_layout.addWidget(self.progress)
-        panel_layout.addWidget(self.cancel_button)
-        self.panel.setVisible(False)
-        layout.addWidget(self.panel)
+        layout.addWidget(self._build_job_panel("import", "Cancel: nothing of the dataset is kept", self.cancel_import))
 
         splitter = named(QSplitter(Qt.Orientation.Horizontal), "datasetsSplitter", "Datasets and images")
         self.list = named(QListWidget(), "datasetList", "Dataset list")
@@ -688,64 +674,13 @@ class DatasetsPage(QWidget):
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def _submit(self, title: str, factory: Callable[[Any], Any]) -> JobHandle:
-        before = self.context.runner.pending
-        handle = self.context.runner.submit(title, factory)
-        self.jobs.append(handle)
-        handle.started.connect(self._update_panel)
-        handle.event.connect(self._update_panel)
-        handle.ended.connect(lambda: self._job_ended(handle))
-        if before:
-            # The runner runs one job at a time: say why nothing seems to happen yet.
-            self.context.notify(f"{title}: queued after {before[0].title}", 10_000)
-        self._update_panel()
-        return handle
-
-    def _job_failed(self, handle: JobHandle, title: str, message: str) -> None:
-        handle.error_shown = True  # type: ignore[attr-defined] - the window then skips its own status line
-        self.context.error(title, message)
-
-    def _say_when_ended(self, handle: JobHandle, message: str) -> None:
-        # The window's own "done"/"cancelled" line comes first when the job ends; this fuller one replaces it.
-        self._outcomes[handle] = message
-
-    def _job_ended(self, handle: JobHandle) -> None:
-        if handle in self.jobs:
-            self.jobs.remove(handle)
+    def _forget_job(self, handle: JobHandle) -> None:
+        """An ended import no longer reserves its dataset name."""
         self._names.pop(handle, None)
-        message = self._outcomes.pop(handle, None)
-        if message:
-            self.context.notify(message)
-        self._update_panel()
-
-    def _update_panel(self, *_: object) -> None:
-        pending = [h for h in self.jobs if not h.done]
-        self.panel.setVisible(bool(pending))
-        if not pending:
-            return
-        handle = pending[0]
-        more = f" (+{len(pending) - 1} more)" if len(pending) > 1 else ""
-        event = handle.last_event
-        if handle.state == "queued":
-            current = self.context.runner.current
-            self.panel_label.setText(f"{handle.title}: queued after {current.title if current else 'another job'}"
-                                     f"{more}")
-            self.progress.setRange(0, 0)
-        elif event is not None and getattr(event, "total", 0):
-            self.panel_label.setText(f"{handle.title}: {event.message or event.stage}{more}")
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * min(1.0, event.done / event.total)))
-        else:
-            message = getattr(event, "message", "") if event is not None else "starting"
-            self.panel_label.setText(f"{handle.title}: {message}{more}")
-            self.progress.setRange(0, 0)  # busy: the total is not known yet (scanning)
 
     def cancel_import(self) -> None:
         """Cancel this page's first pending import or sample (the engine keeps nothing of it)."""
-        pending = [h for h in self.jobs if not h.done]
-        if pending:
-            pending[0].cancel()
-            self.panel_label.setText(f"{pending[0].title}: cancelling…")
+        self._cancel_first_job()
 
     # --- deleting ---------------------------------------------------------------------------
 

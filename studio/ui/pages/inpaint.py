@@ -28,17 +28,14 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QFileDialog,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
     QSlider,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -46,27 +43,23 @@ from PySide6.QtWidgets import (
 
 from studio.engine.generation import MAX_COUNT, MAX_SEED, inpaint
 from studio.engine.jobs import CancelToken, Job
-from studio.engine.library import ModelSummary, list_models
+from studio.engine.library import ModelSummary
 from studio.errors import StudioError
 from studio.store.gallery import GalleryRepository
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
-from studio.ui.pages.generate import (
-    BackendPicker,
-    ModelPicker,
-    PageJob,
+from studio.ui.pages.interpolate import IMAGE_FILTER
+from studio.ui.widgets import named
+from studio.ui.widgets.generation_controls import (
+    GenerationPage,
     ResultStrip,
-    limit_diffusion_steps,
+    count_spin,
     model_caption,
     result_summary,
-    sampling_schema,
     scroll_column,
     seed_row,
 )
-from studio.ui.pages.interpolate import IMAGE_FILTER
-from studio.ui.widgets import named
 from studio.ui.widgets.mask_canvas import MASK_COLOUR, MaskCanvas
-from studio.ui.widgets.schema_form import SchemaForm
 
 MAX_SIDE = 4096  # larger images would make the mask and its undo history needlessly heavy
 RIGHT_COLUMN_WIDTH = 300
@@ -161,17 +154,15 @@ class InpaintComparison(QWidget):
                       width, height)
 
 
-class InpaintPage(QWidget):
+class InpaintPage(GenerationPage):
     """Open an image, paint the part to regenerate, choose a model and run; completions go to the gallery."""
 
+    NO_USABLE_MODEL = "No model here can inpaint: train a VAE, PixelCNN or diffusion model."
+    RUN_TIP = "regenerate the painted area (Ctrl+Return)"
+
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self.store = context.store
-        self.setObjectName("inpaintPage")
-        self.setAccessibleName("Inpaint")
+        super().__init__(context, "inpaint", "Inpaint", parent)
         self.source: str | None = None  # what the engine gets: a file path or "#ID"
-        self._form_family: str | None = None
         self._results: list[dict[str, Any]] = []
         self._fit_pending = False
 
@@ -188,25 +179,13 @@ class InpaintPage(QWidget):
         self.source_info.setWordWrap(True)
 
         # Model and sampling.
-        self.model_picker = named(ModelPicker("inpaint"), "inpaintModelCombo", "Model",
-                                  "the model that regenerates the masked part (GANs cannot, so they are disabled)")
-        self.model_info = QLabel()
-        self.model_info.setObjectName("inpaintModelInfo")
-        self.model_info.setWordWrap(True)
-        self.backend = BackendPicker(context, "inpaint")
-        self.count_spin = named(QSpinBox(), "inpaintCountSpin", "Number of completions",
-                                "how many completions to make (seeds seed, seed+1, ...)")
-        self.count_spin.setRange(1, MAX_COUNT)
-        self.count_spin.setValue(int(context.value("inpaint/count", 4)))
+        self._build_model_controls(
+            "inpaint", "the model that regenerates the masked part (GANs cannot, so they are disabled)")
+        self.count_spin = count_spin("inpaintCountSpin", "Number of completions",
+                                     "how many completions to make (seeds seed, seed+1, ...)",
+                                     int(context.value("inpaint/count", 4)))
         seeds, self.seed_spin, self.dice_button = seed_row("inpaint", MAX_SEED - MAX_COUNT)
-        self.form = named(SchemaForm("inpaintOption_"), "inpaintOptions", "Sampling settings")
-        self.run_button = named(QPushButton("Inpaint"), "inpaintRunButton", "Inpaint",
-                                "regenerate the painted area and add the results to the gallery (Ctrl+Return)")
-        self.run_button.setMinimumHeight(34)
-        self.progress = named(QProgressBar(), "inpaintProgress", "Inpainting progress")
-        self.progress.setVisible(False)
-        self.status = named(QLabel(), "inpaintStatus", "Inpainting status")
-        self.status.setWordWrap(True)
+        self.run_button = self._build_run_controls("Inpaint", "inpaintRunButton", "Inpainting")
 
         # The canvas and its tools.
         self.canvas = named(MaskCanvas(), "inpaintCanvas", "Mask canvas",
@@ -256,12 +235,10 @@ class InpaintPage(QWidget):
         self.gallery_button = named(QPushButton("Open in gallery"), "inpaintOpenGalleryButton",
                                     "Open the results in the gallery")
         self.gallery_button.setEnabled(False)
-        self.job = PageJob(context, self.run_button, self.progress, self.status, self._update_run_state)
 
         self._build_layout(seeds)
         self._connect()
-        self.refresh()
-        self.model_picker.select(str(context.value("inpaint/model", "")))
+        self._start(self.run)
         self._tools_changed()
         self._history_changed()
         self._zoom_changed(self.canvas.zoom)
@@ -275,9 +252,6 @@ class InpaintPage(QWidget):
         return button
 
     def _build_layout(self, seeds: QWidget) -> None:
-        settings = QWidget()
-        column = QVBoxLayout(settings)
-        column.setContentsMargins(0, 0, 8, 0)
         source_box = QGroupBox("Image")
         source = QVBoxLayout(source_box)
         item_row = QHBoxLayout()
@@ -286,22 +260,8 @@ class InpaintPage(QWidget):
         source.addWidget(self.open_button)
         source.addLayout(item_row)
         source.addWidget(self.source_info)
-        column.addWidget(source_box)
-        form = QFormLayout()
-        form.addRow("Model", self.model_picker)
-        form.addRow("", self.model_info)
-        form.addRow("Backend", self.backend)
-        form.addRow("Results", self.count_spin)
-        form.addRow("Seed", seeds)
-        column.addLayout(form)
-        self.options_box = QGroupBox("Sampling settings")
-        options = QVBoxLayout(self.options_box)
-        options.addWidget(self.form)
-        column.addWidget(self.options_box)
-        column.addWidget(self.run_button)
-        column.addWidget(self.progress)
-        column.addWidget(self.status)
-        column.addStretch(1)
+        settings = self._build_settings((("Backend", self.backend), ("Results", self.count_spin), ("Seed", seeds)),
+                                        top=(source_box,))
 
         paint_tools = QHBoxLayout()
         for widget in (self.brush_button, self.eraser_button, QLabel("Size"), self.size_slider, self.size_label,
@@ -338,16 +298,12 @@ class InpaintPage(QWidget):
         body.addWidget(scroll_column(settings, 320))
         body.addWidget(self.canvas_area, 1)
         body.addWidget(results)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("<h2>Inpaint</h2>"))
-        layout.addLayout(body, 1)
+        self._lay_out(body)
 
     def _connect(self) -> None:
         self.open_button.clicked.connect(self.choose_image_file)
         self.item_button.clicked.connect(self._load_typed_item)
         self.item_edit.returnPressed.connect(self._load_typed_item)
-        self.model_picker.modelChanged.connect(self._model_changed)
-        self.run_button.clicked.connect(self.run)
         self.brush_button.toggled.connect(lambda _on: self._tools_changed())
         self.size_slider.valueChanged.connect(lambda _value: self._tools_changed())
         self.soft_check.toggled.connect(lambda _on: self._tools_changed())
@@ -365,11 +321,10 @@ class InpaintPage(QWidget):
         self.strip.itemChosen.connect(self.compare_item)
         self.strip.itemOpened.connect(self._open_in_gallery)
         self.gallery_button.clicked.connect(lambda: self._open_in_gallery(None))
-        # Window shortcuts on the page: Qt matches them only while the page is visible, and a focused
-        # text field keeps Ctrl+Z for its own undo.
+        # Window shortcuts on the page (Ctrl+Return runs it: GenerationPage._start): Qt matches them only
+        # while the page is visible, and a focused text field keeps Ctrl+Z for its own undo.
         shortcuts = (
             (("Ctrl+Z",), self.canvas.undo), (("Ctrl+Shift+Z", "Ctrl+Y"), self.canvas.redo),
-            (("Ctrl+Return", "Ctrl+Enter"), self.run),
             (("Ctrl++", "Ctrl+="), self.canvas.zoom_in), (("Ctrl+-",), self.canvas.zoom_out),
             (("Ctrl+0",), self.fit_canvas),
         )
@@ -386,19 +341,8 @@ class InpaintPage(QWidget):
             shortcut = QShortcut(QKeySequence(key), self.canvas_area, slot)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.context.signals.useGalleryItems.connect(self.use_gallery_items)
-        self.context.signals.modelsChanged.connect(self.refresh)
 
     # --- state ---------------------------------------------------------------------------
-
-    def refresh(self) -> None:
-        """Reload the models, keeping the choices."""
-        backend, provider = self.backend.backend(), self.backend.provider_combo.currentData()
-        self.model_picker.set_models(list_models(self.store))
-        self.backend.set_backend(backend, str(provider))
-
-    def on_shown(self) -> None:
-        """Called when the page comes on screen."""
-        self.refresh()
 
     def showEvent(self, event: QShowEvent) -> None:
         """An image opened while the page was hidden is fitted once the view has its real size."""
@@ -408,48 +352,18 @@ class InpaintPage(QWidget):
             self.layout().activate()
             self.fit_canvas()
 
-    def shutdown(self) -> None:
-        """Stop loading thumbnails (the window is closing)."""
-        self.strip.shutdown()
-
-    def _model_changed(self, model: ModelSummary | None) -> None:
-        previous = self.form.values() if self.form.settings else {}
-        self.backend.set_model(model)
-        if model is None:
-            self.form.set_schema(())
-            self.options_box.setVisible(False)
-            usable = [m for m in self.model_picker.models if self.model_picker.is_usable(m)]
-            self.model_info.setText(
-                "No model yet: train one on the Train page." if not self.model_picker.models else
-                "No model here can inpaint: train a VAE, PixelCNN or diffusion model." if not usable else
-                "Choose a model."
-            )
-            self._update_run_state()
-            return
+    def _model_text(self, model: ModelSummary) -> str:
         size = model.resolution
-        self.model_info.setText(f"{model_caption(model)}. It completes {size}x{size} images: the image is "
-                                "centre-cropped to a square and scaled to that size, the mask with it.")
-        schema = sampling_schema(model.family)
-        values = {h.name: model.hyperparameters.get(h.name, h.default) for h in schema}
-        if self._form_family == model.family:
-            values.update({k: v for k, v in previous.items() if k in values})
-        self.form.set_schema(schema, values)
-        limit_diffusion_steps(self.form, model)
-        self._form_family = model.family
-        self.options_box.setVisible(bool(schema))
-        self._update_run_state()
+        return (f"{model_caption(model)}. It completes {size}x{size} images: the image is centre-cropped to a "
+                "square and scaled to that size, the mask with it.")
 
-    def _update_run_state(self) -> None:
-        reason = None
-        if self.store.read_only:
-            reason = f"the database is read-only: {self.store.read_only_reason}"
-        elif not self.canvas.has_image():
-            reason = "open an image file or a gallery item first"
-        elif self.model_picker.current() is None:
-            reason = "choose a model that can inpaint"
+    def _run_problem(self) -> str | None:
+        if not self.canvas.has_image():
+            return "open an image file or a gallery item first"
+        if self.model_picker.current() is None:
+            return "choose a model that can inpaint"
         # An empty mask still lets the button be pressed: the refusal explains what to do.
-        self.run_button.setEnabled(reason is None and not self.job.running)
-        self.run_button.setToolTip(reason or "regenerate the painted area (Ctrl+Return)")
+        return None
 
     def _tools_changed(self) -> None:
         self.canvas.set_tool("brush" if self.brush_button.isChecked() else "eraser")

@@ -13,16 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
-    QPushButton,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -31,27 +26,20 @@ from PySide6.QtWidgets import (
 
 from studio.engine.generation import MAX_FRAMES, EndpointRef, interpolate
 from studio.engine.jobs import CancelToken, Job
-from studio.engine.library import ModelSummary, list_models
+from studio.engine.library import ModelSummary
 from studio.errors import StudioError
 from studio.store.gallery import GalleryRepository
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
-from studio.ui.pages.generate import (
+from studio.ui.widgets import named
+from studio.ui.widgets.generation_controls import (
     DICE_RANGE,
     INPAINT_ONLY_SETTINGS,
-    BackendPicker,
-    ModelPicker,
-    PageJob,
+    GenerationPage,
     ResultStrip,
-    limit_diffusion_steps,
-    model_caption,
     result_summary,
-    sampling_schema,
-    scroll_column,
     unsupported_reason,
 )
-from studio.ui.widgets import named
-from studio.ui.widgets.schema_form import SchemaForm
 
 # Interpolation forces diffusion's deterministic DDIM (only it maps one x_T to one image), so the
 # sampler and its noise are not choices here.
@@ -152,21 +140,17 @@ class EndpointField(QWidget):
             self.edit.setText(path)
 
 
-class InterpolatePage(QWidget):
+class InterpolatePage(GenerationPage):
     """Choose a model, two ends and a frame count; the frames go to the gallery and show as a strip."""
 
-    def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self.store = context.store
-        self.setObjectName("interpolatePage")
-        self.setAccessibleName("Interpolate")
+    EXCLUDED_SETTINGS = INPAINT_ONLY_SETTINGS | FORCED_SETTINGS
+    NO_USABLE_MODEL = "No model here can interpolate: train a GAN, VAE or diffusion model."
+    RUN_TIP = "make the frames and add them to the gallery (Ctrl+Return)"
 
-        self.model_picker = named(ModelPicker("interpolate"), "interpolateModelCombo", "Model",
-                                  "the model whose latent space to walk (families without latents are disabled)")
-        self.model_info = QLabel()
-        self.model_info.setObjectName("interpolateModelInfo")
-        self.model_info.setWordWrap(True)
+    def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
+        super().__init__(context, "interpolate", "Interpolate", parent)
+        self._build_model_controls(
+            "interpolate", "the model whose latent space to walk (families without latents are disabled)")
         self.start = EndpointField(context, "From", "From")
         self.end = EndpointField(context, "To", "To")
         self.start.set_text("1")
@@ -175,128 +159,44 @@ class InterpolatePage(QWidget):
                                  "images from the first end to the last, both included")
         self.frames_spin.setRange(2, MAX_FRAMES)
         self.frames_spin.setValue(int(context.value("interpolate/frames", 8)))
-        self.backend = BackendPicker(context, "interpolate")
-        self.form = named(SchemaForm("interpolateOption_"), "interpolateOptions", "Sampling settings")
         self.form_note = QLabel()
         self.form_note.setWordWrap(True)
-        self.run_button = named(QPushButton("Interpolate"), "interpolateButton", "Interpolate",
-                                "make the frames and add them to the gallery (Ctrl+Return)")
-        self.run_button.setMinimumHeight(34)
-        self.progress = named(QProgressBar(), "interpolateProgress", "Interpolation progress")
-        self.progress.setVisible(False)
-        self.status = named(QLabel(), "interpolateStatus", "Interpolation status")
-        self.status.setWordWrap(True)
+        self.run_button = self._build_run_controls("Interpolate", "interpolateButton", "Interpolation")
         self.strip = named(ResultStrip(96), "interpolateFrames", "Interpolation frames",
                            "the frames, first to last: click one to open the gallery")
         self.caption = QLabel("The frames appear here, first to last.")
         self.caption.setObjectName("interpolateFramesCaption")
-        self.job = PageJob(context, self.run_button, self.progress, self.status, self._update_run_state)
-        self._form_family: str | None = None
-
-        settings = QWidget()
-        column = QVBoxLayout(settings)
-        column.setContentsMargins(0, 0, 8, 0)
-        form = QFormLayout()
-        form.addRow("Model", self.model_picker)
-        form.addRow("", self.model_info)
-        form.addRow("From", self.start)
-        form.addRow("To", self.end)
-        form.addRow("Frames", self.frames_spin)
-        form.addRow("Backend", self.backend)
-        column.addLayout(form)
-        self.options_box = QGroupBox("Sampling settings")
-        box_layout = QVBoxLayout(self.options_box)
-        box_layout.addWidget(self.form)
-        box_layout.addWidget(self.form_note)
-        column.addWidget(self.options_box)
-        column.addWidget(self.run_button)
-        column.addWidget(self.progress)
-        column.addWidget(self.status)
-        column.addStretch(1)
-        results = QVBoxLayout()
-        results.addWidget(self.caption)
-        results.addWidget(self.strip, 1)
-        body = QHBoxLayout()
-        body.addWidget(scroll_column(settings))
-        body.addLayout(results, 1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("<h2>Interpolate</h2>"))
-        hint = QLabel("Walk through a model's latent space: between two seeds along the sphere of Gaussian "
+        settings = self._build_settings((("From", self.start), ("To", self.end), ("Frames", self.frames_spin),
+                                         ("Backend", self.backend)), notes=(self.form_note,))
+        self._lay_out(self._strip_body(settings, self.caption),
+                      "Walk through a model's latent space: between two seeds along the sphere of Gaussian "
                       "noise (slerp), between encoded images along a straight line. Smooth, meaningful "
                       "frames are the sign of a well-formed latent space.")
-        hint.setWordWrap(True)
-        layout.addWidget(hint)
-        layout.addLayout(body, 1)
 
-        self.model_picker.modelChanged.connect(self._model_changed)
         self.start.changed.connect(self._update_run_state)
         self.end.changed.connect(self._update_run_state)
-        self.run_button.clicked.connect(self.run)
-        for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self, self.run)  # matched only while the page is visible
         self.strip.itemChosen.connect(self._open_in_gallery)
         context.signals.useGalleryItems.connect(self.use_gallery_items)
-        context.signals.modelsChanged.connect(self.refresh)
-        self.refresh()
-        self.model_picker.select(str(context.value("interpolate/model", "")))
+        self._start(self.run)
 
     # --- state ---------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Reload the models, keeping the choices."""
-        backend, provider = self.backend.backend(), self.backend.provider_combo.currentData()
-        self.model_picker.set_models(list_models(self.store))
-        self.backend.set_backend(backend, str(provider))
-
-    def on_shown(self) -> None:
-        """Called when the page comes on screen."""
-        self.refresh()
-
-    def shutdown(self) -> None:
-        """Stop loading thumbnails (the window is closing)."""
-        self.strip.shutdown()
-
     def _model_changed(self, model: ModelSummary | None) -> None:
-        previous = self.form.values() if self.form.settings else {}
-        self.backend.set_model(model)
         problem = unsupported_reason(model.family, "encode") if model is not None else "choose a model first"
         self.start.set_encode_problem(problem)
         self.end.set_encode_problem(problem)
-        if model is None:
-            self.form.set_schema(())
-            self.options_box.setVisible(False)
-            usable = [m for m in self.model_picker.models if self.model_picker.is_usable(m)]
-            self.model_info.setText(
-                "No model yet: train one on the Train page." if not self.model_picker.models else
-                "No model here can interpolate: train a GAN, VAE or diffusion model." if not usable else
-                "Choose a model."
-            )
-            self._update_run_state()
-            return
-        self.model_info.setText(model_caption(model))
-        schema = sampling_schema(model.family, INPAINT_ONLY_SETTINGS | FORCED_SETTINGS)
-        values = {h.name: model.hyperparameters.get(h.name, h.default) for h in schema}
-        if self._form_family == model.family:
-            values.update({k: v for k, v in previous.items() if k in values})
-        self.form.set_schema(schema, values)
-        limit_diffusion_steps(self.form, model)
-        self._form_family = model.family
-        self.form_note.setText("Diffusion interpolates with deterministic DDIM (eta 0): only it gives one image "
-                               "per starting noise." if model.family == "diffusion" else "")
-        self.form_note.setVisible(model.family == "diffusion")
-        self.options_box.setVisible(bool(schema))
-        self._update_run_state()
+        if model is not None:
+            self.form_note.setText("Diffusion interpolates with deterministic DDIM (eta 0): only it gives one "
+                                   "image per starting noise." if model.family == "diffusion" else "")
+            self.form_note.setVisible(model.family == "diffusion")
+        super()._model_changed(model)
 
-    def _update_run_state(self) -> None:
-        reason = None
-        if self.store.read_only:
-            reason = f"the database is read-only: {self.store.read_only_reason}"
-        elif self.model_picker.current() is None:
-            reason = "choose a model that can interpolate"
-        elif not self.start.text() or not self.end.text():
-            reason = "give both ends: a seed or a gallery item (#ID)"
-        self.run_button.setEnabled(reason is None and not self.job.running)
-        self.run_button.setToolTip(reason or "make the frames and add them to the gallery (Ctrl+Return)")
+    def _run_problem(self) -> str | None:
+        if self.model_picker.current() is None:
+            return "choose a model that can interpolate"
+        if not self.start.text() or not self.end.text():
+            return "give both ends: a seed or a gallery item (#ID)"
+        return None
 
     # --- actions -------------------------------------------------------------------------
 
@@ -334,10 +234,6 @@ class InterpolatePage(QWidget):
         count = len(result.items)
         self.caption.setText(f"{count} frames, first to last, now in the gallery: click one to open the gallery.")
         self.strip.show_items(result.items, lambda index, item: f"{index} · #{item['id']}")
-
-    def _open_in_gallery(self, item_id: int) -> None:
-        self.context.go_to("gallery")
-        self.context.notify(f"gallery item #{item_id}")
 
     def use_gallery_items(self, page_key: str, ids: Sequence[int]) -> None:
         """Items chosen in the gallery become the ends (the first two; one fills From only)."""

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -48,6 +47,7 @@ from studio.errors import StudioError
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.widgets import named
+from studio.ui.widgets.page_jobs import PageJobsMixin
 
 ERROR_COLOUR = "#c0392b"
 GOOD_COLOUR = "#1e8449"
@@ -161,7 +161,7 @@ class ModelImportDialog(QDialog):
             super().accept()
 
 
-class ModelsPage(QWidget):
+class ModelsPage(PageJobsMixin, QWidget):
     """Every model with its family, shape, dataset, steps, size and export state; export, import, delete."""
 
     COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Size", "ONNX export")
@@ -175,8 +175,7 @@ class ModelsPage(QWidget):
         self.models: dict[str, ModelSummary] = {}
         self.import_dialog: ModelImportDialog | None = None
         self.export_job: JobHandle | None = None
-        self.jobs: list[JobHandle] = []  # this page's exports and imports, queued or running
-        self._outcomes: dict[JobHandle, str] = {}  # status lines to show once a job has ended
+        self._init_jobs()  # this page's exports and imports, queued or running
         # Replaced by tests and scripts to answer "delete this model?" without a dialog.
         self.confirm_delete: Callable[[str, str], bool] = self._ask
         self._build()
@@ -213,21 +212,8 @@ class ModelsPage(QWidget):
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
 
-        self.panel = named(QFrame(), "exportPanel", "Export progress")
-        self.panel.setFrameShape(QFrame.Shape.StyledPanel)
-        panel_layout = QHBoxLayout(self.panel)
-        panel_layout.setContentsMargins(8, 4, 8, 4)
-        self.panel_label = named(QLabel(), "exportStatus", "Export status")
-        self.progress = named(QProgressBar(), "exportProgress", "Export progress")
-        self.progress.setMaximumWidth(320)
-        self.cancel_button = named(QPushButton("Cancel"), "exportCancelButton", "Cancel the export",
-                                   "Cancel: the previous export, if any, stays as it was")
-        self.cancel_button.clicked.connect(self.cancel_job)
-        panel_layout.addWidget(self.panel_label, 1)
-        panel_layout.addWidget(self.progress)
-        panel_layout.addWidget(self.cancel_button)
-        self.panel.setVisible(False)
-        layout.addWidget(self.panel)
+        layout.addWidget(self._build_job_panel("export", "Cancel: the previous export, if any, stays as it was",
+                                               self.cancel_job))
 
         splitter = named(QSplitter(Qt.Orientation.Horizontal), "modelsSplitter", "Models and details")
         self.table = named(QTableWidget(0, len(self.COLUMNS)), "modelTable", "Model list")
@@ -529,59 +515,9 @@ class ModelsPage(QWidget):
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def _submit(self, title: str, factory: Callable[[CancelToken], Any]) -> JobHandle:
-        before = self.context.runner.pending
-        handle = self.context.runner.submit(title, factory)
-        self.jobs.append(handle)
-        handle.started.connect(self._update_panel)
-        handle.event.connect(self._update_panel)
-        handle.ended.connect(lambda: self._job_ended(handle))
-        if before:
-            self.context.notify(f"{title}: queued after {before[0].title}", 10_000)
-        self._update_panel()
-        return handle
-
-    def _job_failed(self, handle: JobHandle, title: str, message: str) -> None:
-        handle.error_shown = True  # type: ignore[attr-defined] - the window then skips its own status line
-        self.context.error(title, message)
-
-    def _say_when_ended(self, handle: JobHandle, message: str) -> None:
-        # The window's own "done"/"cancelled" line comes first when the job ends; this fuller one replaces it.
-        self._outcomes[handle] = message
-
-    def _job_ended(self, handle: JobHandle) -> None:
-        if handle in self.jobs:
-            self.jobs.remove(handle)
-        message = self._outcomes.pop(handle, None)
-        if message:
-            self.context.notify(message)
-        self._update_panel()
-
-    def _update_panel(self, *_: object) -> None:
-        pending = [h for h in self.jobs if not h.done]
-        self.panel.setVisible(bool(pending))
-        if not pending:
-            return
-        handle = pending[0]
-        event = handle.last_event
-        if handle.state == "queued":
-            current = self.context.runner.current
-            self.panel_label.setText(f"{handle.title}: queued after {current.title if current else 'another job'}")
-            self.progress.setRange(0, 0)
-        elif event is not None and getattr(event, "total", 0):
-            self.panel_label.setText(f"{handle.title}: {event.message or event.stage}")
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * min(1.0, event.done / event.total)))
-        else:
-            self.panel_label.setText(f"{handle.title}: {getattr(event, 'message', '') or 'starting'}")
-            self.progress.setRange(0, 0)
-
     def cancel_job(self) -> None:
         """Cancel this page's first pending export or import (nothing of it is kept)."""
-        pending = [h for h in self.jobs if not h.done]
-        if pending:
-            pending[0].cancel()
-            self.panel_label.setText(f"{pending[0].title}: cancelling…")
+        self._cancel_first_job()
 
     # --- delete -----------------------------------------------------------------------------
 
