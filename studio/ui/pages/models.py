@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.checkpoints import read_config
+from studio.engine.datasets.decode import human_bytes
 from studio.engine.datasets.storage import validate_name
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.library import ModelSummary, delete_model, import_model, list_models, model_exists
@@ -62,16 +63,6 @@ def export_label(export: dict[str, Any] | None) -> str:
         return "damaged"
     state = "current" if export.get("current") else "out of date"
     return f"{state} (fp32 + fp16)" if export.get("fp16") else state
-
-
-def human_size(count: int) -> str:
-    """Bytes as B, KB, MB or GB (decimal, as file managers show)."""
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
 
 
 def parameters_label(count: int) -> str:
@@ -313,7 +304,7 @@ class ModelsPage(PageJobsMixin, QWidget):
         for row, model in enumerate(models):
             values = (model.name, model.family, f"{model.resolution}x{model.resolution}x{model.channels}",
                       model.dataset or "-", f"{model.steps:,}", parameters_label(model.parameter_count),
-                      human_size(model.size_bytes), export_label(model.export))
+                      human_bytes(model.size_bytes), export_label(model.export))
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if column in (4, 5, 6):
@@ -364,7 +355,7 @@ class ModelsPage(PageJobsMixin, QWidget):
             row("Dataset", html.escape(model.dataset or "- (deleted or imported)")),
             row("Steps", f"{model.steps:,}"),
             row("Parameters", f"{model.parameter_count:,}"),
-            row("Size on disk", human_size(model.size_bytes)),
+            row("Size on disk", human_bytes(model.size_bytes)),
             row("Parent", html.escape(model.parent) if model.parent else "- (trained from scratch)"),
             row("Created", model.created_at.replace("T", " ")),
             row("Updated", model.updated_at.replace("T", " ")),
@@ -537,7 +528,7 @@ class ModelsPage(PageJobsMixin, QWidget):
         model = self.models[name]
         if not self.confirm_delete(
             "Delete model",
-            f"Delete '{name}' ({model.family}, {model.steps:,} steps, {human_size(model.size_bytes)}) with its "
+            f"Delete '{name}' ({model.family}, {model.steps:,} steps, {human_bytes(model.size_bytes)}) with its "
             "weights and ONNX export? Gallery images keep its name. This cannot be undone.",
         ):
             return False
