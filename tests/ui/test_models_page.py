@@ -54,7 +54,7 @@ def test_the_table_lists_models_with_their_export_state(page: ModelsPage) -> Non
     assert page.table.objectName() == "modelTable" and page.table.rowCount() == 1
     cells = [page.table.item(0, column).text() for column in range(page.table.columnCount())]
     assert cells[:5] == ["g", "gan", "8x8x1", "-", "3"]
-    assert cells[7] == "not exported" and cells[6].endswith("KB")
+    assert cells[7] == "not exported" and cells[6].endswith("KiB")
     assert page.selected_name == "g"
     details = page.details.text()
     digest = get_model(page.store, "g").weights_hash
