@@ -350,6 +350,20 @@ class GalleryRepository:
         with self.store.sessions() as session:
             return list(session.scalars(query))
 
+    def entries(self, ids: Sequence[int]) -> list[GalleryEntry]:
+        """The items with these ids, in the order given (ids that no longer exist are left out).
+
+        With `ids()` this lets a view know a whole selection's order up front and fetch rows for
+        whatever range is on screen, without inserting rows as it scrolls.
+        """
+        wanted = [int(i) for i in ids]
+        if not wanted:
+            return []
+        with self.store.sessions() as session:
+            rows = {row.id: row for row in session.scalars(select(GalleryItem).where(GalleryItem.id.in_(wanted)))}
+            tags, collections = self._names(session, list(rows))
+            return [GalleryEntry.of(rows[i], tags.get(i, ()), collections.get(i, ())) for i in wanted if i in rows]
+
     def tags(self) -> list[dict[str, Any]]:
         """Every tag with its number of (live) items."""
         query = (select(Tag.name, func.count(GalleryItem.id))

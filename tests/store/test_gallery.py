@@ -189,3 +189,13 @@ def test_delete_moves_files_to_the_trash_and_undelete_brings_them_back(store: St
     assert emptied.ids == [ids[2]] and not list((store.home.root / "trash").iterdir())
     with pytest.raises(StudioError, match=f"no gallery item {ids[2]}"):
         repo.get(ids[2])
+
+
+def test_entries_come_back_in_the_order_asked(store: Store) -> None:
+    ids = _gallery(store, 5)
+    repo = GalleryRepository(store)
+    repo.tag([ids[3]], "x")
+    order = [ids[3], ids[0], 999, ids[4]]
+    entries = repo.entries(order)
+    assert [e.id for e in entries] == [ids[3], ids[0], ids[4]] and entries[0].tags == ("x",)
+    assert repo.ids(GalleryFilter(), "oldest") == ids
