@@ -199,3 +199,34 @@ def test_entries_come_back_in_the_order_asked(store: Store) -> None:
     entries = repo.entries(order)
     assert [e.id for e in entries] == [ids[3], ids[0], ids[4]] and entries[0].tags == ("x",)
     assert repo.ids(GalleryFilter(), "oldest") == ids
+
+
+def test_common_tags_are_walked_along_the_sort_order_with_the_same_results(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both query plans for a tag filter (gather and sort, or walk the sort index) give the same pages."""
+    from studio.store import gallery
+
+    ids = _gallery(store, 30)
+    repo = GalleryRepository(store)
+    repo.tag(ids[::2], "even")
+    repo.collect(ids[::3], "third")
+    pages = {}
+    for threshold in (10**9, 1):
+        monkeypatch.setattr(gallery, "WALK_THRESHOLD", threshold)
+        monkeypatch.setattr(gallery, "WALK_FRACTION", 10**6)
+        with store.sessions() as session:
+            walked = GalleryRepository._links_to_walk(session, GalleryFilter(tag="even"))
+        assert bool(walked) == (threshold == 1)
+        result = []
+        for filters, sort in ((GalleryFilter(tag="EVEN"), "newest"), (GalleryFilter(collection="third"), "oldest"),
+                              (GalleryFilter(tag="even"), "rating")):
+            cursor, seen = None, []
+            while True:
+                page = repo.query(filters, sort, 4, cursor)
+                seen += [item.id for item in page.items]
+                if not (cursor := page.next_cursor):
+                    break
+            result.append(seen)
+        pages[threshold] = result
+    assert pages[1] == pages[10**9] and pages[1][0] == ids[::2][::-1] and pages[1][1] == ids[::3]
