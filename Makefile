@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])")
 
-.PHONY: run test lint bench bench-quality clean setup
+.PHONY: run test lint bench bench-quality screenshots clean setup
 
 setup: $(STAMP)
 
@@ -34,6 +34,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/gallery_scale.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py
+
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m studio.ui.screenshots docs/screenshots
+	$(BIN)/python -m studio.ui.names docs/ui.md
 
 bench-quality: $(STAMP)
 	$(BIN)/python bench/quality.py
