@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,12 +207,11 @@ def export_selection(
         if archive is None:
             partial.mkdir()
         try:
-            for index, item_id in enumerate(selected):
+            for index, entry in enumerate(_entries_of(repository, selected)):
                 cancel.check()
-                entry = repository.get(item_id)
                 source = store.home.absolute(entry.path)
                 if not source.is_file():
-                    raise StudioError(f"gallery item {item_id}: its image {entry.path} is missing "
+                    raise StudioError(f"gallery item {entry.id}: its image {entry.path} is missing "
                                       "(run `studio gallery check`)")
                 name = f"{index + 1:05d}-{entry.model}-{entry.id}.png"
                 if archive is not None:
@@ -220,7 +219,7 @@ def export_selection(
                 else:
                     shutil.copyfile(source, partial / name)
                 record = entry.as_dict()
-                record.update(file=name, parents=repository.parents(item_id))
+                record.update(file=name, parents=repository.parents(entry.id))
                 record.pop("path")
                 entries.append(record)
                 if (index + 1) % 50 == 0 or index + 1 == len(selected):
@@ -260,20 +259,17 @@ def gallery_to_dataset(
     if not selected:
         raise StudioError("no gallery items match: nothing to turn into a dataset")
     first = repository.get(selected[0])
-    channels = _channels(store, first)
-    size = first.width
+    size, channels = first.width, _read_pixels(store, first)[1]
     writer = DatasetWriter(store, name, size, channels, origin="gallery")
     try:
-        for index, item_id in enumerate(selected):
+        for index, entry in enumerate(_entries_of(repository, selected)):
             cancel.check()
-            entry = repository.get(item_id)
-            if (entry.width, entry.height) != (size, size) or _channels(store, entry) != channels:
+            pixels, item_channels = _read_pixels(store, entry)
+            if (entry.width, entry.height) != (size, size) or item_channels != channels:
                 raise StudioError(
                     f"the selection mixes {size}x{size}x{channels} images with item {entry.id} "
-                    f"({entry.width}x{entry.height}x{_channels(store, entry)}): filter by model"
+                    f"({entry.width}x{entry.height}x{item_channels}): filter by model"
                 )
-            with Image.open(store.home.absolute(entry.path)) as image:
-                pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), np.uint8).tobytes()
             label = {"model": entry.model, "tag": entry.tags[0] if entry.tags else None, "none": None}[label_by]
             writer.add(pixels, hashlib.blake2b(pixels, digest_size=16).hexdigest(), f"gallery#{entry.id}", label)
             if (index + 1) % 100 == 0 or index + 1 == len(selected):
@@ -287,12 +283,21 @@ def gallery_to_dataset(
     yield Finished(summary)
 
 
-def _channels(store: Store, entry: GalleryEntry) -> int:
+def _entries_of(repository: GalleryRepository, ids: list[int], block: int = 500) -> Iterator[GalleryEntry]:
+    """The entries of `ids` in order, read a block at a time (one query per block, not per item)."""
+    for start in range(0, len(ids), block):
+        yield from repository.entries(ids[start : start + block])
+
+
+def _read_pixels(store: Store, entry: GalleryEntry) -> tuple[bytes, int]:
+    """An item's pixels (uint8, grey or RGB as stored) and its channel count, from one read of the file."""
     try:
         with Image.open(store.home.absolute(entry.path)) as image:
-            return 1 if image.mode in ("L", "I;16", "1") else 3
+            channels = 1 if image.mode in ("L", "I;16", "1") else 3
+            pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), np.uint8).tobytes()
     except (OSError, UnidentifiedImageError):
         raise StudioError(f"gallery item {entry.id}: its image cannot be read (run `studio gallery check`)") from None
+    return pixels, channels
 
 
 # --- consistency ----------------------------------------------------------------------------

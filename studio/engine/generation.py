@@ -150,6 +150,9 @@ def open_model(
 
 
 def _check_seed(seed: int | None, count: int) -> int:
+    """A valid count of images and the first of their seeds (random when not given)."""
+    if not 1 <= count <= MAX_COUNT:
+        raise StudioError(f"invalid count {count}: choose 1 to {MAX_COUNT}")
     if seed is None:
         return secrets.randbelow(2**31)
     if not 0 <= seed <= MAX_SEED - count:
@@ -231,8 +234,6 @@ def generate(
     cancel: CancelToken | None = None,
 ) -> Job:
     """Sample `count` images with seeds seed, seed+1, ...; yields Progress, then Finished(GenerateResult)."""
-    if not 1 <= count <= MAX_COUNT:
-        raise StudioError(f"invalid count {count}: choose 1 to {MAX_COUNT}")
     seed = _check_seed(seed, count)
     _check_writable(store)
     cancel = cancel or CancelToken()
@@ -474,8 +475,6 @@ def inpaint(
     cancel: CancelToken | None = None,
 ) -> Job:
     """Regenerate the masked part of an image `count` times (seeds seed, seed+1, ...) into the gallery."""
-    if not 1 <= count <= MAX_COUNT:
-        raise StudioError(f"invalid count {count}: choose 1 to {MAX_COUNT}")
     seed = _check_seed(seed, count)
     _check_writable(store)
     cancel = cancel or CancelToken()

@@ -300,16 +300,15 @@ class GalleryRepository:
         if not 1 <= limit <= MAX_PAGE:
             raise StudioError(f"invalid limit {limit}: choose 1 to {MAX_PAGE}")
         order = self._order(sort)
+        key = decode_cursor(after, sort) if after else None
         with self.store.sessions() as session:
-            walk = self._links_to_walk(session, filters)
-        query = self._filtered(select(GalleryItem), filters, walk).order_by(*order).limit(limit + 1)
-        if after:
-            key = decode_cursor(after, sort)
-            columns = [c.element if hasattr(c, "element") else c for c in order]
-            # Descending sorts continue below the cursor, ascending ones above it.
-            query = query.where(tuple_(*columns) < tuple_(*key) if sort != "oldest" else
-                                tuple_(*columns) > tuple_(*key))
-        with self.store.sessions() as session:
+            query = self._filtered(select(GalleryItem), filters, self._links_to_walk(session, filters))
+            query = query.order_by(*order).limit(limit + 1)
+            if key is not None:
+                columns = [c.element if hasattr(c, "element") else c for c in order]
+                # Descending sorts continue below the cursor, ascending ones above it.
+                query = query.where(tuple_(*columns) < tuple_(*key) if sort != "oldest" else
+                                    tuple_(*columns) > tuple_(*key))
             rows = list(session.scalars(query))
             more = len(rows) > limit
             rows = rows[:limit]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,13 +9,13 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from studio.engine.datasets.storage import get_dataset, list_datasets
-from studio.engine.jobs import CancelToken, Finished, Progress
 from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
 from studio.ui.main_window import MainWindow
 from studio.ui.pages import datasets as datasets_module
 from studio.ui.pages.datasets import DatasetsPage, ImportDialog, suggest_name, unimportable_reason
 from tests.images import make_folder, noise, save
+from tests.ui.helpers import slow_job
 
 
 @pytest.fixture
@@ -37,16 +35,6 @@ def folder(tmp_path: Path) -> Path:
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a PNG")
     return root
 
-
-def _slow_job(steps: int) -> object:
-    def factory(token: CancelToken) -> Iterator[object]:
-        for step in range(steps):
-            token.check()
-            time.sleep(0.01)
-            yield Progress("working", step + 1, steps, f"step {step + 1}")
-        yield Finished("done")
-
-    return factory
 
 
 def test_drop_imports_through_the_dialog_and_reports_the_broken_file(
@@ -150,7 +138,7 @@ def test_dropping_nothing_importable_says_why(qtbot: QtBot, window: MainWindow, 
 
 def test_a_drop_during_another_job_is_queued_and_can_be_cancelled(qtbot: QtBot, window: MainWindow,
                                                                   page: DatasetsPage, folder: Path) -> None:
-    slow = window.runner.submit("Train 'big'", _slow_job(10_000))
+    slow = window.runner.submit("Train 'big'", slow_job(10_000))
     qtbot.waitUntil(lambda: slow.state == "running", timeout=5000)
     window.handle_drop([folder])
     page.import_dialog.accept()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from PySide6.QtCore import QSettings
@@ -14,6 +13,7 @@ from studio.errors import StudioError
 from studio.store.database import Store
 from studio.ui.main_window import MainWindow
 from studio.ui.pages import PAGES
+from tests.ui.helpers import slow_job
 
 PAGE_NAMES = ("datasetsPage", "trainPage", "modelsPage", "generatePage", "galleryPage", "interpolatePage",
               "inpaintPage")
@@ -51,16 +51,6 @@ def test_shortcuts_switch_pages(qtbot: QtBot, window: MainWindow) -> None:
     assert window.current_key == "models"
 
 
-def _slow_job(steps: int) -> object:
-    def factory(token: CancelToken) -> Iterator[object]:
-        for step in range(steps):
-            token.check()
-            time.sleep(0.01)
-            yield Progress("working", step + 1, steps, f"step {step + 1}")
-        yield Finished("done")
-
-    return factory
-
 
 def test_jobs_run_off_the_gui_thread_and_report_through_signals(qtbot: QtBot, window: MainWindow) -> None:
     import threading
@@ -89,8 +79,8 @@ def _raise(error: Exception) -> object:
 
 
 def test_queued_jobs_and_cancel_from_the_status_bar(qtbot: QtBot, window: MainWindow) -> None:
-    first = window.runner.submit("first", _slow_job(500))
-    second = window.runner.submit("second", _slow_job(3))
+    first = window.runner.submit("first", slow_job(500))
+    second = window.runner.submit("second", slow_job(3))
     qtbot.waitUntil(lambda: first.state == "running" and window.job_cancel.isVisible(), timeout=5000)
     assert "first" in window.job_label.text()
     qtbot.mouseClick(window.job_cancel, __import__("PySide6.QtCore").QtCore.Qt.MouseButton.LeftButton)
@@ -103,7 +93,7 @@ def test_queued_jobs_and_cancel_from_the_status_bar(qtbot: QtBot, window: MainWi
 def test_closing_during_a_job_asks_then_cancels_cleanly(qtbot: QtBot, store: Store, settings: QSettings) -> None:
     main = MainWindow(store, settings)
     qtbot.addWidget(main)
-    handle = main.runner.submit("long", _slow_job(100_000))
+    handle = main.runner.submit("long", slow_job(100_000))
     qtbot.waitUntil(lambda: handle.state == "running", timeout=5000)
     main.confirm_close = lambda: False
     assert (not main.close() and main.isVisible() is False) or handle.state == "running"

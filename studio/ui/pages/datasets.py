@@ -9,6 +9,7 @@ opened with `open()`, never `exec()`, so tests (and scripts) can fill them in an
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,6 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -68,7 +68,7 @@ from studio.engine.models.base import RESOLUTIONS
 from studio.errors import StudioError
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
-from studio.ui.widgets import image_to_qimage, named
+from studio.ui.widgets import ask_yes, image_to_qimage, named
 from studio.ui.widgets.page_jobs import PageJobsMixin
 
 THUMBNAIL_LIMIT = 512  # the grid shows a dataset's first images: enough to judge it, cheap to build
@@ -389,7 +389,7 @@ class DatasetsPage(PageJobsMixin, QWidget):
         self.sample_size = 32
         self.shapes_count = 2000
         # Replaced by tests and scripts to answer "delete this dataset?" without a dialog.
-        self.confirm_delete: Callable[[str, str], bool] = self._ask
+        self.confirm_delete: Callable[[str, str], bool] = functools.partial(ask_yes, self)
         self._build()
         self.context.signals.datasetsChanged.connect(self.refresh)
         self.refresh()
@@ -683,11 +683,6 @@ class DatasetsPage(PageJobsMixin, QWidget):
         self._cancel_first_job()
 
     # --- deleting ---------------------------------------------------------------------------
-
-    def _ask(self, title: str, question: str) -> bool:
-        answer = QMessageBox.question(self, title, question, QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
 
     def delete_selected(self) -> bool:
         """Delete the selected dataset after asking; True when it was deleted."""

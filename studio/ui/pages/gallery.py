@@ -11,6 +11,7 @@ images can be compared side by side, interpolated, or one sent to inpainting.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QMenu,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -51,7 +51,7 @@ from studio.errors import StudioError
 from studio.store.gallery import SORTS, GalleryEntry, GalleryFilter, GalleryRepository
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
-from studio.ui.widgets import named
+from studio.ui.widgets import ask_yes, named
 from studio.ui.widgets.thumbnail_grid import (
     GalleryModel,
     GalleryView,
@@ -243,7 +243,7 @@ class GalleryPage(QWidget):
         self._facet_signals.failed.connect(self._facets_failed)
         self.compare_view: CompareView | None = None
         # Tests and scripts replace these to answer without a dialog.
-        self.confirm: Callable[[str, str], bool] = self._ask
+        self.confirm: Callable[[str, str], bool] = functools.partial(ask_yes, self)
         self.ask_export_destination: Callable[[int], tuple[Path, bool] | None] = self._ask_export_destination
 
         self.loader = ThumbnailLoader(context.store, threads=2, parent=self)
@@ -1078,10 +1078,6 @@ class GalleryPage(QWidget):
         self._reload(keep_position=False)
         self._update_actions()
         self.context.notify(f"Emptied the trash: {len(gone):,} image{'s' if len(gone) != 1 else ''} deleted")
-
-    def _ask(self, title: str, question: str) -> bool:
-        answer = QMessageBox.question(self, title, question)
-        return answer == QMessageBox.StandardButton.Yes
 
     # --- other pages, compare, export ---------------------------------------------------------
 

@@ -8,6 +8,7 @@ in a `ModelImportDialog`, opened with `open()` (never `exec()`) so tests and scr
 
 from __future__ import annotations
 
+import functools
 import html
 import textwrap
 from collections.abc import Callable, Iterator
@@ -28,7 +29,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -47,7 +47,7 @@ from studio.engine.runtime.package import EXPORT_FOLDER, read_manifest
 from studio.errors import StudioError
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
-from studio.ui.widgets import named
+from studio.ui.widgets import ask_yes, named
 from studio.ui.widgets.page_jobs import PageJobsMixin
 
 ERROR_COLOUR = "#c0392b"
@@ -168,7 +168,7 @@ class ModelsPage(PageJobsMixin, QWidget):
         self.export_job: JobHandle | None = None
         self._init_jobs()  # this page's exports and imports, queued or running
         # Replaced by tests and scripts to answer "delete this model?" without a dialog.
-        self.confirm_delete: Callable[[str, str], bool] = self._ask
+        self.confirm_delete: Callable[[str, str], bool] = functools.partial(ask_yes, self)
         self._build()
         # Training (another page) and imports change the library: show it.
         self.context.signals.modelsChanged.connect(self.refresh)
@@ -511,11 +511,6 @@ class ModelsPage(PageJobsMixin, QWidget):
         self._cancel_first_job()
 
     # --- delete -----------------------------------------------------------------------------
-
-    def _ask(self, title: str, question: str) -> bool:
-        answer = QMessageBox.question(self, title, question, QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
 
     def delete_selected(self) -> bool:
         """Delete the selected model after asking; True when it was deleted."""

@@ -20,6 +20,15 @@ def named(widget: W, object_name: str, accessible_name: str, tooltip: str | None
     return widget
 
 
+def ask_yes(parent: QWidget, title: str, question: str) -> bool:
+    """Ask before something destructive: Yes or Cancel, with Cancel the default."""
+    from PySide6.QtWidgets import QMessageBox
+
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
+    answer = QMessageBox.question(parent, title, question, buttons, QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 def image_to_qimage(image: np.ndarray) -> QImage:
     """uint8 H x W x C (1 or 3 channels) to a QImage that owns a copy of the pixels."""
     image = np.ascontiguousarray(image)
