@@ -110,10 +110,11 @@ class Pipeline(ABC):
         """The model's stored sampling settings overlaid with `values`, each validated."""
         return validate_options(self.spec.sampling_schema, self.spec.hyperparameters, values, self.family)
 
-    def unsupported(self, capability: str) -> StudioError:
-        """The one-line refusal for a capability this family lacks."""
-        reason = _WHY_NOT.get((self.family, capability), f"the {self.family} family does not support it")
-        return StudioError(f"{self.family} models cannot {_VERBS.get(capability, capability)}: {reason}")
+    @classmethod
+    def unsupported(cls, capability: str) -> StudioError:
+        """The one-line refusal for a capability this family lacks (it depends on the family alone)."""
+        reason = _WHY_NOT.get((cls.family, capability), f"the {cls.family} family does not support it")
+        return StudioError(f"{cls.family} models cannot {_VERBS.get(capability, capability)}: {reason}")
 
     def require(self, capability: str) -> None:
         """Raise the refusal unless the family declares `capability`."""

@@ -61,9 +61,7 @@ def unsupported_reason(family: str, capability: str | None) -> str | None:
         return f"unknown family '{family}': this version of Studio cannot open it"
     if capability is None or capability in pipeline_class.capabilities:
         return None
-    # The refusal depends only on the family (a class attribute), and opening a real model just to
-    # ask would load its weights: a bare instance of the family's pipeline class answers the same.
-    return str(pipeline_class.__new__(pipeline_class).unsupported(capability))
+    return str(pipeline_class.unsupported(capability))
 
 
 def sampling_schema(family: str, exclude: Iterable[str] = ()) -> tuple[Hyperparameter, ...]:
