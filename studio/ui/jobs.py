@@ -9,6 +9,7 @@ and cancelled; `shutdown` cancels everything and waits, so no thread outlives th
 
 from __future__ import annotations
 
+import enum
 import itertools
 import queue
 import sys
@@ -24,6 +25,27 @@ from studio.errors import CancelledError, StudioError
 
 JobFactory = Callable[[CancelToken], Job]
 _STOP = object()
+
+
+class JobState(enum.StrEnum):
+    """Where a submitted job stands; the last three are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """Whether the job has ended one way or another."""
+        return self in (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED)
+
+    @property
+    def active(self) -> bool:
+        """Whether the job holds the engine thread (running or paused)."""
+        return self in (JobState.RUNNING, JobState.PAUSED)
 
 
 class JobHandle(QObject):
@@ -44,10 +66,11 @@ class JobHandle(QObject):
         self.title = title
         self.factory = factory
         self.token = CancelToken()
-        self.state = "queued"  # queued, running, paused, finished, failed, cancelled
+        self.state = JobState.QUEUED
         self.result: Any = None
         self.error: str | None = None
         self.last_event: Any = None
+        self.error_shown = False  # a page showed the failure itself: the window adds no dialog of its own
         self.event.connect(self._remember)
 
     def _remember(self, event: Any) -> None:
@@ -56,7 +79,7 @@ class JobHandle(QObject):
     @property
     def done(self) -> bool:
         """Whether the job has ended one way or another."""
-        return self.state in ("finished", "failed", "cancelled")
+        return self.state.final
 
     def cancel(self) -> None:
         """Stop at the job's next check (a queued job never starts)."""
@@ -64,15 +87,15 @@ class JobHandle(QObject):
 
     def pause(self) -> None:
         """Wait at the job's next check until resume() or cancel()."""
-        if self.state == "running":
+        if self.state is JobState.RUNNING:
             self.token.pause()
-            self.state = "paused"
+            self.state = JobState.PAUSED
 
     def resume(self) -> None:
         """Go on after pause()."""
-        if self.state == "paused":
+        if self.state is JobState.PAUSED:
             self.token.resume()
-            self.state = "running"
+            self.state = JobState.RUNNING
 
 
 class _EngineThread(QThread):
@@ -141,7 +164,7 @@ class JobRunner(QObject):
     @property
     def current(self) -> JobHandle | None:
         """The running (or paused) job, if any."""
-        return next((h for h in self._handles if h.state in ("running", "paused")), None)
+        return next((h for h in self._handles if h.state.active), None)
 
     @property
     def pending(self) -> list[JobHandle]:
@@ -167,20 +190,20 @@ class JobRunner(QObject):
     def _deliver(self, handle: JobHandle, what: str, payload: Any) -> None:
         """In the GUI thread: update the handle and emit its signals."""
         if what == "started":
-            handle.state = "paused" if handle.token.paused else "running"
+            handle.state = JobState.PAUSED if handle.token.paused else JobState.RUNNING
             handle.started.emit()
             return
         if what == "event":
             handle.event.emit(payload)
             return
         if what == "finished":
-            handle.state, handle.result = "finished", payload
+            handle.state, handle.result = JobState.FINISHED, payload
             handle.finished.emit(payload)
         elif what == "failed":
-            handle.state, handle.error = "failed", payload
+            handle.state, handle.error = JobState.FAILED, payload
             handle.failed.emit(payload)
         else:
-            handle.state, handle.result = "cancelled", payload
+            handle.state, handle.result = JobState.CANCELLED, payload
             handle.cancelled.emit()
         handle.ended.emit()
 
