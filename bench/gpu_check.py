@@ -25,6 +25,7 @@ from studio.engine.jobs import run_job
 from studio.engine.models.base import Precision
 from studio.engine.models.registry import family_class
 from studio.engine.training import dataset_tensor, train
+from studio.engine.training_options import TrainOptions
 from studio.home import DataHome
 from studio.store.database import Store, open_store
 
@@ -37,27 +38,50 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = Precision(device)
     card = torch.cuda.get_device_name(0) if device.type == "cuda" else "no GPU (dry run on the CPU)"
-    print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {card}, "
-          f"mixed precision {precision.enabled} ({precision.dtype})")
+    print(
+        f"torch {torch.__version__}, CUDA {torch.version.cuda}, {card}, "
+        f"mixed precision {precision.enabled} ({precision.dtype})"
+    )
     work = Path(tempfile.mkdtemp(prefix="studio-gpu-"))
     store = open_store(DataHome(work / "home"))
     try:
         run_job(add_sample(store, "digits", size=16))
         run_job(add_sample(store, "shapes", size=32, count=500))
-        for family, dataset in [("gan", "digits"), ("vae", "digits"), ("pixelcnn", "digits"),
-                                ("diffusion", "digits"), ("gan", "shapes"), ("diffusion", "shapes")]:
+        for family, dataset in [
+            ("gan", "digits"),
+            ("vae", "digits"),
+            ("pixelcnn", "digits"),
+            ("diffusion", "digits"),
+            ("gan", "shapes"),
+            ("diffusion", "shapes"),
+        ]:
             name = f"{family}-{dataset}"
             started = time.perf_counter()
-            first = run_job(train(store, name, family=family, dataset=dataset, steps=args.steps,
-                                  checkpoint_every=args.steps // 2, preview_every=args.steps // 2, preview_count=8))
+            first = run_job(
+                train(
+                    store,
+                    TrainOptions(
+                        name,
+                        family=family,
+                        dataset=dataset,
+                        steps=args.steps,
+                        checkpoint_every=args.steps // 2,
+                        preview_every=args.steps // 2,
+                        preview_count=8,
+                    ),
+                )
+            )
             seconds = time.perf_counter() - started
-            resumed = run_job(train(store, name, resume=True, steps=args.steps + 10, preview_every=0))
+            resumed = run_job(train(store, TrainOptions(name, resume=True, steps=args.steps + 10, preview_every=0)))
             made = run_job(generate(store, name, count=8, seed=1))
             finite = all(math.isfinite(v) for v in resumed.final_losses.values())
-            print(f"{name:<18} device {first.device}  {args.steps / seconds:7.1f} steps/s (incl. setup)  "
-                  f"resumed {resumed.start_step}->{resumed.steps}  finite {finite}  "
-                  f"generated {len(made.items)} in {made.seconds:.2f}s  losses "
-                  + ", ".join(f"{k}={v:.3g}" for k, v in resumed.final_losses.items()), flush=True)
+            print(
+                f"{name:<18} device {first.device}  {args.steps / seconds:7.1f} steps/s (incl. setup)  "
+                f"resumed {resumed.start_step}->{resumed.steps}  finite {finite}  "
+                f"generated {len(made.items)} in {made.seconds:.2f}s  losses "
+                + ", ".join(f"{k}={v:.3g}" for k, v in resumed.final_losses.items()),
+                flush=True,
+            )
         # Trainer overhead on the GPU, GAN at 16px: the bare loop against the trainer job.
         steps = args.overhead_steps
         bare_times, studio_times = [], []
@@ -69,8 +93,10 @@ def main() -> None:
                 studio_times.append(studio_run(store, steps, round_index))
                 bare_times.append(bare_loop(store, steps, device))
         bare, ours = min(bare_times), min(studio_times)
-        print(f"trainer overhead on {device.type} (gan 16px, {steps} steps): bare {steps / bare:.1f} steps/s, "
-              f"studio {steps / ours:.1f} steps/s, ratio {bare / ours:.3f}")
+        print(
+            f"trainer overhead on {device.type} (gan 16px, {steps} steps): bare {steps / bare:.1f} steps/s, "
+            f"studio {steps / ours:.1f} steps/s, ratio {bare / ours:.3f}"
+        )
     finally:
         store.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -79,7 +105,12 @@ def main() -> None:
 def studio_run(store: Store, steps: int, seed: int) -> float:
     """Seconds for a GAN run of `steps` through the trainer job."""
     start = time.perf_counter()
-    run_job(train(store, f"speed-{seed}", family="gan", dataset="digits", steps=steps, seed=seed, preview_count=0))
+    run_job(
+        train(
+            store,
+            TrainOptions(f"speed-{seed}", family="gan", dataset="digits", steps=steps, seed=seed, preview_count=0),
+        )
+    )
     return time.perf_counter() - start
 
 

@@ -49,6 +49,7 @@ from studio.engine.library import model_folder
 from studio.engine.models.base import GeneratorFamily
 from studio.engine.runtime.package import EXPORT_FOLDER, OnnxModel, load_exported
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.home import DataHome
 from studio.store.database import Store, open_store
 
@@ -186,8 +187,8 @@ def prepare(store: Store, family: str, dataset: str, device: torch.device, provi
             threads: int) -> tuple[GeneratorFamily, OnnxModel]:
     """Train `family` 2 steps, export it, and open both backends over the same weights."""
     name = f"{family}-{dataset}"
-    run_job(train(store, name, family=family, dataset=dataset, steps=2, preview_every=0, preview_count=0,
-                  checkpoint_every=1000))
+    run_job(train(store, TrainOptions(name, family=family, dataset=dataset, steps=2, preview_every=0, preview_count=0,
+                  checkpoint_every=1000)))
     run_job(export_model(store, name))
     folder = model_folder(store, name)
     loaded = load_model(folder, device, with_optimizers=False).family

@@ -35,6 +35,7 @@ from studio.engine.datasets.storage import DatasetWriter
 from studio.engine.jobs import run_job
 from studio.engine.library import model_folder
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.home import DataHome
 from studio.store.database import Store, open_store
 
@@ -61,9 +62,15 @@ class DigitClassifier(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 16, 64), nn.ReLU(),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 16, 64),
+            nn.ReLU(),
         )
         self.head = nn.Linear(64, 10)
 
@@ -118,8 +125,12 @@ def make_dataset(store: Store, x: np.ndarray, y: np.ndarray) -> None:
     writer = DatasetWriter(store, "digits-train", SIZE, 1, origin="bench")
     for index, (image, label) in enumerate(zip(x, y, strict=True)):
         pixels = image.tobytes()
-        writer.add(pixels, hashlib.blake2b(pixels + index.to_bytes(4, "little"), digest_size=16).hexdigest(),
-                   f"digit#{index}", str(label))
+        writer.add(
+            pixels,
+            hashlib.blake2b(pixels + index.to_bytes(4, "little"), digest_size=16).hexdigest(),
+            f"digit#{index}",
+            str(label),
+        )
     writer.commit()
 
 
@@ -128,8 +139,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per family")
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--families", default="gan,vae,pixelcnn,diffusion")
-    parser.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE",
-                        help="a non-default setting for one family, e.g. pixelcnn.width=32")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FAMILY.KEY=VALUE",
+        help="a non-default setting for one family, e.g. pixelcnn.width=32",
+    )
     args = parser.parse_args()
     from studio.engine.models.registry import family_class, parse_overrides
 
@@ -148,22 +164,42 @@ def main() -> None:
         accuracy = float((held_predicted == y_held).mean())
         floor_sample = x_train[np.random.default_rng(1).choice(len(x_train), len(x_held), replace=False)]
         floor = frechet_distance(features_and_classes(classifier, floor_sample)[0], held_features)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; digits 16x16, "
-              f"{len(x_train)} train / {len(x_held)} held out; classifier accuracy {accuracy:.3f} "
-              f"({time.perf_counter() - started:.0f}s); budget {args.minutes:g} min per family")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; digits 16x16, "
+            f"{len(x_train)} train / {len(x_held)} held out; classifier accuracy {accuracy:.3f} "
+            f"({time.perf_counter() - started:.0f}s); budget {args.minutes:g} min per family"
+        )
         print(f"floor (real vs real, {len(x_held)} images): FD {floor:.2f}")
-        print(f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} "
-              f"{'s/image':>8}  verdict")
+        print(
+            f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} {'s/image':>8}  verdict"
+        )
         for family in args.families.split(","):
             settings = parse_overrides(family_class(family), overrides.get(family, []))
-            result = run_job(train(store, family, family=family, dataset="digits-train", minutes=args.minutes,
-                                   seed=0, checkpoint_every=10**9, preview_every=0, settings=settings))
+            result = run_job(
+                train(
+                    store,
+                    TrainOptions(
+                        family,
+                        family=family,
+                        dataset="digits-train",
+                        minutes=args.minutes,
+                        seed=0,
+                        checkpoint_every=10**9,
+                        preview_every=0,
+                        settings=settings,
+                    ),
+                )
+            )
             loaded = load_model(model_folder(store, family), with_optimizers=False)
             loaded.family.train_mode(False)
             options = loaded.family.sampling_options({})
             begun = time.perf_counter()
-            images = np.concatenate([loaded.family.sample(list(range(s, min(s + 250, args.samples))), options)
-                                     for s in range(0, args.samples, 250)])
+            images = np.concatenate(
+                [
+                    loaded.family.sample(list(range(s, min(s + 250, args.samples))), options)
+                    for s in range(0, args.samples, 250)
+                ]
+            )
             per_image = (time.perf_counter() - begun) / len(images)
             sample_features, predicted = features_and_classes(classifier, images)
             distance = frechet_distance(sample_features, held_features)
@@ -171,8 +207,11 @@ def main() -> None:
             covered = int((shares >= COVERAGE_SHARE).sum())
             ratio = distance / floor
             met = ratio <= TARGETS[family] and covered == 10
-            print(f"{family:<10} {result.steps:>7} {distance:>9.2f} {ratio:>7.1f}x {TARGETS[family]:>6.0f}x "
-                  f"{covered:>6}/10 {per_image:>8.4f}  {'met' if met else 'NOT met'}", flush=True)
+            print(
+                f"{family:<10} {result.steps:>7} {distance:>9.2f} {ratio:>7.1f}x {TARGETS[family]:>6.0f}x "
+                f"{covered:>6}/10 {per_image:>8.4f}  {'met' if met else 'NOT met'}",
+                flush=True,
+            )
     finally:
         store.close()
         shutil.rmtree(work, ignore_errors=True)

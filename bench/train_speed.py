@@ -27,6 +27,7 @@ from studio.engine.jobs import run_job
 from studio.engine.models.base import Precision
 from studio.engine.models.registry import family_class
 from studio.engine.training import dataset_tensor, train
+from studio.engine.training_options import TrainOptions
 from studio.home import DataHome
 from studio.store.database import Store, open_store
 
@@ -52,7 +53,7 @@ def bare_loop(store: Store, family: str, steps: int, seed: int) -> float:
 def studio_run(store: Store, family: str, steps: int, seed: int, name: str) -> float:
     """Seconds for the same number of steps through the trainer job."""
     start = time.perf_counter()
-    run_job(train(store, name, family=family, dataset="digits", steps=steps, seed=seed, preview_count=0))
+    run_job(train(store, TrainOptions(name, family=family, dataset="digits", steps=steps, seed=seed, preview_count=0)))
     return time.perf_counter() - start
 
 

@@ -234,6 +234,7 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
     from studio.engine.library import model_exists, model_folder
     from studio.engine.models.registry import family_class, parse_overrides
     from studio.engine.training import train
+    from studio.engine.training_options import TrainOptions
 
     args = ctx.args
     family_name = args.family
@@ -242,12 +243,13 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
     settings = parse_overrides(family_class(family_name), args.set) if family_name else {}
     if args.set and not family_name:
         raise StudioError("--set needs --family (or --resume of an existing model)")
-    job = train(
-        ctx.store, args.name, family=args.family, dataset=args.dataset, steps=args.steps, minutes=args.minutes,
+    options = TrainOptions(
+        args.name, family=args.family, dataset=args.dataset, steps=args.steps, minutes=args.minutes,
         seed=args.seed, init_from=args.init_from, resume=args.resume, settings=settings, device=args.device,
         checkpoint_every=args.checkpoint_every, preview_every=args.diagnostics_every, preview_count=0,
         threads=args.threads,
     )
+    job = train(ctx.store, options)
     printer = TrainingPrinter(sys.stderr, quiet=args.quiet)
     try:
         result = run_job(job, printer)

@@ -28,6 +28,7 @@ from studio.engine.jobs import CancelToken, Finished, Job
 from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
 from studio.engine.models.base import GeneratorFamily, Precision
 from studio.engine.models.registry import family_class
+from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.models import Dataset, Model, TrainingRun, utcnow
@@ -333,47 +334,23 @@ def _prepare(store: Store, name: str, family: str | None, dataset: str | None, s
     return model, dataset, None
 
 
-def train(
-    store: Store,
-    name: str,
-    *,
-    family: str | None = None,
-    dataset: str | None = None,
-    steps: int | None = None,
-    minutes: float | None = None,
-    seed: int = 0,
-    init_from: str | None = None,
-    resume: bool = False,
-    settings: Mapping[str, Any] | None = None,
-    device: str = "auto",
-    checkpoint_every: int = 500,
-    preview_every: int = 250,
-    preview_count: int = 16,
-    threads: int | None = None,
-    amp: bool = True,
-    cancel: CancelToken | None = None,
-) -> Job:
+def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None) -> Job:
     """Train a model; yields TrainingProgress, PreviewReady, CheckpointSaved and TrainingWarning events.
 
     Finishes with Finished(TrainResult) when the budget is spent or the run is cancelled (a
     checkpoint is saved either way). NaN losses stop the run with a StudioError and keep the last
     good checkpoint.
     """
-    validate_name(name)
-    if steps is None and minutes is None:
-        raise StudioError("give a budget: --steps N (total steps) and/or --minutes M")
-    if steps is not None and steps < 1:
-        raise StudioError(f"invalid --steps {steps}: give 1 or more")
-    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
-        raise StudioError(f"invalid --minutes {minutes}: give a positive number")
-    if checkpoint_every < 1:
-        raise StudioError("checkpoint interval must be 1 step or more")
+    validate_name(options.name)
+    options.check()
     if store.read_only:
         raise StudioError(f"the database is read-only: {store.read_only_reason}")
+    name, steps, minutes, seed = options.name, options.steps, options.minutes, options.seed
+    init_from, resume, threads = options.init_from, options.resume, options.threads
     cancel = cancel or CancelToken()
-    torch_device = select_device(device)
-    model, dataset_name, loaded = _prepare(store, name, family, dataset, settings or {}, init_from, resume, steps,
-                                           seed)
+    torch_device = select_device(options.device)
+    model, dataset_name, loaded = _prepare(store, name, options.family, options.dataset, options.settings, init_from,
+                                           resume, steps, seed)
     if resume:
         mark_interrupted_runs(store, name)
 
@@ -407,8 +384,8 @@ def train(
         run = _Run(store, name, model, dataset_name, run_seed, config, start_step, steps, minutes,
                    torch_device, init_from)
         run.acquire()
-        yield from _loop(run, model, sampler, data, torch_device, steps, minutes, checkpoint_every,
-                         preview_every, preview_count, amp, cancel)
+        yield from _loop(run, model, sampler, data, torch_device, steps, minutes, options.checkpoint_every,
+                         options.preview_every, options.preview_count, options.amp, cancel)
     finally:
         if threads is not None:
             torch.set_num_threads(previous_threads)

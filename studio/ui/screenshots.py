@@ -29,6 +29,7 @@ def _prepare(home_root: Path) -> None:
     from studio.engine.generation import EndpointRef, generate, inpaint, interpolate
     from studio.engine.jobs import run_job
     from studio.engine.training import train
+    from studio.engine.training_options import TrainOptions
     from studio.home import DataHome
     from studio.store.database import open_store
     from studio.store.gallery import GalleryRepository
@@ -37,9 +38,9 @@ def _prepare(home_root: Path) -> None:
     try:
         run_job(add_sample(store, "digits", size=16))
         run_job(add_sample(store, "shapes", size=32, count=400))
-        run_job(train(store, "digits-vae", family="vae", dataset="digits", steps=600, preview_every=0,
-                      settings={"kl_warmup": 100}))
-        run_job(train(store, "digits-gan", family="gan", dataset="digits", steps=800, preview_every=0))
+        run_job(train(store, TrainOptions("digits-vae", family="vae", dataset="digits", steps=600, preview_every=0,
+                      settings={"kl_warmup": 100})))
+        run_job(train(store, TrainOptions("digits-gan", family="gan", dataset="digits", steps=800, preview_every=0)))
         run_job(export_model(store, "digits-vae"))
         made = run_job(generate(store, "digits-gan", 24, seed=100)).items
         made += run_job(generate(store, "digits-vae", 16, seed=200, backend="onnx")).items

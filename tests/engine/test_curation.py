@@ -22,6 +22,7 @@ from studio.engine.generation import EndpointRef, generate, inpaint, interpolate
 from studio.engine.jobs import run_job
 from studio.engine.thumbnails import THUMBNAIL_SIZE, thumbnail_path
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.store.database import Store, backup_to, open_store, restore_database
 from studio.store.gallery import GalleryFilter, GalleryRepository
@@ -31,7 +32,11 @@ from tests.engine.conftest import TINY
 
 def _train(store: Store, family: str, name: str | None = None) -> str:
     name = name or family
-    run_job(train(store, name, family=family, dataset="digits", steps=3, settings=TINY[family], preview_every=0))
+    run_job(
+        train(
+            store, TrainOptions(name, family=family, dataset="digits", steps=3, settings=TINY[family], preview_every=0)
+        )
+    )
     return name
 
 
@@ -48,15 +53,27 @@ def test_reproduce_every_family_and_operation(digits8: Store, tmp_path: Path) ->
         _train(digits8, family)
         made += [item["path"] for item in run_job(generate(digits8, family, 2, seed=4)).items]
         if family != "pixelcnn":
-            made += [item["path"] for item in run_job(interpolate(
-                digits8, family, EndpointRef(seed=1), EndpointRef(seed=2), frames=3)).items][1:2]
+            made += [
+                item["path"]
+                for item in run_job(
+                    interpolate(digits8, family, EndpointRef(seed=1), EndpointRef(seed=2), frames=3)
+                ).items
+            ][1:2]
         if family != "gan":
-            made += [item["path"] for item in run_job(inpaint(
-                digits8, family, made[0] if family == "gan" else made[-2], _mask(tmp_path), count=1, seed=3)).items]
+            made += [
+                item["path"]
+                for item in run_job(
+                    inpaint(digits8, family, made[0] if family == "gan" else made[-2], _mask(tmp_path), count=1, seed=3)
+                ).items
+            ]
     # An interpolation between an item (a seed of this model) and a file (encoded by the VAE).
     vae_items = GalleryRepository(digits8).query(GalleryFilter(model="vae", operation="sample")).items
-    made += [item["path"] for item in run_job(interpolate(
-        digits8, "vae", EndpointRef(item=vae_items[0].id), EndpointRef(file=Path(made[0])), frames=3)).items][1:2]
+    made += [
+        item["path"]
+        for item in run_job(
+            interpolate(digits8, "vae", EndpointRef(item=vae_items[0].id), EndpointRef(file=Path(made[0])), frames=3)
+        ).items
+    ][1:2]
     # And through ONNX: reproduced on the backend that made it.
     run_job(export_model(digits8, "gan"))
     made += [item["path"] for item in run_job(generate(digits8, "gan", 1, seed=9, backend="onnx")).items]
@@ -142,7 +159,11 @@ def add_16px_model(store: Store):
     from studio.engine.datasets.samples import add_sample
 
     run_job(add_sample(store, "digits", name="digits16", size=16))
-    run_job(train(store, "big", family="gan", dataset="digits16", steps=1, settings=TINY["gan"], preview_every=0))
+    run_job(
+        train(
+            store, TrainOptions("big", family="gan", dataset="digits16", steps=1, settings=TINY["gan"], preview_every=0)
+        )
+    )
     return generate(store, "big", 1, seed=0)
 
 
@@ -175,8 +196,12 @@ def test_check_finds_damage_and_repair_fixes_it(digits8: Store) -> None:
     assert report.stale_thumbnails == [items[2]["id"]]
     assert len(report.stray_files) == 3  # the partial write, the orphan and the deleted row's thumbnail
     repaired = run_job(check_gallery(digits8, repair=True))
-    assert repaired.repaired == {"rows_removed": 1, "files_registered": 1, "thumbnails_made": 1,
-                                 "stray_files_removed": 3}
+    assert repaired.repaired == {
+        "rows_removed": 1,
+        "files_registered": 1,
+        "thumbnails_made": 1,
+        "stray_files_removed": 3,
+    }
     after = run_job(check_gallery(digits8))
     assert after.clean, after.as_dict()
     adopted = GalleryRepository(digits8).query(GalleryFilter(seed=1)).items

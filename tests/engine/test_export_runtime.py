@@ -26,6 +26,7 @@ from studio.engine.jobs import run_job
 from studio.engine.runtime import Endpoint, ExportError, load_exported
 from studio.engine.runtime.providers import open_session
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.home import DataHome
 from studio.store.database import Store, open_store
@@ -52,8 +53,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     store = open_store(home)
     run_job(add_sample(store, "digits", size=8))
     for family in FAMILIES:
-        run_job(train(store, family, family=family, dataset="digits", steps=6, settings=SETTINGS[family],
-                      preview_every=0))
+        run_job(train(store, TrainOptions(family, family=family, dataset="digits", steps=6, settings=SETTINGS[family],
+                      preview_every=0)))
         run_job(export_model(store, family, fp16=family == "gan"))
     yield store
     store.close()

@@ -24,6 +24,7 @@ from studio.engine.jobs import CancelToken, Finished, run_job
 from studio.engine.library import delete_model, get_model, import_model, list_models, model_folder
 from studio.engine.models.registry import FAMILY_NAMES, describe_families, family_class, parse_overrides
 from studio.engine.training import CheckpointSaved, TrainingProgress, select_device, train
+from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
@@ -36,7 +37,7 @@ def tiny_train(store: Store, name: str, family: str, steps: int = 4, **options):
     options.setdefault("dataset", "digits")
     options.setdefault("checkpoint_every", 2)
     options.setdefault("preview_every", 0)
-    return run_job(train(store, name, family=family, steps=steps, **options))
+    return run_job(train(store, TrainOptions(name, family=family, steps=steps, **options)))
 
 
 def tensors(store: Store, name: str, prefix: str = "network.") -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from studio.engine.datasets.samples import add_sample
 from studio.engine.generation import generate
 from studio.engine.jobs import run_job
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.home import DataHome
 from studio.store.database import Store, open_store
@@ -50,7 +51,9 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = open_store(DataHome(root).ensure())
     try:
         run_job(add_sample(store, "digits", size=8))
-        run_job(train(store, "m", family="gan", dataset="digits", steps=3, settings=TINY_GAN, preview_every=0))
+        run_job(
+            train(store, TrainOptions("m", family="gan", dataset="digits", steps=3, settings=TINY_GAN, preview_every=0))
+        )
         run_job(generate(store, "m", len(SEEDS), seed=SEEDS[0]))
     finally:
         store.close()
@@ -126,13 +129,42 @@ def test_grid_shows_generated_items_with_stable_names(gallery_window: MainWindow
     assert all(page.view.visualRect(page.model.index(row)).isValid() for row in range(6))
     assert "6 items in the gallery" in page.count_label.text()
     assert page.loader.cache.get(1) is not None and not page.missing
-    for name in ("galleryView", "ratingFilter", "modelFilter", "familyFilter", "flagFilter", "tagFilter",
-                 "sinceFilter", "untilFilter", "sortCombo", "clearFiltersButton", "galleryCount",
-                 "galleryCompareButton", "galleryInterpolateButton", "galleryInpaintButton", "galleryExportButton",
-                 "galleryDeleteButton", "galleryRestoreButton", "galleryUndoButton", "galleryTrashToggle",
-                 "galleryEmptyTrashButton", "detailPane", "detailImage", "detailParams", "detailRating",
-                 "detailFlag", "tagList", "tagEdit", "addTagButton", "removeTagButton", "noteEdit", "saveNoteButton",
-                 "lineageLabel", "detailStatus", "gallerySplitter"):
+    for name in (
+        "galleryView",
+        "ratingFilter",
+        "modelFilter",
+        "familyFilter",
+        "flagFilter",
+        "tagFilter",
+        "sinceFilter",
+        "untilFilter",
+        "sortCombo",
+        "clearFiltersButton",
+        "galleryCount",
+        "galleryCompareButton",
+        "galleryInterpolateButton",
+        "galleryInpaintButton",
+        "galleryExportButton",
+        "galleryDeleteButton",
+        "galleryRestoreButton",
+        "galleryUndoButton",
+        "galleryTrashToggle",
+        "galleryEmptyTrashButton",
+        "detailPane",
+        "detailImage",
+        "detailParams",
+        "detailRating",
+        "detailFlag",
+        "tagList",
+        "tagEdit",
+        "addTagButton",
+        "removeTagButton",
+        "noteEdit",
+        "saveNoteButton",
+        "lineageLabel",
+        "detailStatus",
+        "gallerySplitter",
+    ):
         widget = page.findChild(object, name)
         assert widget is not None, name
         assert widget.accessibleName(), name
@@ -189,8 +221,7 @@ def test_delete_moves_to_trash_and_ctrl_z_restores(qtbot: QtBot, gallery_window:
     assert sorted(page.selected_ids()) == [2, 4]  # what was deleted comes back selected
 
 
-def test_rating_flag_tag_and_date_filters_show_only_matching_items(qtbot: QtBot,
-                                                                   gallery_window: MainWindow) -> None:
+def test_rating_flag_tag_and_date_filters_show_only_matching_items(qtbot: QtBot, gallery_window: MainWindow) -> None:
     page = _gallery(gallery_window)
     repository = GalleryRepository(page.store)
     repository.rate([1], 5)
@@ -243,15 +274,17 @@ def test_detail_pane_shows_parameters_and_edits_note(qtbot: QtBot, gallery_windo
     assert GalleryRepository(page.store).get(3).rating == 5
 
 
-def test_lineage_ids_are_links_and_the_context_menu_offers_the_actions(qtbot: QtBot,
-                                                                        gallery_window: MainWindow) -> None:
+def test_lineage_ids_are_links_and_the_context_menu_offers_the_actions(
+    qtbot: QtBot, gallery_window: MainWindow
+) -> None:
     page = _gallery(gallery_window)
     repository = GalleryRepository(page.store)
     source = page.store.home.absolute(repository.get(1).path)
     copy = source.with_name("frame.png")
     shutil.copyfile(source, copy)
-    child = repository.add(page.store.home.relative(copy), "m", "gan", 8, 8, operation="interpolate",
-                           parents=[(1, "from"), (2, "to")])
+    child = repository.add(
+        page.store.home.relative(copy), "m", "gan", 8, 8, operation="interpolate", parents=[(1, "from"), (2, "to")]
+    )
     gallery_window.context.signals.galleryChanged.emit()
     _select(qtbot, page, [child.id])
     lineage = page.lineage_label.text()
@@ -323,8 +356,9 @@ def test_dropping_a_studio_png_restores_its_settings_in_generate(qtbot: QtBot, g
     assert gallery_window.current_key == "generate"
 
 
-def test_a_png_without_studio_metadata_goes_on_to_dataset_import(qtbot: QtBot, gallery_window: MainWindow,
-                                                                 tmp_path: Path) -> None:
+def test_a_png_without_studio_metadata_goes_on_to_dataset_import(
+    qtbot: QtBot, gallery_window: MainWindow, tmp_path: Path
+) -> None:
     plain = tmp_path / "photo.png"
     Image.new("RGB", (8, 8), (200, 10, 10)).save(plain)
     fired: list[dict] = []
@@ -337,8 +371,7 @@ def test_a_png_without_studio_metadata_goes_on_to_dataset_import(qtbot: QtBot, g
     assert "carries no Studio metadata" in gallery_window.last_error[1]
 
 
-def test_missing_and_corrupt_files_show_placeholders_and_a_message(qtbot: QtBot,
-                                                                   gallery_window: MainWindow) -> None:
+def test_missing_and_corrupt_files_show_placeholders_and_a_message(qtbot: QtBot, gallery_window: MainWindow) -> None:
     page = _gallery(gallery_window)
     repository = GalleryRepository(page.store)
     home = page.store.home
@@ -399,13 +432,26 @@ def _insert_rows(store: Store, count: int) -> None:
     start = datetime(2025, 1, 1)
     batch = 25_000
     for first in range(1, count + 1, batch):
-        rows = [{
-            "id": item, "path": f"gallery/scale/{item}.png", "model_name": f"model{item % 7}",
-            "family": ("gan", "vae", "pixelcnn", "diffusion")[item % 4], "operation": "sample", "seed": item,
-            "params": {"steps": 50}, "backend": "torch", "provider": "cpu", "width": 8, "height": 8,
-            "rating": item % 6, "flag": ("none", "pick", "reject")[item % 3], "note": "",
-            "created_at": start + timedelta(seconds=item),
-        } for item in range(first, min(count, first + batch - 1) + 1)]
+        rows = [
+            {
+                "id": item,
+                "path": f"gallery/scale/{item}.png",
+                "model_name": f"model{item % 7}",
+                "family": ("gan", "vae", "pixelcnn", "diffusion")[item % 4],
+                "operation": "sample",
+                "seed": item,
+                "params": {"steps": 50},
+                "backend": "torch",
+                "provider": "cpu",
+                "width": 8,
+                "height": 8,
+                "rating": item % 6,
+                "flag": ("none", "pick", "reject")[item % 3],
+                "note": "",
+                "created_at": start + timedelta(seconds=item),
+            }
+            for item in range(first, min(count, first + batch - 1) + 1)
+        ]
         with store.session() as session:
             session.execute(insert(GalleryItem), rows)
     # What a long-lived database has (bench/gallery_scale.py does the same): without statistics SQLite
@@ -420,8 +466,11 @@ def _on_screen(page: GalleryPage) -> list[int]:
     span = view.rows_on_screen()
     if span is None:
         return []
-    return [row for row in range(span[0], span[1] + 1)
-            if view.viewport().rect().intersects(view.visualRect(page.model.index(row)))]
+    return [
+        row
+        for row in range(span[0], span[1] + 1)
+        if view.viewport().rect().intersects(view.visualRect(page.model.index(row)))
+    ]
 
 
 def _jump(qtbot: QtBot, page: GalleryPage, row: int | None = None) -> float:
@@ -432,8 +481,9 @@ def _jump(qtbot: QtBot, page: GalleryPage, row: int | None = None) -> float:
         view.scrollToBottom()
     else:
         view.scrollTo(page.model.index(row), view.ScrollHint.PositionAtCenter)
-    qtbot.waitUntil(lambda: bool(_on_screen(page)) and all(page.model.is_cached(r) for r in _on_screen(page)),
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: bool(_on_screen(page)) and all(page.model.is_cached(r) for r in _on_screen(page)), timeout=10_000
+    )
     return time.perf_counter() - begun
 
 
@@ -459,8 +509,7 @@ def test_100k_rows_are_one_fixed_grid_and_its_end_is_one_quick_jump_away(
 
     # No files: every cell on screen fails gracefully into a "missing" placeholder, with no dialog.
     on_screen = _on_screen(page)
-    qtbot.waitUntil(lambda: all(model.data(model.index(r), STATE_ROLE) == "missing" for r in on_screen),
-                    timeout=10_000)
+    qtbot.waitUntil(lambda: all(model.data(model.index(r), STATE_ROLE) == "missing" for r in on_screen), timeout=10_000)
     assert _no_error_dialog(window) and len(page.missing) >= len(on_screen)
     assert page.loader.requested < 2 * BLOCK_SIZE  # only cells that were painted asked for a thumbnail
 
@@ -530,31 +579,35 @@ def test_100k_rows_are_one_fixed_grid_and_its_end_is_one_quick_jump_away(
 
     blocks = sorted(model.block_seconds)
     with capsys.disabled():
-        print(f"\n100k gallery: first page shown {first_page * 1000:.0f} ms after the refresh, layout complete at "
-              f"{laid_out * 1000:.0f} ms; jump to the end {to_end * 1000:.0f} ms, to the middle "
-              f"{to_middle * 1000:.0f} ms, {len(jumps)} more jumps median {statistics.median(jumps) * 1000:.0f} ms "
-              f"worst {max(jumps) * 1000:.0f} ms; off-thread block shown {off_thread * 1000:.0f} ms after the paint; "
-              f"block of {BLOCK_SIZE} read in median {statistics.median(blocks) * 1000:.1f} ms, worst "
-              f"{blocks[-1] * 1000:.1f} ms ({model.blocks_fetched} reads); after the jumps the cache held {cached} "
-              f"entries in {cached_blocks} blocks (bound {MAX_BLOCKS * BLOCK_SIZE}), ids and index "
-              f"{model.ids_nbytes / 2**20:.1f} MiB; Ctrl+A {select_all * 1000:.0f} ms; rating filter to "
-              f"{expected:,} rows {filtered * 1000:.0f} ms; refresh back at row {total // 2:,} "
-              f"{refreshed * 1000:.0f} ms; test {time.perf_counter() - test_started:.1f} s")
+        print(
+            f"\n100k gallery: first page shown {first_page * 1000:.0f} ms after the refresh, layout complete at "
+            f"{laid_out * 1000:.0f} ms; jump to the end {to_end * 1000:.0f} ms, to the middle "
+            f"{to_middle * 1000:.0f} ms, {len(jumps)} more jumps median {statistics.median(jumps) * 1000:.0f} ms "
+            f"worst {max(jumps) * 1000:.0f} ms; off-thread block shown {off_thread * 1000:.0f} ms after the paint; "
+            f"block of {BLOCK_SIZE} read in median {statistics.median(blocks) * 1000:.1f} ms, worst "
+            f"{blocks[-1] * 1000:.1f} ms ({model.blocks_fetched} reads); after the jumps the cache held {cached} "
+            f"entries in {cached_blocks} blocks (bound {MAX_BLOCKS * BLOCK_SIZE}), ids and index "
+            f"{model.ids_nbytes / 2**20:.1f} MiB; Ctrl+A {select_all * 1000:.0f} ms; rating filter to "
+            f"{expected:,} rows {filtered * 1000:.0f} ms; refresh back at row {total // 2:,} "
+            f"{refreshed * 1000:.0f} ms; test {time.perf_counter() - test_started:.1f} s"
+        )
     # Generous bounds for a shared two-core machine.
     assert first_page < 3.0
     assert to_end < 2.0 and to_middle < 2.0 and max(jumps) < 2.0
     assert select_all < 2.0 and refreshed < 3.0
 
 
-def test_an_older_query_answering_late_is_dropped(qtbot: QtBot, gallery_window: MainWindow,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_older_query_answering_late_is_dropped(
+    qtbot: QtBot, gallery_window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
     page = _gallery(gallery_window)
     GalleryRepository(page.store).set_flag([1, 3], "pick")
     reading = threading.Event()
     original = GalleryRepository.ids
 
-    def slow_for_picks(self: GalleryRepository, filters: GalleryFilter | None = None,
-                       sort: str = "newest") -> list[int]:
+    def slow_for_picks(
+        self: GalleryRepository, filters: GalleryFilter | None = None, sort: str = "newest"
+    ) -> list[int]:
         if filters is not None and filters.flag == "pick":
             reading.set()
             time.sleep(0.4)
@@ -570,8 +623,9 @@ def test_an_older_query_answering_late_is_dropped(qtbot: QtBot, gallery_window: 
     assert _ids(page) == [6, 5, 4, 3, 2, 1] and "6 items in the gallery" in page.count_label.text()
 
 
-def test_unreadable_ids_or_entries_keep_the_grid_usable_and_say_why_once(qtbot: QtBot, gallery_window: MainWindow,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_ids_or_entries_keep_the_grid_usable_and_say_why_once(
+    qtbot: QtBot, gallery_window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
     page = _gallery(gallery_window)
 
     def no_ids(self: GalleryRepository, filters: GalleryFilter | None = None, sort: str = "newest") -> list[int]:

@@ -13,6 +13,7 @@ from studio.engine.datasets.samples import add_sample
 from studio.engine.generation import generate
 from studio.engine.jobs import run_job
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.store.database import Store
 from studio.store.gallery import GalleryFilter, GalleryRepository
 from studio.ui.main_window import MainWindow
@@ -23,8 +24,8 @@ from tests.engine.conftest import TINY
 def _train(store: Store, *families: str) -> None:
     run_job(add_sample(store, "digits", size=8))
     for family in families:
-        run_job(train(store, family, family=family, dataset="digits", steps=3, settings=TINY[family],
-                      preview_every=0))
+        run_job(train(store, TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family],
+                      preview_every=0)))
 
 
 def _page(window: MainWindow) -> InterpolatePage:

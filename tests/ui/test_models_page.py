@@ -15,6 +15,7 @@ from studio.engine.datasets.samples import add_sample
 from studio.engine.jobs import run_job
 from studio.engine.library import get_model, import_model, list_models
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.errors import NotFoundError, StudioError
 from studio.home import DataHome
 from studio.store.database import Store, open_store
@@ -32,7 +33,9 @@ def trained_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = open_store(home)
     try:
         run_job(add_sample(store, "digits", size=8))
-        run_job(train(store, "g", family="gan", dataset="digits", steps=3, settings=TINY_GAN, preview_every=0))
+        run_job(
+            train(store, TrainOptions("g", family="gan", dataset="digits", steps=3, settings=TINY_GAN, preview_every=0))
+        )
         outside = tmp_path_factory.mktemp("outside") / "g"
         outside.mkdir()
         for name in (CONFIG_FILE, CHECKPOINT_FILE):
@@ -79,8 +82,9 @@ def test_export_runs_as_a_job_and_shows_the_parity(qtbot: QtBot, window: MainWin
     assert page.parity_table.rowCount() == 2 and "Parity with torch" in page.parity_label.text()
 
 
-def test_export_failure_is_readable(qtbot: QtBot, window: MainWindow, page: ModelsPage,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_failure_is_readable(
+    qtbot: QtBot, window: MainWindow, page: ModelsPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from studio.engine import export
 
     def broken(store: Store, model: str, fp16: bool = False, cancel: object = None) -> object:
@@ -90,13 +94,16 @@ def test_export_failure_is_readable(qtbot: QtBot, window: MainWindow, page: Mode
     monkeypatch.setattr(export, "export_model", broken)
     page.export_selected()
     assert window.runner.wait_idle(20_000)
-    assert window.last_error == ("Export of 'g' failed",
-                                 "the exported generator (fp32) differs from torch by 0.5 (allowed 1e-4)")
+    assert window.last_error == (
+        "Export of 'g' failed",
+        "the exported generator (fp32) differs from torch by 0.5 (allowed 1e-4)",
+    )
     assert page.table.item(0, 7).text() == "not exported" and page.export_button.isEnabled()
 
 
 def test_dropping_a_model_folder_imports_it_under_a_confirmed_name(
-        qtbot: QtBot, window: MainWindow, page: ModelsPage, trained_folder: Path) -> None:
+    qtbot: QtBot, window: MainWindow, page: ModelsPage, trained_folder: Path
+) -> None:
     window.show_page("datasets")
     window.handle_drop([trained_folder])
     assert window.current_key == "models"
@@ -145,8 +152,9 @@ def test_delete_asks_then_removes(qtbot: QtBot, window: MainWindow, page: Models
     assert page.table.rowCount() == 0 and not page.export_button.isEnabled() and page.details.text() == ""
 
 
-def test_models_changed_elsewhere_refreshes_the_table(window: MainWindow, page: ModelsPage,
-                                                      trained_folder: Path) -> None:
+def test_models_changed_elsewhere_refreshes_the_table(
+    window: MainWindow, page: ModelsPage, trained_folder: Path
+) -> None:
     import_model(page.store, trained_folder, "from-training")
     window.context.signals.modelsChanged.emit()
     assert page.table.rowCount() == 2
@@ -157,9 +165,17 @@ def test_labels() -> None:
     assert export_label({"current": False, "damaged": True}) == "damaged"
     assert export_label({"current": False, "fp16": False}) == "out of date"
     assert export_label({"current": True, "fp16": True}) == "current (fp32 + fp16)"
-    networks = {"decoder": {"max_abs_difference": 1e-6, "tolerance": 1e-4},
-                "encoder": {"max_abs_difference": 2e-6, "tolerance": 1e-4,
-                            "fp16": {"max_abs_difference": 1e-3, "tolerance": 2e-2}}}
-    assert parity_rows(networks) == [("decoder", "fp32", 1e-6, 1e-4), ("encoder", "fp32", 2e-6, 1e-4),
-                                     ("encoder", "fp16", 1e-3, 2e-2)]
+    networks = {
+        "decoder": {"max_abs_difference": 1e-6, "tolerance": 1e-4},
+        "encoder": {
+            "max_abs_difference": 2e-6,
+            "tolerance": 1e-4,
+            "fp16": {"max_abs_difference": 1e-3, "tolerance": 2e-2},
+        },
+    }
+    assert parity_rows(networks) == [
+        ("decoder", "fp32", 1e-6, 1e-4),
+        ("encoder", "fp32", 2e-6, 1e-4),
+        ("encoder", "fp16", 1e-3, 2e-2),
+    ]
     assert models_module.parameters_label(1_250_000) == "1.25 M"

@@ -15,6 +15,7 @@ from studio.engine.datasets.storage import delete_dataset
 from studio.engine.jobs import run_job
 from studio.engine.library import get_model, list_models
 from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.store.database import Store
 from studio.store.models import TrainingRun
 from studio.ui.jobs import JobHandle
@@ -24,11 +25,32 @@ from studio.ui.pages.train import TrainPage
 TINY_GAN: dict[str, Any] = {"width": 8, "latent_dim": 8, "batch_size": 8}
 LEFT = Qt.MouseButton.LeftButton
 CONTROLS = (
-    "trainFamilyCombo", "trainNewRadio", "trainFinetuneRadio", "trainResumeRadio", "trainSourceModelCombo",
-    "trainDatasetCombo", "trainNameEdit", "trainStepsCheck", "trainStepsSpin", "trainMinutesCheck",
-    "trainMinutesSpin", "trainSeedSpin", "trainPreviewEverySpin", "trainCheckpointEverySpin", "trainThreadsSpin",
-    "trainStartButton", "trainPauseButton", "trainCancelButton", "trainResumeInterruptedButton", "lossPlot",
-    "previewGrid", "trainStepLabel", "trainSpeedLabel", "trainEtaLabel", "trainWarningBanner", "trainResultLabel",
+    "trainFamilyCombo",
+    "trainNewRadio",
+    "trainFinetuneRadio",
+    "trainResumeRadio",
+    "trainSourceModelCombo",
+    "trainDatasetCombo",
+    "trainNameEdit",
+    "trainStepsCheck",
+    "trainStepsSpin",
+    "trainMinutesCheck",
+    "trainMinutesSpin",
+    "trainSeedSpin",
+    "trainPreviewEverySpin",
+    "trainCheckpointEverySpin",
+    "trainThreadsSpin",
+    "trainStartButton",
+    "trainPauseButton",
+    "trainCancelButton",
+    "trainResumeInterruptedButton",
+    "lossPlot",
+    "previewGrid",
+    "trainStepLabel",
+    "trainSpeedLabel",
+    "trainEtaLabel",
+    "trainWarningBanner",
+    "trainResultLabel",
 )
 
 
@@ -87,8 +109,9 @@ def test_controls_have_stable_names_and_the_family_picker_explains_each_family(p
     assert page.name_edit.text() == "digits-vae"  # a free name is proposed until the user types one
 
 
-def test_a_live_run_plots_previews_pauses_resumes_and_cancels(qtbot: QtBot, window: MainWindow, page: TrainPage,
-                                                              store: Store) -> None:
+def test_a_live_run_plots_previews_pauses_resumes_and_cancels(
+    qtbot: QtBot, window: MainWindow, page: TrainPage, store: Store
+) -> None:
     configure(page, "live")
     qtbot.mouseClick(page.start_button, LEFT)
     handle = page.handle
@@ -127,18 +150,23 @@ def test_a_live_run_plots_previews_pauses_resumes_and_cancels(qtbot: QtBot, wind
     assert page.name_edit.text() == "live-2" and not page.name_hint.isVisible()  # "live" is taken now
 
 
-def test_invalid_forms_give_a_readable_message_and_start_nothing(qtbot: QtBot, window: MainWindow,
-                                                                 store: Store) -> None:
+def test_invalid_forms_give_a_readable_message_and_start_nothing(
+    qtbot: QtBot, window: MainWindow, store: Store
+) -> None:
     window.show_page("train")
     page = window.page["train"]
     page.name_edit.setText("first")
     qtbot.mouseClick(page.start_button, LEFT)
-    assert window.last_error == ("Cannot start training",
-                                 "No dataset yet: add one on the Datasets page (for example the digits sample).")
+    assert window.last_error == (
+        "Cannot start training",
+        "No dataset yet: add one on the Datasets page (for example the digits sample).",
+    )
     assert page.handle is None and not window.runner.busy
 
     run_job(add_sample(store, "digits", size=8))
-    run_job(train(store, "taken", family="gan", dataset="digits", steps=2, settings=TINY_GAN, preview_count=0))
+    run_job(
+        train(store, TrainOptions("taken", family="gan", dataset="digits", steps=2, settings=TINY_GAN, preview_count=0))
+    )
     window.context.signals.datasetsChanged.emit()  # what the Datasets page emits after an import
     configure(page, "")
     qtbot.mouseClick(page.start_button, LEFT)
@@ -157,8 +185,9 @@ def test_invalid_forms_give_a_readable_message_and_start_nothing(qtbot: QtBot, w
     assert [model.name for model in list_models(store)] == ["taken"]
 
 
-def test_an_engine_error_is_reported_and_the_page_stays_usable(qtbot: QtBot, window: MainWindow, page: TrainPage,
-                                                              store: Store) -> None:
+def test_an_engine_error_is_reported_and_the_page_stays_usable(
+    qtbot: QtBot, window: MainWindow, page: TrainPage, store: Store
+) -> None:
     configure(page, "wrong-size", steps=20)
     # Behind the page's back, 'digits' becomes a 24 px dataset, which no family can train on.
     delete_dataset(store, "digits")
@@ -180,8 +209,9 @@ def test_an_engine_error_is_reported_and_the_page_stays_usable(qtbot: QtBot, win
     assert "Completed" in page.status_label.text() and page.progress.value() == 1000
 
 
-def test_resume_an_interrupted_run_then_fine_tune(qtbot: QtBot, window: MainWindow, page: TrainPage,
-                                                 store: Store) -> None:
+def test_resume_an_interrupted_run_then_fine_tune(
+    qtbot: QtBot, window: MainWindow, page: TrainPage, store: Store
+) -> None:
     configure(page, "base", steps=20, preview_every=0)
     run_to_end(qtbot, page, lambda: qtbot.mouseClick(page.start_button, LEFT))
     assert not page.interrupted_banner.isVisible()
@@ -212,8 +242,9 @@ def test_resume_an_interrupted_run_then_fine_tune(qtbot: QtBot, window: MainWind
     assert tuned.parent == "base" and tuned.steps == 10
 
 
-def test_keyboard_starts_pauses_and_resumes_only_when_it_should(qtbot: QtBot, window: MainWindow,
-                                                               page: TrainPage) -> None:
+def test_keyboard_starts_pauses_and_resumes_only_when_it_should(
+    qtbot: QtBot, window: MainWindow, page: TrainPage
+) -> None:
     configure(page, "keys")
     window.show_page("datasets")
     qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)

@@ -47,6 +47,7 @@ from studio.engine.datasets.storage import DatasetSummary, list_datasets, valida
 from studio.engine.library import ModelSummary, list_models, model_folder
 from studio.engine.models.registry import FAMILY_NAMES, family_class
 from studio.engine.training import LOCK_FILE, CheckpointSaved, PreviewReady, TrainingProgress, TrainingWarning, train
+from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.store.models import Model, TrainingRun
 from studio.store.staging import hold_lock
@@ -861,8 +862,8 @@ class TrainPage(QWidget):
         # Objects alive now outlive the run anyway, so leave them out of collections until it ends.
         gc.freeze()
         self._reset_monitor(family, source.steps if mode == "resume" and source is not None else 0, options["steps"])
-        self.handle = self.context.runner.submit(f"Train {name}", lambda token: train(store, name, cancel=token,
-                                                                                         **options))
+        self.handle = self.context.runner.submit(f"Train {name}", lambda token: train(store, TrainOptions(name,
+                                                                                         **options), cancel=token))
         self.handle.started.connect(self._job_started)
         self.handle.event.connect(self._job_event)
         self.handle.finished.connect(self._job_finished)

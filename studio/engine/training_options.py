@@ -1,0 +1,56 @@
+"""What a training run is asked to do: one typed options object shared by the CLI, the Train page and scripts.
+
+Torch-free, so the UI's setup form and the CLI's argument parsing can build and check one without
+loading the engine's networks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from studio.errors import StudioError
+
+DEFAULT_PREVIEW_COUNT = 16
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """A run: a new model (family + dataset), a fine-tune (`init_from`) or a resume, and its budget.
+
+    `steps` is a total (a resumed run goes on to it); `minutes` a wall-clock limit; either or both.
+    `settings` are the family's hyperparameters by name (validated against its schema when the run starts).
+    """
+
+    name: str
+    family: str | None = None
+    dataset: str | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    seed: int = 0
+    init_from: str | None = None
+    resume: bool = False
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    checkpoint_every: int = 500
+    preview_every: int = 250
+    preview_count: int = DEFAULT_PREVIEW_COUNT
+    threads: int | None = None
+    amp: bool = True
+
+    def check(self) -> None:
+        """Refuse a budget or interval no run could keep, with the reason in one line."""
+        if self.steps is None and self.minutes is None:
+            raise StudioError("give a budget: --steps N (total steps) and/or --minutes M")
+        if self.steps is not None and self.steps < 1:
+            raise StudioError(f"invalid --steps {self.steps}: give 1 or more")
+        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
+            raise StudioError(f"invalid --minutes {self.minutes}: give a positive number")
+        if self.checkpoint_every < 1:
+            raise StudioError("checkpoint interval must be 1 step or more")
+
+    def with_changes(self, **changes: Any) -> TrainOptions:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
