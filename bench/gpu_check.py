@@ -20,10 +20,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from studio.engine.datasets.samples import add_sample
+from studio.engine.families.base import Precision
+from studio.engine.families.registry import family_class
 from studio.engine.generation import generate
 from studio.engine.jobs import run_job
-from studio.engine.models.base import Precision
-from studio.engine.models.registry import family_class
 from studio.engine.training import dataset_tensor, train
 from studio.engine.training_options import TrainOptions
 from studio.home import DataHome

@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from studio.engine.checkpoints import load_model
 from studio.engine.datasets.samples import add_sample
 from studio.engine.export import export_model
+from studio.engine.families.base import GeneratorFamily
 from studio.engine.jobs import run_job
 from studio.engine.library import model_folder
-from studio.engine.models.base import GeneratorFamily
 from studio.engine.runtime.package import EXPORT_FOLDER, OnnxModel, load_exported
 from studio.engine.training import train
 from studio.engine.training_options import TrainOptions

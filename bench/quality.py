@@ -147,7 +147,7 @@ def main() -> None:
         help="a non-default setting for one family, e.g. pixelcnn.width=32",
     )
     args = parser.parse_args()
-    from studio.engine.models.registry import family_class, parse_overrides
+    from studio.engine.families.registry import parse_overrides
 
     overrides: dict[str, list[str]] = {}
     for item in args.set:
@@ -174,7 +174,7 @@ def main() -> None:
             f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} {'s/image':>8}  verdict"
         )
         for family in args.families.split(","):
-            settings = parse_overrides(family_class(family), overrides.get(family, []))
+            settings = parse_overrides(family, overrides.get(family, []))
             result = run_job(
                 train(
                     store,

@@ -23,8 +23,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from studio import __version__
-from studio.engine.models.base import GeneratorFamily
-from studio.engine.models.registry import family_class
+from studio.engine.families.base import GeneratorFamily
+from studio.engine.families.registry import family_class
 from studio.errors import StudioError
 
 CONFIG_FILE = "config.json"

@@ -20,9 +20,9 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 
 from studio.engine.datasets.storage import DatasetSummary, DatasetWriter
+from studio.engine.families.pipeline import Endpoint
 from studio.engine.generation import METADATA_KEY, EndpointRef, open_model, resolve_endpoint
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
-from studio.engine.runtime.pipelines import Endpoint
 from studio.engine.thumbnails import THUMBNAILS_FOLDER, ensure_thumbnail, thumbnail_is_current, thumbnail_path
 from studio.errors import StudioError
 from studio.store.database import Store

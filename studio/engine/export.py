@@ -1,7 +1,8 @@
 """Export a model's inference networks to ONNX, check them, and prove they compute what torch computes.
 
 `models/NAME/onnx/` holds one `.onnx` file per network the family needs at inference (GAN generator;
-VAE encoder and decoder; the PixelCNN; the diffusion denoiser), each with a dynamic batch axis, plus
+VAE encoder and decoder; the PixelCNN; the diffusion denoiser: each family's `network_exports` says which,
+with example inputs), each with a dynamic batch axis, plus
 `manifest.json`. The manifest and each file's `metadata_props` carry the same facts (family, size,
 value range, latent shape, scheduler, weights hash, studio version), so either alone says what a file
 is. Every file passes `onnx.checker` (full check) and a parity run: the same random inputs through
@@ -22,7 +23,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,9 @@ from torch import nn
 
 from studio import __version__
 from studio.engine.checkpoints import load_model, weights_hash
+from studio.engine.families.base import GeneratorFamily, NetworkExport
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.library import model_folder
-from studio.engine.models.base import GeneratorFamily
 from studio.engine.runtime.package import (
     EXPORT_FOLDER,
     MANIFEST_FILE,
@@ -57,19 +58,6 @@ LOCK_FILE = ".export.lock"
 
 
 @dataclass
-class NetworkExport:
-    """One network to export: a module, example inputs, names, and which axes are dynamic."""
-
-    role: str
-    module: nn.Module
-    inputs: tuple[torch.Tensor, ...]
-    input_names: tuple[str, ...]
-    output_names: tuple[str, ...]
-    dynamic: dict[str, dict[int, str]]  # input name -> {axis: symbolic name}
-    parity_inputs: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-
-
-@dataclass
 class ExportResult:
     """What was written and how closely each file matches torch."""
 
@@ -83,18 +71,6 @@ class ExportResult:
         """The JSON form (`studio export --json`)."""
         return {"model": self.model, "folder": self.folder, "networks": self.networks,
                 "seconds": round(self.seconds, 2), "fp16": self.fp16}
-
-
-class _ImageDecoder(nn.Module):
-    """VAE decoder with its output mapped to images in [-1, 1] (sigmoid of the Bernoulli logits)."""
-
-    def __init__(self, decoder: nn.Module) -> None:
-        super().__init__()
-        self.decoder = decoder
-
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latents to images in [-1, 1]."""
-        return torch.sigmoid(self.decoder(latent)) * 2 - 1
 
 
 class _HalfPrecision(nn.Module):
@@ -111,47 +87,6 @@ class _HalfPrecision(nn.Module):
         if isinstance(outputs, tuple):
             return tuple(o.float() for o in outputs)
         return outputs.float()
-
-
-def network_exports(family: GeneratorFamily, rng: np.random.Generator) -> list[NetworkExport]:
-    """The networks a family needs at inference, with example inputs and parity inputs."""
-    size, channels = family.resolution, family.channels
-    batch = {0: "batch"}
-
-    def images(count: int, height: int = size, width: int = size) -> np.ndarray:
-        return rng.uniform(-1, 1, (count, channels, height, width)).astype(np.float32)
-
-    if family.name == "gan":
-        dim = family.hparams["latent_dim"]
-        return [NetworkExport(
-            "generator", family.networks()["ema"], (torch.zeros(2, dim),), ("latent",), ("image",),
-            {"latent": batch}, [(rng.standard_normal((3, dim)).astype(np.float32),)],
-        )]
-    if family.name == "vae":
-        dim = family.hparams["latent_dim"]
-        networks = family.networks()
-        return [
-            NetworkExport("decoder", _ImageDecoder(networks["decoder"]), (torch.zeros(2, dim),), ("latent",),
-                          ("image",), {"latent": batch}, [(rng.standard_normal((3, dim)).astype(np.float32),)]),
-            NetworkExport("encoder", networks["encoder"], (torch.zeros(2, channels, size, size),), ("image",),
-                          ("mean", "log_variance"), {"image": batch}, [(images(3),)]),
-        ]
-    if family.name == "pixelcnn":
-        # Height and width are dynamic too: the runtime feeds the window around each sub-pixel.
-        spatial = {0: "batch", 2: "height", 3: "width"}
-        return [NetworkExport(
-            "pixelcnn", family.networks()["pixelcnn"], (torch.zeros(2, channels, size, size),), ("image",),
-            ("logits",), {"image": spatial}, [(images(3),), (images(2, max(1, size // 2), max(1, size - 3)),)],
-        )]
-    if family.name == "diffusion":
-        timesteps = family.hparams["timesteps"]
-        return [NetworkExport(
-            "denoiser", family.networks()["ema"],
-            (torch.zeros(2, channels, size, size), torch.zeros(2, dtype=torch.int64)),
-            ("sample", "timestep"), ("noise",), {"sample": batch, "timestep": batch},
-            [(images(3) * 2, rng.integers(0, timesteps, 3).astype(np.int64))],
-        )]
-    raise StudioError(f"the {family.name} family cannot be exported")
 
 
 @contextlib.contextmanager
@@ -244,7 +179,7 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
         loaded = load_model(folder, torch.device("cpu"), with_optimizers=False)
         family = loaded.family
         family.train_mode(False)
-        exports = network_exports(family, np.random.default_rng(0))
+        exports = family.network_exports(np.random.default_rng(0))
         spec = family.spec()
         digest = weights_hash(family)
         latent = _latent_shape(family)

@@ -31,10 +31,10 @@ from sqlalchemy import select
 
 from studio import __version__
 from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read_file
+from studio.engine.families.pipeline import Endpoint, Pipeline
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
-from studio.engine.runtime.numerics import iterate_batches
+from studio.engine.numerics import iterate_batches
 from studio.engine.runtime.package import EXPORT_FOLDER, ExportError, load_exported, recover_export
-from studio.engine.runtime.pipelines import Endpoint, Pipeline
 from studio.engine.runtime.providers import PROVIDER_CHOICES
 from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.errors import NotFoundError, StudioError

@@ -24,17 +24,17 @@ from sqlalchemy import select
 from studio import __version__
 from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
 from studio.engine.datasets.storage import get_dataset, load_images, validate_name
+from studio.engine.families.base import GeneratorFamily, Precision
+from studio.engine.families.registry import family_class
 from studio.engine.jobs import CancelToken, Finished, Job
 from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
-from studio.engine.models.base import GeneratorFamily, Precision
-from studio.engine.models.registry import family_class
+from studio.engine.runs import LOCK_FILE
 from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.models import Dataset, Model, TrainingRun, utcnow
 from studio.store.staging import StagingFolder, hold_lock
 
-LOCK_FILE = ".training.lock"
 PREVIEW_SEEDS = tuple(range(1000, 1064))  # fixed, so previews show the same latents improving
 
 

@@ -105,7 +105,7 @@ def test_reproduce_refuses_files_it_cannot_trust(digits8: Store, tmp_path: Path)
     (tmp_path / "text.png").write_text("hello")
     with pytest.raises(StudioError, match="not a readable image"):
         reproduce(digits8, tmp_path / "text.png")
-    run_job(train(digits8, "gan", resume=True, steps=4))  # other weights now
+    run_job(train(digits8, TrainOptions("gan", resume=True, steps=4)))  # other weights now
     with pytest.raises(StudioError, match="made by other weights of 'gan'"):
         reproduce(digits8, path)
 
@@ -146,7 +146,11 @@ def test_gallery_to_dataset_closes_the_curation_loop(digits8: Store) -> None:
     images = load_images(digits8, "picks")
     assert images.shape[1:] == (8, 8, 1) and set(load_labels(digits8, "picks")) == {"gan"}
     # Fine-tuning on the curated set works like on any dataset.
-    run_job(train(digits8, "gan-tuned", family="gan", init_from="gan", dataset="picks", steps=2, preview_every=0))
+    run_job(
+        train(
+            digits8, TrainOptions("gan-tuned", family="gan", init_from="gan", dataset="picks", steps=2, preview_every=0)
+        )
+    )
     run_job(add_16px_model(digits8))
     with pytest.raises(StudioError, match="mixes 8x8x1 images"):
         run_job(gallery_to_dataset(digits8, "mixed", GalleryFilter()))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from studio.engine.models.base import Precision, gaussian_noise, to_uint8
-from studio.engine.models.diffusion import DiffusionFamily
+from studio.engine.families.base import Precision, gaussian_noise, to_uint8
+from studio.engine.families.diffusion.model import DiffusionFamily
 from studio.engine.schedulers import DdimScheduler, DdpmScheduler
 from studio.errors import StudioError
 

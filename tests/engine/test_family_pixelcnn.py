@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from studio.engine.models.base import Precision
-from studio.engine.models.pixelcnn import LEVELS, GatedPixelCnn, PixelCnnFamily
+from studio.engine.families.base import Precision
+from studio.engine.families.pixelcnn.model import LEVELS, GatedPixelCnn, PixelCnnFamily
 from studio.errors import StudioError
 
 TINY = {"layers": 2, "width": 12}

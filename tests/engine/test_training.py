@@ -19,10 +19,10 @@ from sqlalchemy import select
 from studio.engine import checkpoints
 from studio.engine.checkpoints import CHECKPOINT_FILE, CheckpointError, DiskFullError, load_model
 from studio.engine.datasets.samples import add_sample
+from studio.engine.families.registry import FAMILY_NAMES, describe_families, family_class, parse_overrides
 from studio.engine.generation import generate
 from studio.engine.jobs import CancelToken, Finished, run_job
 from studio.engine.library import delete_model, get_model, import_model, list_models, model_folder
-from studio.engine.models.registry import FAMILY_NAMES, describe_families, family_class, parse_overrides
 from studio.engine.training import CheckpointSaved, TrainingProgress, select_device, train
 from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
@@ -60,14 +60,21 @@ def test_registry_describes_every_family() -> None:
 
 
 def test_settings_are_parsed_and_checked() -> None:
-    gan = family_class("gan")
-    assert parse_overrides(gan, ["latent_dim=16", "hflip=yes", "loss=nonsaturating"]) == {
-        "latent_dim": 16, "hflip": True, "loss": "nonsaturating"}
-    for bad, message in [("nope=1", "unknown setting 'nope'"), ("latent_dim=1", "below the minimum"),
-                         ("latent_dim=many", "not a valid int"), ("loss=wasserstein", "not one of"),
-                         ("latent_dim", "key=value"), ("learning_rate=nan", "not a finite")]:
+    assert parse_overrides("gan", ["latent_dim=16", "hflip=yes", "loss=nonsaturating"]) == {
+        "latent_dim": 16,
+        "hflip": True,
+        "loss": "nonsaturating",
+    }
+    for bad, message in [
+        ("nope=1", "unknown setting 'nope'"),
+        ("latent_dim=1", "below the minimum"),
+        ("latent_dim=many", "not a valid int"),
+        ("loss=wasserstein", "not one of"),
+        ("latent_dim", "key=value"),
+        ("learning_rate=nan", "not a finite"),
+    ]:
         with pytest.raises(StudioError, match=message):
-            parse_overrides(gan, [bad])
+            parse_overrides("gan", [bad])
     with pytest.raises(StudioError, match="unknown family 'flow'"):
         family_class("flow")
 
@@ -78,9 +85,22 @@ def test_settings_are_parsed_and_checked() -> None:
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_each_family_trains_checkpoints_and_generates(digits8: Store, family: str) -> None:
     events: list[object] = []
-    result = run_job(train(digits8, f"m-{family}", family=family, dataset="digits", steps=4,
-                           settings=TINY[family], checkpoint_every=2, preview_every=2, preview_count=4),
-                     events.append)
+    result = run_job(
+        train(
+            digits8,
+            TrainOptions(
+                f"m-{family}",
+                family=family,
+                dataset="digits",
+                steps=4,
+                settings=TINY[family],
+                checkpoint_every=2,
+                preview_every=2,
+                preview_count=4,
+            ),
+        ),
+        events.append,
+    )
     assert (result.steps, result.status, result.start_step) == (4, "completed", 0)
     assert result.final_losses and all(np.isfinite(v) for v in result.final_losses.values())
     assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [2, 4]
@@ -124,7 +144,7 @@ def test_each_family_trains_and_generates_on_colour_shapes(store: Store, family:
 def test_resume_continues_exactly_where_it_stopped(digits8: Store, family: str) -> None:
     tiny_train(digits8, "straight", family, steps=8, checkpoint_every=4)
     tiny_train(digits8, "stopped", family, steps=4, checkpoint_every=4)
-    result = run_job(train(digits8, "stopped", resume=True, steps=8, checkpoint_every=4, preview_every=0))
+    result = run_job(train(digits8, TrainOptions("stopped", resume=True, steps=8, checkpoint_every=4, preview_every=0)))
     assert (result.start_step, result.steps) == (4, 8)
     straight, resumed = tensors(digits8, "straight"), tensors(digits8, "stopped")
     assert straight.keys() == resumed.keys()
@@ -132,15 +152,27 @@ def test_resume_continues_exactly_where_it_stopped(digits8: Store, family: str) 
     straight_opt, resumed_opt = tensors(digits8, "straight", "optimizer."), tensors(digits8, "stopped", "optimizer.")
     assert all(torch.equal(straight_opt[k], resumed_opt[k]) for k in straight_opt)
     with digits8.sessions() as session:
-        runs = session.scalars(select(TrainingRun).join(Model).where(Model.name == "stopped")
-                               .order_by(TrainingRun.id)).all()
+        runs = session.scalars(
+            select(TrainingRun).join(Model).where(Model.name == "stopped").order_by(TrainingRun.id)
+        ).all()
     assert [(r.start_step, r.end_step, r.status) for r in runs] == [(0, 4, "completed"), (4, 8, "completed")]
 
 
 def test_cancel_saves_a_checkpoint_that_resumes(digits8: Store) -> None:
     token = CancelToken()
-    job = train(digits8, "c", family="vae", dataset="digits", steps=1000, settings=TINY["vae"],
-                checkpoint_every=1000, preview_every=0, cancel=token)
+    job = train(
+        digits8,
+        TrainOptions(
+            "c",
+            family="vae",
+            dataset="digits",
+            steps=1000,
+            settings=TINY["vae"],
+            checkpoint_every=1000,
+            preview_every=0,
+        ),
+        cancel=token,
+    )
     result = None
     for event in job:
         token.cancel()  # at the first event: the run has started and made at least one step
@@ -148,7 +180,7 @@ def test_cancel_saves_a_checkpoint_that_resumes(digits8: Store) -> None:
             result = event.result
     assert result is not None and result.status == "cancelled" and 0 < result.steps < 1000
     assert get_model(digits8, "c").steps == result.steps
-    resumed = run_job(train(digits8, "c", resume=True, steps=result.steps + 2, preview_every=0))
+    resumed = run_job(train(digits8, TrainOptions("c", resume=True, steps=result.steps + 2, preview_every=0)))
     assert resumed.start_step == result.steps and resumed.steps == result.steps + 2
 
 
@@ -160,8 +192,19 @@ def test_pause_holds_the_run_and_resume_lets_it_go(digits8: Store) -> None:
 
     def work() -> None:
         outcome["result"] = run_job(
-            train(digits8, "p", family="vae", dataset="digits", steps=3, settings=TINY["vae"],
-                  checkpoint_every=10, preview_every=0, cancel=token),
+            train(
+                digits8,
+                TrainOptions(
+                    "p",
+                    family="vae",
+                    dataset="digits",
+                    steps=3,
+                    settings=TINY["vae"],
+                    checkpoint_every=10,
+                    preview_every=0,
+                ),
+                cancel=token,
+            ),
             lambda e: steps_seen.append(e.step) if isinstance(e, TrainingProgress) else None,
         )
 
@@ -175,8 +218,12 @@ def test_pause_holds_the_run_and_resume_lets_it_go(digits8: Store) -> None:
 
 
 def test_minutes_budget_stops_the_run(digits8: Store) -> None:
-    result = run_job(train(digits8, "timed", family="vae", dataset="digits", minutes=0.02, settings=TINY["vae"],
-                           preview_every=0))
+    result = run_job(
+        train(
+            digits8,
+            TrainOptions("timed", family="vae", dataset="digits", minutes=0.02, settings=TINY["vae"], preview_every=0),
+        )
+    )
     assert result.status == "completed" and result.steps > 0 and result.seconds < 10
 
 
@@ -186,7 +233,7 @@ def test_minutes_budget_stops_the_run(digits8: Store) -> None:
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(digits8: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     tiny_train(digits8, "n", "vae", steps=4, checkpoint_every=4)
     good = tensors(digits8, "n")
-    from studio.engine.models.vae import VaeFamily
+    from studio.engine.families.vae.model import VaeFamily
 
     real_step = VaeFamily.training_step
 
@@ -196,7 +243,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(digits8: Store, monke
 
     monkeypatch.setattr(VaeFamily, "training_step", poisoned)
     with pytest.raises(StudioError, match=r"diverged at step 6 \(loss=nan\); the last good checkpoint \(step 4\)"):
-        run_job(train(digits8, "n", resume=True, steps=20, checkpoint_every=100, preview_every=0))
+        run_job(train(digits8, TrainOptions("n", resume=True, steps=20, checkpoint_every=100, preview_every=0)))
     after = tensors(digits8, "n")
     assert all(torch.equal(good[k], after[k]) for k in good)
     assert get_model(digits8, "n").steps == 4
@@ -216,7 +263,7 @@ def test_full_disk_keeps_the_previous_checkpoint(digits8: Store, monkeypatch: py
 
     monkeypatch.setattr("builtins.open", full_disk_open)
     with pytest.raises(DiskFullError, match=r"disk full while saving checkpoint\.safetensors: the previous"):
-        run_job(train(digits8, "d", resume=True, steps=6, checkpoint_every=2, preview_every=0))
+        run_job(train(digits8, TrainOptions("d", resume=True, steps=6, checkpoint_every=2, preview_every=0)))
     monkeypatch.undo()
     folder = model_folder(digits8, "d")
     assert (folder / CHECKPOINT_FILE).read_bytes() == before
@@ -233,7 +280,7 @@ def test_a_crash_mid_save_leaves_the_old_checkpoint(digits8: Store, monkeypatch:
 
     monkeypatch.setattr(checkpoints.os, "replace", die)
     with pytest.raises(KeyboardInterrupt):
-        run_job(train(digits8, "k", resume=True, steps=4, checkpoint_every=2, preview_every=0))
+        run_job(train(digits8, TrainOptions("k", resume=True, steps=4, checkpoint_every=2, preview_every=0)))
     monkeypatch.undo()
     assert (model_folder(digits8, "k") / CHECKPOINT_FILE).read_bytes() == before
     assert load_model(model_folder(digits8, "k")).state.step == 2
@@ -245,22 +292,43 @@ def test_a_crash_mid_save_leaves_the_old_checkpoint(digits8: Store, monkeypatch:
 def test_fine_tuning_starts_from_another_models_weights(digits8: Store) -> None:
     tiny_train(digits8, "base", "vae", steps=4)
     run_job(add_sample(digits8, "shapes", name="grey-shapes", count=30, size=8, channels=1))
-    run_job(train(digits8, "tuned", family="vae", dataset="grey-shapes", steps=1, init_from="base",
-                  settings={"batch_size": 8, "learning_rate": 1e-6}, preview_every=0))
+    run_job(
+        train(
+            digits8,
+            TrainOptions(
+                "tuned",
+                family="vae",
+                dataset="grey-shapes",
+                steps=1,
+                init_from="base",
+                settings={"batch_size": 8, "learning_rate": 1e-6},
+                preview_every=0,
+            ),
+        )
+    )
     base, tuned = tensors(digits8, "base"), tensors(digits8, "tuned")
-    close = [torch.allclose(base[k].float(), tuned[k].float(), atol=1e-4) for k in base
-             if "running" not in k and "num_batches" not in k]  # BatchNorm statistics move in one step
+    close = [
+        torch.allclose(base[k].float(), tuned[k].float(), atol=1e-4)
+        for k in base
+        if "running" not in k and "num_batches" not in k
+    ]  # BatchNorm statistics move in one step
     assert all(close)  # one step at a tiny learning rate: still the base weights
     summary = get_model(digits8, "tuned")
     assert (summary.parent, summary.dataset, summary.steps) == ("base", "grey-shapes", 1)
     run_job(add_sample(digits8, "shapes", name="colour", count=30, size=8))
     with pytest.raises(StudioError, match="fine-tune on a dataset of the same shape"):
-        run_job(train(digits8, "bad", family="vae", dataset="colour", steps=1, init_from="base"))
+        run_job(train(digits8, TrainOptions("bad", family="vae", dataset="colour", steps=1, init_from="base")))
     with pytest.raises(StudioError, match="cannot change when fine-tuning"):
-        run_job(train(digits8, "bad", family="vae", dataset="digits", steps=1, init_from="base",
-                      settings={"latent_dim": 8}))
+        run_job(
+            train(
+                digits8,
+                TrainOptions(
+                    "bad", family="vae", dataset="digits", steps=1, init_from="base", settings={"latent_dim": 8}
+                ),
+            )
+        )
     with pytest.raises(StudioError, match="fine-tuning keeps the family"):
-        run_job(train(digits8, "bad", family="gan", dataset="digits", steps=1, init_from="base"))
+        run_job(train(digits8, TrainOptions("bad", family="gan", dataset="digits", steps=1, init_from="base")))
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -284,17 +352,17 @@ def test_bad_requests_get_one_line_reasons(digits8: Store) -> None:
     ]
     for options, message in cases:
         with pytest.raises(StudioError, match=message):
-            run_job(train(digits8, "x", **options))
+            run_job(train(digits8, TrainOptions("x", **options)))
     assert list_models(digits8) == []
     tiny_train(digits8, "x", "gan", steps=2)
     with pytest.raises(AlreadyExistsError, match="--resume"):
         tiny_train(digits8, "x", "gan", steps=2)
     with pytest.raises(StudioError, match="already at step 2"):
-        run_job(train(digits8, "x", resume=True, steps=2))
+        run_job(train(digits8, TrainOptions("x", resume=True, steps=2)))
     with pytest.raises(StudioError, match="cannot change when resuming"):
-        run_job(train(digits8, "x", resume=True, steps=4, settings={"latent_dim": 9}))
+        run_job(train(digits8, TrainOptions("x", resume=True, steps=4, settings={"latent_dim": 9})))
     with pytest.raises(StudioError, match="is a gan model, not vae"):
-        run_job(train(digits8, "x", resume=True, steps=4, family="vae"))
+        run_job(train(digits8, TrainOptions("x", resume=True, steps=4, family="vae")))
 
 
 def test_cuda_request_without_a_gpu_is_refused() -> None:
@@ -307,10 +375,13 @@ def test_cuda_request_without_a_gpu_is_refused() -> None:
 
 def test_generation_refuses_bad_requests(digits8: Store) -> None:
     tiny_train(digits8, "g", "gan", steps=2)
-    for options, message in [({"count": 0}, "invalid count 0"), ({"seed": -1}, "invalid seed -1"),
-                             ({"options": {"temperature": 1.0}}, "unknown sampling setting 'temperature'"),
-                             ({"options": {"truncation": 9.0}}, "above the maximum"),
-                             ({"backend": "tensorflow"}, "unknown backend")]:
+    for options, message in [
+        ({"count": 0}, "invalid count 0"),
+        ({"seed": -1}, "invalid seed -1"),
+        ({"options": {"temperature": 1.0}}, "unknown sampling setting 'temperature'"),
+        ({"options": {"truncation": 9.0}}, "above the maximum"),
+        ({"backend": "tensorflow"}, "unknown backend"),
+    ]:
         with pytest.raises(StudioError, match=message):
             run_job(generate(digits8, "g", **options))
     with pytest.raises(NotFoundError, match="no model named 'ghost'"):
@@ -330,8 +401,9 @@ def test_import_a_model_folder_made_elsewhere(digits8: Store, tmp_path: Path) ->
     assert (imported.family, imported.steps, imported.weights_hash) == expected
     made = run_job(generate(digits8, "copy", count=1, seed=3))
     original = run_job(generate(digits8, "orig", count=1, seed=3))
-    assert np.array_equal(np.asarray(Image.open(made.items[0]["path"])),
-                          np.asarray(Image.open(original.items[0]["path"])))
+    assert np.array_equal(
+        np.asarray(Image.open(made.items[0]["path"])), np.asarray(Image.open(original.items[0]["path"]))
+    )
     with pytest.raises(AlreadyExistsError):
         import_model(digits8, exported, "copy")
     assert sorted(p.name for p in exported.iterdir()) == ["checkpoint.safetensors", "config.json"]  # untouched
@@ -364,10 +436,14 @@ def test_bad_model_folders_are_refused_clearly(digits8: Store, tmp_path: Path) -
     data = (truncated / CHECKPOINT_FILE).read_bytes()
     (truncated / CHECKPOINT_FILE).write_bytes(data[: len(data) // 2])
     for folder, message in [
-        (missing, "has no config.json"), (no_weights, "has no checkpoint.safetensors"),
-        (bad_json, "is not valid JSON"), (other_family, "not describe a valid vae model"),
-        (relabelled, "holds a gan model but config.json says vae"), (other_size, "do not fit a gan model of 16px"),
-        (truncated, "damaged"), (tmp_path / "nowhere", "not a folder"),
+        (missing, "has no config.json"),
+        (no_weights, "has no checkpoint.safetensors"),
+        (bad_json, "is not valid JSON"),
+        (other_family, "not describe a valid vae model"),
+        (relabelled, "holds a gan model but config.json says vae"),
+        (other_size, "do not fit a gan model of 16px"),
+        (truncated, "damaged"),
+        (tmp_path / "nowhere", "not a folder"),
     ]:
         with pytest.raises(CheckpointError, match=message):
             import_model(digits8, folder, "imported")

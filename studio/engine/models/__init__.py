@@ -1,1 +1,1 @@
-"""Generator families (GAN, VAE, PixelCNN, diffusion) and the registry that names them."""
+"""Transitional: the families moved to `studio.engine.families`; these modules re-export for code being moved."""

@@ -4,8 +4,8 @@
 `OnnxModel` whose `pipeline` samples, interpolates and inpaints exactly as the torch backend does.
 """
 
+from studio.engine.families.pipeline import Endpoint, Pipeline
 from studio.engine.runtime.package import ExportError, OnnxModel, load_exported, read_manifest
-from studio.engine.runtime.pipelines import Endpoint, Pipeline
 from studio.engine.runtime.providers import PROVIDER_CHOICES, available_providers
 
 __all__ = [

@@ -16,28 +16,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from studio.engine.models.schema import Hyperparameter
-from studio.engine.runtime.pipelines import (
-    DiffusionPipeline,
-    GanPipeline,
-    ModelSpec,
-    Pipeline,
-    PixelCnnPipeline,
-    VaePipeline,
-)
+from studio.engine.families import registry
+from studio.engine.families.pipeline import ModelSpec, Pipeline
+from studio.engine.families.schema import Hyperparameter
 from studio.engine.runtime.providers import ProviderChoice, open_session
 from studio.errors import StudioError
 
 EXPORT_FOLDER = "onnx"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
-# The networks each family needs, with their input names (what the runtime feeds).
-NETWORKS: dict[str, dict[str, tuple[str, ...]]] = {
-    "gan": {"generator": ("latent",)},
-    "vae": {"decoder": ("latent",), "encoder": ("image",)},
-    "pixelcnn": {"pixelcnn": ("image",)},
-    "diffusion": {"denoiser": ("sample", "timestep")},
-}
 # The facts every file's metadata_props repeats from the manifest (checked against it at load).
 _CHECKED_METADATA = ("family", "resolution", "channels", "weights_hash")
 
@@ -93,7 +80,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                                "sampling_schema", "weights_hash") if key not in manifest]
     if missing:
         raise ExportError(f"{path} lacks {', '.join(missing)}: export the model again")
-    if manifest["family"] not in NETWORKS:
+    if manifest["family"] not in registry.FAMILY_NAMES:
         raise ExportError(f"{path} names an unknown family '{manifest['family']}'")
     return manifest
 
@@ -143,7 +130,7 @@ def load_exported(
                               "export the model again")
     sessions: dict[str, ort.InferenceSession] = {}
     choice: ProviderChoice | None = None
-    for role, inputs in NETWORKS[family].items():
+    for role, inputs in registry.declaration(family).network_inputs().items():
         entry = manifest["networks"].get(role)
         if not isinstance(entry, dict):
             raise ExportError(f"the export lacks its {role} network: export the model again")
@@ -216,40 +203,9 @@ def build_pipeline(manifest: Mapping[str, Any], sessions: Mapping[str, ort.Infer
 
         return run
 
-    family = spec.family
-    if family == "gan":
-        return GanPipeline(spec, runner("generator"))
-    if family == "vae":
-        return VaePipeline(spec, runner("encoder", "mean"), runner("decoder"))
-    if family == "diffusion":
-        return DiffusionPipeline(spec, runner("denoiser"))
-    if spec.reach is None:
-        raise ExportError("the PixelCNN manifest lacks its reach: export the model again")
-    reach = int(spec.reach)
-    session = sessions["pixelcnn"]
-    return PixelCnnPipeline(spec, lambda: WindowRaster(session, reach))
-
-
-class WindowRaster:
-    """PixelCNN logits from the network run on the window around each sub-pixel (the whole batch at once).
-
-    A logit at (row, column) depends on at most `reach + 1` rows above and `reach` columns either side,
-    so the window [row - reach - 1, row] x [column - reach, column + reach], clipped to the image, gives
-    the same numbers as the whole image at a fraction of the cost.
-    """
-
-    def __init__(self, session: ort.InferenceSession, reach: int) -> None:
-        self.session = session
-        self.reach = reach
-
-    def start_row(self, inputs: np.ndarray, row: int) -> None:
-        """Nothing to precompute: each call runs its own window."""
-
-    def logits(self, inputs: np.ndarray, row: int, column: int) -> np.ndarray:
-        """Logits (N, 256, C) at (row, column)."""
-        top = max(0, row - 1 - self.reach)
-        left = max(0, column - self.reach)
-        right = min(inputs.shape[3], column + self.reach + 1)
-        window = np.ascontiguousarray(inputs[:, :, top : row + 1, left:right])
-        logits = self.session.run(None, {"image": window})[0]
-        return logits[:, :, :, -1, column - left]
+    try:
+        return registry.pipeline_class(spec.family).from_networks(spec, runner)
+    except ExportError:
+        raise
+    except StudioError as error:
+        raise ExportError(str(error)) from None

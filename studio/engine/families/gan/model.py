@@ -6,7 +6,7 @@ import copy
 import itertools
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,14 +14,15 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from studio.engine.models.base import (
+from studio.engine.families.base import (
     Diagnostics,
     GeneratorFamily,
-    Hyperparameter,
+    NetworkExport,
     Precision,
     gaussian_noise,
 )
-from studio.engine.runtime.pipelines import GanPipeline
+from studio.engine.families.gan.declaration import DECLARATION
+from studio.engine.families.gan.pipeline import GanPipeline
 
 MODE_COLLAPSE_RATIO = 0.3  # samples this much less varied than the data: warn
 
@@ -74,26 +75,8 @@ class SpectralDiscriminator(nn.Module):
 class GanFamily(GeneratorFamily):
     """DCGAN with spectral norm, hinge loss and an EMA generator for sampling."""
 
-    name: ClassVar[str] = "gan"
-    title: ClassVar[str] = "GAN (generative adversarial network)"
-    description: ClassVar[str] = (
-        "A generator maps random noise to images while a discriminator learns to tell them from real "
-        "ones; the two train against each other. Sharp samples in a single network pass, and a latent "
-        "space to interpolate through. Watch for mode collapse (few distinct outputs: the diversity "
-        "figure drops and Studio warns) and unstable training (losses that oscillate or vanish); "
-        "spectral norm, the hinge loss and an averaged (EMA) generator keep it steadier."
-    )
-    capabilities: ClassVar[frozenset[str]] = frozenset({"sample", "interpolate"})
-    schema: ClassVar[tuple[Hyperparameter, ...]] = (
-        Hyperparameter("latent_dim", int, 64, "size of the noise vector z", "model", 2, 512),
-        Hyperparameter("width", int, 32, "feature maps of the first layers (network size)", "model", 8, 256),
-        Hyperparameter("learning_rate", float, 2e-4, "Adam learning rate of both networks", "training", 1e-6, 1e-1),
-        Hyperparameter("loss", str, "hinge", "adversarial loss", "training", choices=("hinge", "nonsaturating")),
-        Hyperparameter("ema_decay", float, 0.999, "averaging of generator weights used for sampling (0: off)",
-                       "training", 0.0, 0.9999),
-        Hyperparameter("truncation", float, 1.0, "scale of the noise at sampling: lower is safer, less varied",
-                       "sampling", 0.05, 2.0),
-    )
+    declaration = DECLARATION
+
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -158,6 +141,14 @@ class GanFamily(GeneratorFamily):
             average.lerp_(current, 1 - decay)
         for average, current in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
             average.copy_(current)
+
+    def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
+        """The averaged generator: latents -> images."""
+        dim = self.hparams["latent_dim"]
+        return [NetworkExport(
+            "generator", self.ema, (torch.zeros(2, dim),), ("latent",), ("image",),
+            {"latent": {0: "batch"}}, [(rng.standard_normal((3, dim)).astype(np.float32),)],
+        )]
 
     def pipeline(self) -> GanPipeline:
         """Sampling and interpolation over the EMA generator."""

@@ -5,21 +5,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
-from studio.engine.models.base import (
+from studio.engine.families.base import (
     Diagnostics,
     GeneratorFamily,
-    Hyperparameter,
+    NetworkExport,
     Precision,
     to_uint8,
 )
-from studio.engine.runtime.pipelines import VaePipeline
+from studio.engine.families.vae.declaration import DECLARATION
+from studio.engine.families.vae.pipeline import VaePipeline
 
 
 def _levels(resolution: int) -> int:
@@ -65,33 +66,23 @@ class ConvDecoder(nn.Module):
         return self.body(latents)
 
 
+class ImageDecoder(nn.Module):
+    """The decoder with its output mapped to images in [-1, 1] (sigmoid of the Bernoulli logits): what is exported."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latents to images in [-1, 1]."""
+        return torch.sigmoid(self.decoder(latent)) * 2 - 1
+
+
 class VaeFamily(GeneratorFamily):
     """Convolutional VAE with a beta weight on the KL term and a KL warm-up."""
 
-    name: ClassVar[str] = "vae"
-    title: ClassVar[str] = "VAE (variational autoencoder)"
-    description: ClassVar[str] = (
-        "An encoder maps each image to a Gaussian in a small latent space and a decoder maps latent "
-        "samples back to images; training balances reconstruction against a KL term that keeps the "
-        "latent space well formed. Its latent space is smooth and it encodes real images, so it "
-        "interpolates between them and reconstructs or completes them. Outputs tend to be blurry: "
-        "reconstructions are shown beside the originals, and the beta weight trades sharpness for a "
-        "better-formed latent space."
-    )
-    capabilities: ClassVar[frozenset[str]] = frozenset({"sample", "interpolate", "encode", "inpaint"})
-    schema: ClassVar[tuple[Hyperparameter, ...]] = (
-        Hyperparameter("latent_dim", int, 32, "size of the latent space", "model", 2, 512),
-        Hyperparameter("width", int, 32, "feature maps of the first layers (network size)", "model", 8, 256),
-        Hyperparameter("learning_rate", float, 1e-3, "Adam learning rate", "training", 1e-6, 1e-1),
-        Hyperparameter("beta", float, 1.0, "weight of the KL term: higher is smoother latents, blurrier images",
-                       "training", 0.0, 100.0),
-        Hyperparameter("kl_warmup", int, 500, "steps over which the KL weight ramps from 0 to beta",
-                       "training", 0, 1_000_000),
-        Hyperparameter("temperature", float, 1.0, "scale of the latent noise at sampling", "sampling", 0.05, 2.0),
-        Hyperparameter("inpaint_iterations", int, 30,
-                       "inpainting: encode-decode rounds that pull the filled pixels towards the known ones",
-                       "sampling", 1, 500),
-    )
+    declaration = DECLARATION
+
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -127,6 +118,17 @@ class VaeFamily(GeneratorFamily):
         precision.step(loss, self._optimizers["vae"], clip=100.0)
         return {"loss": loss.detach().item(), "reconstruction": reconstruction.detach().item(),
                 "kl": kl.detach().item()}
+
+    def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
+        """The decoder (mapped to images in [-1, 1]) and the encoder (mean, log-variance)."""
+        dim, size = self.hparams["latent_dim"], self.resolution
+        batch = {0: "batch"}
+        return [
+            NetworkExport("decoder", ImageDecoder(self.decoder), (torch.zeros(2, dim),), ("latent",), ("image",),
+                          {"latent": batch}, [(rng.standard_normal((3, dim)).astype(np.float32),)]),
+            NetworkExport("encoder", self.encoder, (torch.zeros(2, self.channels, size, size),), ("image",),
+                          ("mean", "log_variance"), {"image": batch}, [(self.random_images(rng, 3),)]),
+        ]
 
     def pipeline(self) -> VaePipeline:
         """Sampling, interpolation, encoding and inpainting over the encoder's means and the decoder."""

@@ -21,8 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the conventional name)
 
-from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision
-from studio.engine.runtime.pipelines import DiffusionPipeline, ModelSpec
+from studio.engine.families.base import GeneratorFamily, NetworkExport, Precision
+from studio.engine.families.diffusion.declaration import DECLARATION
+from studio.engine.families.diffusion.pipeline import DiffusionPipeline
+from studio.engine.families.pipeline import ModelSpec
 from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler
 from studio.errors import StudioError
 
@@ -201,38 +203,8 @@ class NoisePredictionUNet(nn.Module):
 class DiffusionFamily(GeneratorFamily):
     """Denoising diffusion (DDPM training, DDPM or DDIM sampling) with a small noise-predicting U-Net."""
 
-    name = "diffusion"
-    title = "Diffusion (DDPM/DDIM)"
-    description = (
-        "A forward process adds Gaussian noise to an image over many small steps; a U-Net learns to predict "
-        "that noise, and sampling starts from pure noise and removes it step by step. "
-        "It gives the highest quality and diversity of the families, inpaints by resampling, and deterministic "
-        "DDIM sampling makes smooth interpolations. "
-        "The price is compute: every image costs one network call per step, so steps trade speed for quality "
-        "(DDIM with fewer steps is faster), and training takes long before samples look like the data."
-    )
-    capabilities = frozenset({"sample", "interpolate", "inpaint"})
-    schema = (
-        Hyperparameter("width", int, 32, "channels of the U-Net's first level (doubled further down)",
-                       group="model", minimum=8, maximum=256),
-        Hyperparameter("attention", bool, True, "self-attention at the lowest resolution", group="model"),
-        Hyperparameter("timesteps", int, 1000, "noise levels of the forward process (T)",
-                       group="model", minimum=50, maximum=4000),
-        Hyperparameter("schedule", str, "cosine", "how noise grows with t: cosine (Improved DDPM) or linear (DDPM)",
-                       group="model", choices=("linear", "cosine")),
-        Hyperparameter("learning_rate", float, 2e-4, "AdamW learning rate", minimum=1e-7, maximum=1.0),
-        Hyperparameter("ema_decay", float, 0.999, "decay of the weight average used for sampling; 0 turns it off",
-                       minimum=0.0, maximum=0.99999),
-        Hyperparameter("sampler", str, "ddim", "ddim (deterministic when eta is 0, few steps) or ddpm (stochastic)",
-                       group="sampling", choices=("ddim", "ddpm")),
-        Hyperparameter("steps", int, 50, "network calls per image (at most timesteps): more is slower and finer",
-                       group="sampling", minimum=1, maximum=4000),
-        Hyperparameter("eta", float, 0.0, "DDIM noise: 0 deterministic, 1 as random as DDPM (ddim only)",
-                       group="sampling", minimum=0.0, maximum=1.0),
-        Hyperparameter("resample", int, 3, "inpainting: times each step is re-noised and taken again (RePaint); "
-                       "more blends the filled part with the known pixels, at that many times the cost",
-                       group="sampling", minimum=1, maximum=20),
-    )
+    declaration = DECLARATION
+
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -305,6 +277,15 @@ class DiffusionFamily(GeneratorFamily):
     def spec(self) -> ModelSpec:
         """The common spec plus the noise schedule (an ONNX manifest carries it too)."""
         return replace(super().spec(), scheduler=self.scheduler_config().to_dict())
+
+    def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
+        """The averaged denoiser: (noisy sample, int64 timestep) -> predicted noise."""
+        size, batch = self.resolution, {0: "batch"}
+        return [NetworkExport(
+            "denoiser", self.ema, (torch.zeros(2, self.channels, size, size), torch.zeros(2, dtype=torch.int64)),
+            ("sample", "timestep"), ("noise",), {"sample": batch, "timestep": batch},
+            [(self.random_images(rng, 3) * 2, rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64))],
+        )]
 
     def pipeline(self) -> DiffusionPipeline:
         """Sampling, interpolation and inpainting over the EMA network."""

@@ -28,9 +28,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from torch import nn
 
-from studio.engine.models.base import GeneratorFamily, Hyperparameter, Precision
-from studio.engine.runtime.numerics import inverse_cdf
-from studio.engine.runtime.pipelines import ModelSpec, PixelCnnPipeline
+from studio.engine.families.base import GeneratorFamily, NetworkExport, Precision
+from studio.engine.families.pipeline import ModelSpec
+from studio.engine.families.pixelcnn.declaration import DECLARATION
+from studio.engine.families.pixelcnn.pipeline import PixelCnnPipeline
+from studio.engine.numerics import inverse_cdf
 
 LEVELS = 256  # values a sub-pixel can take
 FIRST_KERNEL = 7  # the first layer's wider kernel gives a useful receptive field with few layers
@@ -210,27 +212,8 @@ def from_levels(levels: torch.Tensor) -> torch.Tensor:
 class PixelCnnFamily(GeneratorFamily):
     """The autoregressive family: a Gated PixelCNN trained by maximum likelihood, sampled sub-pixel by sub-pixel."""
 
-    name = "pixelcnn"
-    title = "PixelCNN (autoregressive)"
-    description = (
-        "Generates an image one sub-pixel at a time, each value drawn from a 256-way distribution "
-        "conditioned on every sub-pixel before it, using masked convolutions (a Gated PixelCNN). "
-        "It gives an exact likelihood (bits per dimension), coherent local structure and a natural way "
-        "to complete a partly known image. Its known challenge is slow, sequential generation: one "
-        "network call per sub-pixel, so a 32x32 colour image needs 3072 calls."
-    )
-    capabilities = frozenset({"sample", "inpaint"})
-    schema = (
-        Hyperparameter("layers", int, 6, "gated layers (depth; more layers see further)",
-                       group="model", minimum=1, maximum=32),
-        Hyperparameter("width", int, 64, "feature maps per layer (split into one group per colour channel)",
-                       group="model", minimum=6, maximum=512),
-        Hyperparameter("learning_rate", float, 1e-3, "Adam learning rate", group="training",
-                       minimum=1e-6, maximum=1.0),
-        Hyperparameter("temperature", float, 1.0,
-                       "divides the logits: below 1 gives safer, smoother images; above 1 more varied, noisier",
-                       group="sampling", minimum=0.05, maximum=2.0),
-    )
+    declaration = DECLARATION
+
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -262,6 +245,16 @@ class PixelCnnFamily(GeneratorFamily):
     def spec(self) -> ModelSpec:
         """The common spec plus the network's reach (ONNX sampling crops windows that wide)."""
         return replace(super().spec(), reach=self.network.reach)
+
+    def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
+        """The PixelCNN, with dynamic height and width: the runtime feeds the window around each sub-pixel."""
+        size = self.resolution
+        spatial = {0: "batch", 2: "height", 3: "width"}
+        return [NetworkExport(
+            "pixelcnn", self.network, (torch.zeros(2, self.channels, size, size),), ("image",), ("logits",),
+            {"image": spatial},
+            [(self.random_images(rng, 3),), (self.random_images(rng, 2, max(1, size // 2), max(1, size - 3)),)],
+        )]
 
     def pipeline(self) -> PixelCnnPipeline:
         """Raster sampling and completion; logits come from the row-wise fast path below."""

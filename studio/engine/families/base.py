@@ -1,0 +1,242 @@
+"""The torch side every generator family provides: networks, a training step, sampling, an export description.
+
+A family object owns its networks and optimisers. The trainer feeds it batches of float32 NCHW
+images in [-1, 1] and saves `networks()` and `optimizers()` in checkpoints. Sampling draws every
+random number from `numpy.random.default_rng(seed)`, one generator per image, so the same seed gives
+the same image in any batch and in the ONNX backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from studio.engine.families.declaration import FamilyDeclaration
+from studio.engine.families.pipeline import ModelSpec, Pipeline
+from studio.engine.families.schema import COMMON_SCHEMA, Hyperparameter
+from studio.engine.numerics import gaussian_noise, iterate_batches, seed_generators
+from studio.errors import StudioError
+
+
+class Precision:
+    """Mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling); off elsewhere."""
+
+    def __init__(self, device: torch.device, enabled: bool = True) -> None:
+        self.device = device
+        self.enabled = enabled and device.type == "cuda"
+        self.dtype = (
+            torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context to run forward passes in."""
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.dtype)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip: float | None = None) -> None:
+        """Zero grads, backward (scaled if needed), optional norm clipping, optimiser step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if clip is not None:
+            self.scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+@dataclass
+class Diagnostics:
+    """Figures and warnings a family reports at preview time (e.g. GAN diversity, mode collapse)."""
+
+    figures: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NetworkExport:
+    """How to export one inference network: the module, example inputs, names, dynamic axes, parity inputs.
+
+    `role`, `input_names` and `output_names` match the family declaration's NetworkSignature.
+    """
+
+    role: str
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic: dict[str, dict[int, str]]  # input name -> {axis: symbolic name}
+    parity_inputs: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+
+class GeneratorFamily(ABC):
+    """Base class of every family's torch side; a subclass sets `declaration` and fills in the methods.
+
+    `name`, `title`, `description`, `capabilities` and `schema` are copied from the declaration.
+    """
+
+    declaration: ClassVar[FamilyDeclaration]
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+    schema: ClassVar[tuple[Hyperparameter, ...]]  # family-specific; COMMON_SCHEMA is added
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "declaration" in cls.__dict__:
+            d = cls.declaration
+            cls.name, cls.title, cls.description = d.name, d.title, d.description
+            cls.capabilities, cls.schema = d.capabilities, d.schema
+
+    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
+        self.check_geometry(resolution, channels)
+        self.resolution = resolution
+        self.channels = channels
+        self.hparams = self.resolve(hparams)
+        self.device = torch.device("cpu")
+
+    # --- schema -------------------------------------------------------------------------
+
+    @classmethod
+    def full_schema(cls) -> tuple[Hyperparameter, ...]:
+        """Common settings followed by this family's own."""
+        return COMMON_SCHEMA + cls.schema
+
+    @classmethod
+    def resolve(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with `values`, every value validated; unknown names refused."""
+        schema = {h.name: h for h in cls.full_schema()}
+        unknown = sorted(set(values) - set(schema))
+        if unknown:
+            raise StudioError(
+                f"unknown setting '{unknown[0]}' for {cls.name}: choose from {', '.join(sorted(schema))}"
+            )
+        return {name: h.validate(values[name]) if name in values else h.default for name, h in schema.items()}
+
+    @classmethod
+    def check_geometry(cls, resolution: int, channels: int) -> None:
+        """The declaration's check: square 8-64 px images with 1 or 3 channels."""
+        cls.declaration.check_geometry(resolution, channels)
+
+    # --- networks -----------------------------------------------------------------------
+
+    @abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """Every network to checkpoint, by a stable name (e.g. generator, discriminator, ema)."""
+
+    @abstractmethod
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser to checkpoint, by a stable name."""
+
+    def to(self, device: torch.device) -> GeneratorFamily:
+        """Move every network (and optimiser state) to a device."""
+        self.device = device
+        for network in self.networks().values():
+            network.to(device)
+        for optimizer in self.optimizers().values():
+            for state in optimizer.state.values():
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor):
+                        state[key] = value.to(device)
+        return self
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the networks used for sampling."""
+        return sum(p.numel() for name in self.sampling_networks() for p in self.networks()[name].parameters())
+
+    def sampling_networks(self) -> tuple[str, ...]:
+        """Names of the networks that generation needs (exported to ONNX later)."""
+        return tuple(self.networks())
+
+    def train_mode(self, training: bool) -> None:
+        """Put every network in train or eval mode."""
+        for network in self.networks().values():
+            network.train(training)
+
+    # --- training and sampling -----------------------------------------------------------
+
+    @abstractmethod
+    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+        """One optimisation step on a float32 NCHW batch in [-1, 1]; returns named losses as floats."""
+
+    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """One image per seed as uint8 N x H x W x C (the shared pipeline's procedure)."""
+        return self.pipeline().sample(seeds, options)
+
+    def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
+        """Images to show while training (uint8 NHWC); samples by default, families may add more."""
+        del real
+        return self.sample(seeds, options)
+
+    def spec(self) -> ModelSpec:
+        """What the shared pipelines (and an ONNX manifest) need to know besides the networks."""
+        sampling = tuple(h for h in self.full_schema() if h.group == "sampling")
+        return ModelSpec(self.name, self.resolution, self.channels, dict(self.hparams), sampling)
+
+    @abstractmethod
+    def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
+        """The inference networks to export to ONNX, with example and parity inputs drawn from `rng`."""
+
+    def random_images(self, rng: np.random.Generator, count: int, height: int | None = None,
+                      width: int | None = None) -> np.ndarray:
+        """Uniform float32 NCHW images in [-1, 1] at the model's size (or another), for parity checks."""
+        shape = (count, self.channels, height or self.resolution, width or self.resolution)
+        return rng.uniform(-1, 1, shape).astype(np.float32)
+
+    @abstractmethod
+    def pipeline(self) -> Pipeline:
+        """The family's numpy procedures (sample, interpolate, inpaint) over this object's torch networks."""
+
+    def numpy_function(
+        self, call: Callable[..., Any], modules: Sequence[nn.Module]
+    ) -> Callable[..., Any]:
+        """Wrap a torch computation as numpy arrays in, float32 numpy arrays out, in eval mode, no grad."""
+
+        def run(*arrays: np.ndarray) -> Any:
+            modes = [module.training for module in modules]
+            for module in modules:
+                module.eval()
+            try:
+                with torch.no_grad():
+                    inputs = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays]
+                    outputs = call(*inputs)
+            finally:
+                for module, mode in zip(modules, modes, strict=True):
+                    module.train(mode)
+            if isinstance(outputs, tuple):
+                return tuple(o.float().cpu().numpy() for o in outputs)
+            return outputs.float().cpu().numpy()
+
+        return run
+
+    def diagnostics(self, real: torch.Tensor) -> Diagnostics:
+        """Figures worth watching during training, given a real batch; none by default."""
+        del real
+        return Diagnostics()
+
+    def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Sampling settings: the model's stored ones overlaid with `values` (validated)."""
+        return self.pipeline().sampling_options(values)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """NCHW floats in [-1, 1] to NHWC uint8, rounding to nearest."""
+    array = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return array.permute(0, 2, 3, 1).cpu().numpy()
+
+
+__all__ = [
+    "COMMON_SCHEMA", "Diagnostics", "GeneratorFamily", "Hyperparameter", "NetworkExport", "Precision",
+    "gaussian_noise",
+    "iterate_batches", "seed_generators", "to_uint8",
+]

@@ -1,0 +1,85 @@
+"""What a family declares about itself, torch-free: who it is, what it can do, why it refuses, what it exports.
+
+Every part of Studio that needs a fact about a family (the CLI's choices, the UI's pickers and forms,
+the ONNX runtime's checks, the refusals users read) asks the family's declaration instead of keeping
+its own table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from studio.engine.families.schema import COMMON_SCHEMA, Hyperparameter
+from studio.errors import StudioError
+
+# Every capability a family may declare, and what it means to a user (for the one-line refusals).
+CAPABILITIES = ("sample", "interpolate", "encode", "inpaint")
+_VERBS = {"sample": "sample", "interpolate": "interpolate", "encode": "encode images", "inpaint": "inpaint"}
+DEFAULT_PREVIEW_COUNT = 16
+RESOLUTIONS = (8, 16, 32, 64)  # square image sizes every family takes
+
+
+@dataclass(frozen=True)
+class NetworkSignature:
+    """One exported inference network: its role in the manifest, input names and output names."""
+
+    role: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FamilyDeclaration:
+    """A generator family's identity and promises.
+
+    `model_class` names the torch class in the family's `model` module (loaded only when training or
+    exporting); `networks` are the ONNX files an export holds; `refusals` say, per capability the
+    family lacks, why (shown to users as "gan models cannot inpaint: <reason>").
+    """
+
+    name: str
+    title: str
+    description: str  # how it works, what it is good at, what goes wrong (shown in the UI)
+    capabilities: frozenset[str]
+    schema: tuple[Hyperparameter, ...]  # family-specific settings; the common ones are added
+    networks: tuple[NetworkSignature, ...]
+    model_class: str
+    refusals: Mapping[str, str] = field(default_factory=dict)
+    preview_count: int = DEFAULT_PREVIEW_COUNT  # images the Train page shows at each preview
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
+        if unknown or "sample" not in self.capabilities:
+            raise ValueError(f"family {self.name}: capabilities must include sample and come from {CAPABILITIES}")
+
+    def can(self, capability: str) -> bool:
+        """Whether the family declares `capability`."""
+        return capability in self.capabilities
+
+    def refusal(self, capability: str) -> StudioError:
+        """The one-line refusal for a capability this family lacks."""
+        reason = self.refusals.get(capability, f"the {self.name} family does not support it")
+        return StudioError(f"{self.name} models cannot {_VERBS.get(capability, capability)}: {reason}")
+
+    def full_schema(self) -> tuple[Hyperparameter, ...]:
+        """The common settings followed by the family's own."""
+        return COMMON_SCHEMA + self.schema
+
+    def sampling_schema(self) -> tuple[Hyperparameter, ...]:
+        """The settings a generation may change (`--set` at generate time)."""
+        return tuple(h for h in self.full_schema() if h.group == "sampling")
+
+    def check_geometry(self, resolution: int, channels: int) -> None:
+        """Every family takes square 8-64 px images (powers of two) with 1 or 3 channels."""
+        if resolution not in RESOLUTIONS:
+            raise StudioError(
+                f"{self.name} models take 8, 16, 32 or 64 px images, not {resolution} px: "
+                "import the dataset again with --size 32"
+            )
+        if channels not in (1, 3):
+            raise StudioError(f"{self.name} models take 1 or 3 channels, not {channels}")
+
+    def network_inputs(self) -> dict[str, tuple[str, ...]]:
+        """Role -> input names of every exported network (what the runtime feeds)."""
+        return {network.role: network.inputs for network in self.networks}

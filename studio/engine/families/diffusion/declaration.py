@@ -1,0 +1,45 @@
+"""The diffusion family's declaration: what it is, what it can do and refuses, what it exports, its settings."""
+
+from __future__ import annotations
+
+from studio.engine.families.declaration import FamilyDeclaration, NetworkSignature
+from studio.engine.families.schema import Hyperparameter
+
+DECLARATION = FamilyDeclaration(
+    name="diffusion",
+    title="Diffusion (DDPM/DDIM)",
+    description=(
+        "A forward process adds Gaussian noise to an image over many small steps; a U-Net learns to predict "
+        "that noise, and sampling starts from pure noise and removes it step by step. "
+        "It gives the highest quality and diversity of the families, inpaints by resampling, and deterministic "
+        "DDIM sampling makes smooth interpolations. "
+        "The price is compute: every image costs one network call per step, so steps trade speed for quality "
+        "(DDIM with fewer steps is faster), and training takes long before samples look like the data."
+    ),
+    capabilities=frozenset({"sample", "interpolate", "inpaint"}),
+    schema=(
+        Hyperparameter("width", int, 32, "channels of the U-Net's first level (doubled further down)",
+                       group="model", minimum=8, maximum=256),
+        Hyperparameter("attention", bool, True, "self-attention at the lowest resolution", group="model"),
+        Hyperparameter("timesteps", int, 1000, "noise levels of the forward process (T)",
+                       group="model", minimum=50, maximum=4000),
+        Hyperparameter("schedule", str, "cosine", "how noise grows with t: cosine (Improved DDPM) or linear (DDPM)",
+                       group="model", choices=("linear", "cosine")),
+        Hyperparameter("learning_rate", float, 2e-4, "AdamW learning rate", minimum=1e-7, maximum=1.0),
+        Hyperparameter("ema_decay", float, 0.999, "decay of the weight average used for sampling; 0 turns it off",
+                       minimum=0.0, maximum=0.99999),
+        Hyperparameter("sampler", str, "ddim", "ddim (deterministic when eta is 0, few steps) or ddpm (stochastic)",
+                       group="sampling", choices=("ddim", "ddpm")),
+        Hyperparameter("steps", int, 50, "network calls per image (at most timesteps): more is slower and finer",
+                       group="sampling", minimum=1, maximum=4000),
+        Hyperparameter("eta", float, 0.0, "DDIM noise: 0 deterministic, 1 as random as DDPM (ddim only)",
+                       group="sampling", minimum=0.0, maximum=1.0),
+        Hyperparameter("resample", int, 3, "inpainting: times each step is re-noised and taken again (RePaint); "
+                       "more blends the filled part with the known pixels, at that many times the cost",
+                       group="sampling", minimum=1, maximum=20),
+    ),
+    networks=(NetworkSignature("denoiser", ("sample", "timestep"), ("noise",)),),
+    model_class="DiffusionFamily",
+    refusals={"encode": "interpolate between seeds or items sampled from this model"},
+    preview_count=16,
+)

@@ -1,0 +1,186 @@
+"""The base of every family's numpy pipeline: sampling, interpolation and inpainting over network callables.
+
+A pipeline never sees torch or ONNX Runtime: it is given plain functions from numpy arrays to numpy
+arrays (the generator, the decoder, the denoiser...). The torch families hand it functions that run
+their modules; the ONNX runtime hands it functions that run sessions. Both backends therefore share
+every random draw and every step of every procedure, which is what "same seed, same image" needs.
+
+Random-number conventions (per image, from `numpy.random.default_rng(seed)`):
+- gan, vae: z = standard_normal((latent_dim,)), scaled by the truncation or the temperature.
+- diffusion: x_T = standard_normal((C, H, W)); then per step, in step order, one draw for the step
+  noise when the sampler is stochastic (DDPM, or DDIM with eta > 0); when inpainting, each of the
+  `resample` rounds of a step draws its step noise (if stochastic), then one draw to noise the known
+  pixels, then (except after the last round) one draw to re-noise the sample back up a step.
+- pixelcnn: u = random((H, W, C)) up front; sub-pixels are visited row, column, channel and each
+  takes the smallest value k with cumsum(softmax(logits / T))[k] > u (float64), capped at 255.
+- vae inpainting: the unknown pixels start from the decoded z of the seed, then `inpaint_iterations`
+  rounds of encode -> decode, each time putting the known pixels back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from studio.engine.families.declaration import FamilyDeclaration
+from studio.engine.families.schema import Hyperparameter, validate_options
+from studio.engine.numerics import gaussian_noise, lerp, slerp
+from studio.errors import StudioError
+
+Array = np.ndarray
+ArrayFunction = Callable[..., Any]
+# How a backend hands a pipeline its networks: role (and optionally one named output) -> array function.
+NetworkRunner = Callable[..., ArrayFunction]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a pipeline needs to know of a model besides its networks (a manifest carries the same)."""
+
+    family: str
+    resolution: int
+    channels: int
+    hyperparameters: Mapping[str, Any]
+    sampling_schema: tuple[Hyperparameter, ...]
+    scheduler: Mapping[str, Any] | None = None  # diffusion: the noise schedule it was trained with
+    reach: int | None = None  # pixelcnn: how far (rows up, columns either side) a logit looks
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """H, W, C of one image."""
+        return (self.resolution, self.resolution, self.channels)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of an interpolation: a seed (its Gaussian latent) or an image (its encoding)."""
+
+    seed: int | None = None
+    image: Array | None = None  # uint8 H x W x C at the model's resolution
+
+    def __post_init__(self) -> None:
+        if (self.seed is None) == (self.image is None):
+            raise ValueError("an endpoint is either a seed or an image")
+
+
+class Pipeline(ABC):
+    """A family's procedures over numpy network callables; the family's declaration says what it can do."""
+
+    declaration: ClassVar[FamilyDeclaration]
+    family: ClassVar[str]  # the declaration's name
+    capabilities: ClassVar[frozenset[str]]  # the declaration's capabilities
+    chunk: ClassVar[int] = 256  # images per network call
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "declaration" in cls.__dict__:
+            cls.family = cls.declaration.name
+            cls.capabilities = cls.declaration.capabilities
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    @abstractmethod
+    def from_networks(cls, spec: ModelSpec, network: NetworkRunner) -> Pipeline:
+        """The pipeline over exported networks: `network(role, output=None)` runs one (the ONNX backend)."""
+
+    @property
+    def resolution(self) -> int:
+        """Height and width in pixels."""
+        return self.spec.resolution
+
+    @property
+    def channels(self) -> int:
+        """1 (grey) or 3 (RGB)."""
+        return self.spec.channels
+
+    def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The model's stored sampling settings overlaid with `values`, each validated."""
+        return validate_options(self.spec.sampling_schema, self.spec.hyperparameters, values, self.family)
+
+    @classmethod
+    def unsupported(cls, capability: str) -> StudioError:
+        """The one-line refusal for a capability this family lacks (it depends on the family alone)."""
+        return cls.declaration.refusal(capability)
+
+    def require(self, capability: str) -> None:
+        """Raise the refusal unless the family declares `capability`."""
+        if capability not in self.capabilities:
+            raise self.unsupported(capability)
+
+    # --- the operations ------------------------------------------------------------------
+
+    @abstractmethod
+    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
+        """One image per seed, uint8 N x H x W x C."""
+
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one image's latent (families with latents override)."""
+        raise self.unsupported("interpolate")
+
+    def latent_scale(self, options: Mapping[str, Any]) -> float:
+        """How seed latents are scaled before decoding (truncation, temperature); 1 by default."""
+        del options
+        return 1.0
+
+    def seed_latents(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
+        """The latents that `sample` decodes for these seeds."""
+        return gaussian_noise(seeds, self.latent_shape()) * np.float32(self.latent_scale(options))
+
+    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
+        """Images (uint8 NHWC) from explicit latents."""
+        del latents, options
+        raise self.unsupported("interpolate")
+
+    def encode(self, images: Array) -> Array:
+        """Latents of uint8 NHWC images."""
+        del images
+        raise self.unsupported("encode")
+
+    def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
+        """Keep the known pixels of uint8 NHWC `images`, generate the rest; one result per seed."""
+        del images, known, seeds, options
+        raise self.unsupported("inpaint")
+
+    def interpolation_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampling settings an interpolation uses (diffusion forces its deterministic sampler)."""
+        return self.sampling_options(options)
+
+    def interpolate(self, start: Endpoint, end: Endpoint, frames: int, options: Mapping[str, Any]) -> Array:
+        """`frames` images from start to end (both included): slerp between seed latents, else a line."""
+        self.require("interpolate")
+        if frames < 2:
+            raise StudioError(f"invalid frame count {frames}: an interpolation needs at least 2 frames")
+        options = self.interpolation_options(options)
+        weights = np.linspace(0.0, 1.0, frames)
+        first, second = self._endpoint_latent(start, options), self._endpoint_latent(end, options)
+        both_gaussian = start.seed is not None and end.seed is not None
+        latents = slerp(first, second, weights) if both_gaussian else lerp(first, second, weights)
+        return self.decode(latents, options)
+
+    def _endpoint_latent(self, endpoint: Endpoint, options: Mapping[str, Any]) -> Array:
+        if endpoint.seed is not None:
+            return self.seed_latents([endpoint.seed], options)[0]
+        self.require("encode")
+        return self.encode(np.asarray(endpoint.image)[None])[0]
+
+    def completion_inputs(self, images: Array, known: Array, count: int) -> tuple[Array, Array]:
+        """uint8 NHWC images and a per-sub-pixel NHWC known mask, checked, or a StudioError."""
+        expected = (count, *self.spec.shape)
+        images = np.asarray(images)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise StudioError(
+                f"images to complete must be uint8 of shape {expected}, not {images.dtype} {images.shape}"
+            )
+        known = np.asarray(known, dtype=bool)
+        if known.shape == expected[:3]:
+            known = np.repeat(known[..., None], self.channels, axis=3)
+        if known.shape != expected:
+            raise StudioError(f"the known mask must have shape {expected[:3]} or {expected}, not {known.shape}")
+        return images, known

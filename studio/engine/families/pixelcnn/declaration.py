@@ -1,0 +1,37 @@
+"""The pixelcnn family's declaration: what it is, what it can do and refuses, what it exports, its settings."""
+
+from __future__ import annotations
+
+from studio.engine.families.declaration import FamilyDeclaration, NetworkSignature
+from studio.engine.families.schema import Hyperparameter
+
+DECLARATION = FamilyDeclaration(
+    name="pixelcnn",
+    title="PixelCNN (autoregressive)",
+    description=(
+        "Generates an image one sub-pixel at a time, each value drawn from a 256-way distribution "
+        "conditioned on every sub-pixel before it, using masked convolutions (a Gated PixelCNN). "
+        "It gives an exact likelihood (bits per dimension), coherent local structure and a natural way "
+        "to complete a partly known image. Its known challenge is slow, sequential generation: one "
+        "network call per sub-pixel, so a 32x32 colour image needs 3072 calls."
+    ),
+    capabilities=frozenset({"sample", "inpaint"}),
+    schema=(
+        Hyperparameter("layers", int, 6, "gated layers (depth; more layers see further)",
+                       group="model", minimum=1, maximum=32),
+        Hyperparameter("width", int, 64, "feature maps per layer (split into one group per colour channel)",
+                       group="model", minimum=6, maximum=512),
+        Hyperparameter("learning_rate", float, 1e-3, "Adam learning rate", group="training",
+                       minimum=1e-6, maximum=1.0),
+        Hyperparameter("temperature", float, 1.0,
+                       "divides the logits: below 1 gives safer, smoother images; above 1 more varied, noisier",
+                       group="sampling", minimum=0.05, maximum=2.0),
+    ),
+    networks=(NetworkSignature("pixelcnn", ("image",), ("logits",)),),
+    model_class="PixelCnnFamily",
+    refusals={
+        "interpolate": "a PixelCNN has no latent space to walk through",
+        "encode": "a PixelCNN has no latent space",
+    },
+    preview_count=8,
+)

@@ -1,0 +1,82 @@
+"""The vae family's numpy pipeline (no torch): what both backends run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline
+from studio.engine.families.vae.declaration import DECLARATION
+from studio.engine.numerics import iterate_batches, to_network, to_uint8
+from studio.errors import StudioError
+
+
+class VaePipeline(Pipeline):
+    """Decoder images from latents; an encoder for real images; inpainting by projection."""
+
+    declaration = DECLARATION
+
+    def __init__(self, spec: ModelSpec, encoder: ArrayFunction, decoder: ArrayFunction) -> None:
+        """`encoder`: float NCHW in [-1, 1] -> latent means; `decoder`: latents -> float NCHW in [-1, 1]."""
+        super().__init__(spec)
+        self.encoder = encoder
+        self.decoder = decoder
+
+    @classmethod
+    def from_networks(cls, spec: ModelSpec, network: NetworkRunner) -> VaePipeline:
+        """Over an exported encoder (its mean output) and decoder."""
+        return cls(spec, network("encoder", "mean"), network("decoder"))
+
+    def latent_shape(self) -> tuple[int, ...]:
+        """(latent_dim,)."""
+        return (int(self.spec.hyperparameters["latent_dim"]),)
+
+    def latent_scale(self, options: Mapping[str, Any]) -> float:
+        """The temperature."""
+        return float(options["temperature"])
+
+    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
+        """Decode each seed's scaled Gaussian latent."""
+        options = self.sampling_options(options)
+        return self.decode(self.seed_latents(seeds, options), options)
+
+    def _decode_float(self, latents: Array) -> Array:
+        return np.concatenate([np.asarray(self.decoder(np.ascontiguousarray(latents[part], np.float32)), np.float32)
+                               for part in iterate_batches(len(latents), self.chunk)])
+
+    def _encode_float(self, images: Array) -> Array:
+        return np.concatenate([np.asarray(self.encoder(np.ascontiguousarray(images[part])), np.float32)
+                               for part in iterate_batches(len(images), self.chunk)])
+
+    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
+        """The decoder's mean images."""
+        del options
+        latents = np.asarray(latents, np.float32)
+        if len(latents) == 0:
+            return np.zeros((0, *self.spec.shape), np.uint8)
+        return to_uint8(self._decode_float(latents))
+
+    def encode(self, images: Array) -> Array:
+        """Latent means (float32 N x latent_dim) of uint8 NHWC images."""
+        images = np.asarray(images)
+        if images.shape[1:] != self.spec.shape or images.dtype != np.uint8:
+            raise StudioError(f"images to encode must be uint8 N x {' x '.join(map(str, self.spec.shape))}")
+        if len(images) == 0:
+            return np.zeros((0, *self.latent_shape()), np.float32)
+        return self._encode_float(to_network(images))
+
+    def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
+        """Projection: start the unknown pixels from the seed's sample, then encode -> decode -> restore."""
+        options = self.sampling_options(options)
+        images, known = self.completion_inputs(images, known, len(seeds))
+        if len(seeds) == 0:
+            return images.copy()
+        target = to_network(images)
+        keep = np.ascontiguousarray(known.transpose(0, 3, 1, 2)).astype(np.float32)
+        current = keep * target + (1 - keep) * self._decode_float(self.seed_latents(seeds, options))
+        for _ in range(int(options["inpaint_iterations"])):
+            rebuilt = self._decode_float(self._encode_float(current.astype(np.float32)))
+            current = keep * target + (1 - keep) * rebuilt
+        return to_uint8(current)
