@@ -36,7 +36,7 @@ from sqlalchemy import insert
 from studio.home import DataHome
 from studio.store.database import Store, open_store
 from studio.store.gallery import GalleryFilter, GalleryRepository
-from studio.store.models import Collection, GalleryItem, GalleryItemCollection, GalleryItemTag, Tag
+from studio.store.tables import Collection, GalleryItem, GalleryItemCollection, GalleryItemTag, Tag
 
 PAGE = 100  # the UI grid fetches this many per page
 FAMILIES = ("gan", "vae", "pixelcnn", "diffusion")

@@ -27,7 +27,7 @@ from studio.engine.thumbnails import THUMBNAILS_FOLDER, ensure_thumbnail, thumbn
 from studio.errors import StudioError
 from studio.store.database import Store
 from studio.store.gallery import TRASH_FOLDER, GalleryEntry, GalleryFilter, GalleryRepository
-from studio.store.models import GalleryItem, Model
+from studio.store.tables import GalleryItem, Model
 
 EXPORT_MANIFEST = "manifest.json"
 

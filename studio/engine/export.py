@@ -48,8 +48,8 @@ from studio.engine.runtime.package import (
 )
 from studio.engine.runtime.providers import quiet_session
 from studio.errors import StudioError
+from studio.files import hold_lock
 from studio.store.database import Store
-from studio.store.staging import hold_lock
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-4  # fp32: largest absolute difference allowed between torch and ONNX Runtime

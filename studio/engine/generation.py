@@ -40,7 +40,7 @@ from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
-from studio.store.models import Model
+from studio.store.tables import Model
 
 METADATA_KEY = "studio"
 MAX_COUNT = 10_000

@@ -14,9 +14,10 @@ from studio.engine.checkpoints import CHECKPOINT_FILE, CONFIG_FILE, load_model, 
 from studio.engine.datasets.storage import fsync_path, validate_name
 from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
+from studio.files import StagingFolder
 from studio.store.database import Store
-from studio.store.models import Dataset, Model, TrainingRun
-from studio.store.staging import StagingFolder, delete_row_and_folder
+from studio.store.staging import delete_row_and_folder
+from studio.store.tables import Dataset, Model, TrainingRun
 
 
 @dataclass

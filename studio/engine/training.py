@@ -31,9 +31,9 @@ from studio.engine.library import mark_interrupted_runs, model_exists, model_fol
 from studio.engine.runs import LOCK_FILE
 from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
+from studio.files import StagingFolder, hold_lock
 from studio.store.database import Store
-from studio.store.models import Dataset, Model, TrainingRun, utcnow
-from studio.store.staging import StagingFolder, hold_lock
+from studio.store.tables import Dataset, Model, TrainingRun, utcnow
 
 PREVIEW_SEEDS = tuple(range(1000, 1064))  # fixed, so previews show the same latents improving
 

@@ -15,11 +15,13 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import StoreError
+from studio.files import sweep_abandoned
 from studio.home import DataHome
+from studio.store.tables import Dataset, Model
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BACKUPS_KEPT = 5
@@ -250,7 +252,13 @@ def open_store(home: DataHome) -> Store:
         command.upgrade(config, "head")
         _refresh_statistics(connection)
     store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), None, backups)
-    from studio.store.staging import sweep_abandoned  # local import: staging uses the store
-
-    sweep_abandoned(store)
+    sweep_abandoned_folders(store)
     return store
+
+
+def sweep_abandoned_folders(store: Store) -> list[Path]:
+    """Remove the staging, dataset and model folders that dead jobs left and no row points at."""
+    home = store.home
+    with store.session() as session:
+        referenced = set(session.scalars(select(Dataset.folder))) | set(session.scalars(select(Model.folder)))
+    return sweep_abandoned((home.staging, home.datasets, home.models), lambda f: home.relative(f) in referenced)

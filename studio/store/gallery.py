@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
-from studio.store.models import (
+from studio.store.tables import (
     FLAG_VALUES,
     Collection,
     GalleryItem,

@@ -26,7 +26,7 @@ from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.store.database import Store, backup_to, open_store, restore_database
 from studio.store.gallery import GalleryFilter, GalleryRepository
-from studio.store.models import Model
+from studio.store.tables import Model
 from tests.engine.conftest import TINY
 
 
@@ -185,7 +185,7 @@ def test_check_finds_damage_and_repair_fixes_it(digits8: Store) -> None:
     forgotten = Path(items[1]["path"])
     GalleryRepository(digits8)._writable()
     with digits8.session() as session:
-        from studio.store.models import GalleryItem
+        from studio.store.tables import GalleryItem
 
         session.delete(session.get(GalleryItem, items[1]["id"]))
     (forgotten.parent / ".x.png.partial").write_bytes(b"half")

@@ -30,7 +30,7 @@ from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.home import DataHome
 from studio.store.database import Store, open_store
-from studio.store.models import GalleryItem, GalleryLineage, Model
+from studio.store.tables import GalleryItem, GalleryLineage, Model
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = ("gan", "vae", "pixelcnn", "diffusion")

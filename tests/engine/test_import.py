@@ -199,7 +199,7 @@ def test_non_utf8_file_names_import_and_print(store: Store, tmp_path: Path) -> N
     with store.sessions() as session:
         from sqlalchemy import select
 
-        from studio.store.models import DatasetItem
+        from studio.store.tables import DatasetItem
 
         sources = sorted(session.scalars(select(DatasetItem.source)))
     assert any("caf\\xe9-\\xff.png" in s for s in sources)

@@ -93,7 +93,7 @@ def test_kill_during_training_then_resume_continues_from_the_checkpoint(tmp_path
     try:
         from sqlalchemy import select
 
-        from studio.store.models import TrainingRun
+        from studio.store.tables import TrainingRun
 
         with store.sessions() as session:
             statuses = session.scalars(select(TrainingRun.status).order_by(TrainingRun.id)).all()

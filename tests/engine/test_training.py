@@ -28,7 +28,7 @@ from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
-from studio.store.models import Model, TrainingRun
+from studio.store.tables import Model, TrainingRun
 from tests.engine.conftest import TINY
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from studio.errors import StoreError
 from studio.home import DataHome
 from studio.store.database import Store, backup_database, head_revision, open_store
-from studio.store.models import Dataset, DatasetItem, GalleryItem
+from studio.store.tables import Dataset, DatasetItem, GalleryItem
 
 
 def test_new_store_is_migrated_to_head_with_wal_and_foreign_keys(store: Store) -> None:
@@ -33,7 +33,7 @@ def test_schema_matches_the_models_exactly(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from studio.store.models import Base
+    from studio.store.tables import Base
 
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -141,7 +141,7 @@ def test_a_grown_gallery_gets_planner_statistics_at_open(home: DataHome) -> None
     from sqlalchemy import insert
 
     from studio.store.database import open_store
-    from studio.store.models import GalleryItem
+    from studio.store.tables import GalleryItem
 
     store = open_store(home)
     with store.session() as session:

@@ -35,7 +35,7 @@ def test_lineage_links_children_to_parents(store: Store) -> None:
     child = repo.add(_file(store, "c.png"), "m", "vae", 8, 8, operation="interpolate", parents=[a.id, b.id])
     from sqlalchemy import select
 
-    from studio.store.models import GalleryLineage
+    from studio.store.tables import GalleryLineage
 
     with store.sessions() as session:
         links = session.execute(select(GalleryLineage.parent_id).where(GalleryLineage.child_id == child.id)).all()
@@ -65,7 +65,7 @@ from datetime import datetime, timedelta  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
 from studio.store.gallery import GalleryFilter, validate_name  # noqa: E402
-from studio.store.models import GalleryItem  # noqa: E402
+from studio.store.tables import GalleryItem  # noqa: E402
 
 
 def _gallery(store: Store, count: int = 12) -> list[int]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from studio.store.database import Store, open_store
-from studio.store.models import Dataset
-from studio.store.staging import MARKER, StagingFolder, is_abandoned, sweep_abandoned
+from studio.files import MARKER, StagingFolder, is_abandoned
+from studio.store.database import Store, open_store, sweep_abandoned_folders
+from studio.store.tables import Dataset
 
 
 def _dead_folder(parent, name):  # a folder whose owner died: marker present, nobody holds it
@@ -22,7 +22,7 @@ def test_live_staging_is_kept_and_dead_staging_is_swept(store: Store) -> None:
     dead = _dead_folder(store.home.staging, "import-dead")
     assert not is_abandoned(live.path)
     assert is_abandoned(dead)
-    removed = sweep_abandoned(store)
+    removed = sweep_abandoned_folders(store)
     assert removed == [dead]
     assert live.path.is_dir()
     live.discard()
@@ -42,7 +42,7 @@ def test_committed_folder_whose_owner_died_before_unmarking_is_kept(store: Store
     folder = _dead_folder(store.home.datasets, "done")
     with store.session() as session:
         session.add(Dataset(name="done", folder="datasets/done", size=8, channels=1, count=1, origin="import"))
-    sweep_abandoned(store)
+    sweep_abandoned_folders(store)
     assert folder.is_dir() and not (folder / MARKER).exists()
     with store.sessions() as session:
         assert session.scalar(select(Dataset.name)) == "done"
@@ -51,5 +51,5 @@ def test_committed_folder_whose_owner_died_before_unmarking_is_kept(store: Store
 def test_unmarked_folders_are_never_touched(store: Store) -> None:
     user_folder = store.home.datasets / "restored-by-hand"
     user_folder.mkdir()
-    sweep_abandoned(store)
+    sweep_abandoned_folders(store)
     assert user_folder.is_dir()

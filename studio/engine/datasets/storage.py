@@ -21,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 
 from studio.engine.datasets.decode import THUMBNAIL_SIZE
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
+from studio.files import StagingFolder
 from studio.store.database import Store
-from studio.store.models import Dataset, DatasetItem
-from studio.store.staging import StagingFolder, delete_row_and_folder
+from studio.store.staging import delete_row_and_folder
+from studio.store.tables import Dataset, DatasetItem
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MIN_SIZE, MAX_SIZE = 8, 512

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from studio.store.models import Base
+from studio.store.tables import Base
 
 config = context.config
 connection = config.attributes["connection"]

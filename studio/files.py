@@ -1,0 +1,132 @@
+"""File-system helpers below the store: OS file locks and staging folders.
+
+Work is written to a locked staging folder, then renamed into place. A staging folder holds a
+`.studio-staging` lock file for as long as its owner is alive (an OS file lock, released by the
+kernel when the process dies). Folders whose lock can be taken belong to a job that crashed or was
+killed, so they are swept when the store opens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+MARKER = ".studio-staging"
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(handle: BinaryIO) -> bool:
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+else:
+    import fcntl
+
+    def _try_lock(handle: BinaryIO) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+
+
+class StagingFolder:
+    """A private folder under the home's staging area, locked while this object lives."""
+
+    def __init__(self, staging_root: Path, prefix: str) -> None:
+        staging_root.mkdir(parents=True, exist_ok=True)
+        self.path = staging_root / f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.path.mkdir()
+        self._lock = self._take_lock(self.path)
+
+    @classmethod
+    def adopt(cls, folder: Path) -> StagingFolder:
+        """Mark an existing folder as in-flux (before deleting it): a crash then gets it swept."""
+        staged = cls.__new__(cls)
+        staged.path = folder
+        staged._lock = cls._take_lock(folder)
+        return staged
+
+    @staticmethod
+    def _take_lock(folder: Path) -> BinaryIO:
+        handle = open(folder / MARKER, "wb")  # noqa: SIM115 - held for the folder's life
+        if not _try_lock(handle):
+            handle.close()
+            raise RuntimeError(f"{folder} is in use by another Studio process")
+        return handle
+
+    def abandon_change(self) -> None:
+        """Undo adopt(): the folder stays as it was, permanent."""
+        self.commit()
+
+    def publish(self, destination: Path) -> Path:
+        """Rename the folder to its final place (same file system, so atomic); keep the lock."""
+        if destination.exists():
+            raise FileExistsError(destination)
+        os.replace(self.path, destination)
+        self.path = destination
+        return destination
+
+    def commit(self) -> None:
+        """The database row now points at the folder: drop the marker, it is permanent."""
+        (self.path / MARKER).unlink(missing_ok=True)
+        self._release()
+
+    def discard(self) -> None:
+        """Remove the folder and everything in it."""
+        self._release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _release(self) -> None:
+        if not self._lock.closed:
+            self._lock.close()
+
+
+def hold_lock(path: Path) -> BinaryIO | None:
+    """Take an exclusive OS lock on `path` (created if needed); None when another process holds it."""
+    handle = open(path, "ab")  # noqa: SIM115 - the caller keeps it open to keep the lock
+    if _try_lock(handle):
+        return handle
+    handle.close()
+    return None
+
+
+def is_abandoned(folder: Path) -> bool:
+    """True for a staging folder whose owner is gone (its marker exists and is unlocked)."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        with open(marker, "rb+") as handle:
+            return _try_lock(handle)
+    except OSError:
+        return False
+
+
+def sweep_abandoned(parents: Iterable[Path], is_referenced: Callable[[Path], bool]) -> list[Path]:
+    """Remove staging folders, and published-but-uncommitted folders, left by dead jobs.
+
+    A folder whose row was committed just before its owner died (`is_referenced`) is complete: it
+    only loses its marker.
+    """
+    removed: list[Path] = []
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for folder in parent.iterdir():
+            if not folder.is_dir() or folder.is_symlink() or not is_abandoned(folder):
+                continue
+            if is_referenced(folder):
+                (folder / MARKER).unlink(missing_ok=True)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
