@@ -121,3 +121,22 @@ def test_bare_command_opens_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     assert entry.main() == 0 and opened == [True]
     monkeypatch.setattr(sys, "argv", ["studio", "datasets", "list"])
     assert entry.main() == 0 and opened == [True]
+
+
+def test_the_command_tree_builds_without_torch_or_the_database() -> None:
+    """Start-up stays fast: torch and SQLAlchemy load only inside the commands that need them."""
+    script = (
+        "import json, sys\nfrom studio.cli.parser import build_parser\nbuild_parser()\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sqlalchemy', 'PySide6'})))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(output.stdout) == []
+
+
+def test_family_choices_come_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    from studio.engine.families.registry import FAMILY_NAMES
+
+    code, _, err = run(capsys, "train", "--name", "m", "--family", "nope")
+    assert code == 2 and f"choose from {', '.join(repr(n) for n in FAMILY_NAMES)}" in err
+    code, _, err = run(capsys, "gallery", "list", "--family", "nope")
+    assert code == 2 and f"choose from {', '.join(repr(n) for n in FAMILY_NAMES)}" in err

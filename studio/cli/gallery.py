@@ -1,16 +1,17 @@
-"""`studio gallery ...`, `studio backup` and `studio restore`: the curation commands of the CLI."""
+"""`studio gallery ...`: browse, rate, tag, collect, export, check and reproduce generated images."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from studio.cli.arguments import BACKEND_CHOICES, family_choices
+from studio.cli.context import Context
+from studio.cli.printing import print_table
 from studio.errors import StudioError
 
 if TYPE_CHECKING:
-    from studio.cli import Context
     from studio.store.gallery import GalleryFilter
 
 
@@ -75,8 +76,6 @@ def _bulk(ctx: Context, result: Any, line: str) -> dict[str, Any]:
 
 def cmd_list(ctx: Context) -> dict[str, Any]:
     """studio gallery list [filters] [--sort] [--limit N] [--after CURSOR]"""
-    from studio.cli import _print_table
-
     args = ctx.args
     page = _repository(ctx).query(filters_from(args), args.sort, args.limit, args.after)
     if not args.json:
@@ -84,7 +83,7 @@ def cmd_list(ctx: Context) -> dict[str, Any]:
             print("no gallery items match" if args.after or filters_from(args).describe() else
                   "the gallery is empty: generated images will appear here")
         else:
-            _print_table(
+            print_table(
                 [[str(i.id), i.model, i.family, i.operation, "-" if i.seed is None else str(i.seed),
                   "*" * i.rating or "-", i.flag, ",".join(i.tags), i.created_at.strftime("%Y-%m-%d %H:%M")]
                  for i in page.items],
@@ -267,31 +266,10 @@ def cmd_tags(ctx: Context) -> dict[str, Any]:
     return payload
 
 
-def cmd_backup(ctx: Context) -> dict[str, Any]:
-    """studio backup DEST"""
-    from studio.store.database import backup_to
-
-    destination = backup_to(ctx.home, Path(ctx.args.destination))
-    if not ctx.args.json:
-        print(f"database copied to {destination}")
-    return {"backup": str(destination)}
-
-
-def cmd_restore(ctx: Context) -> dict[str, Any]:
-    """studio restore SRC"""
-    from studio.store.database import restore_database
-
-    result = restore_database(ctx.home, Path(ctx.args.source))
-    if not ctx.args.json:
-        print(f"restored {result['restored']}; the previous database is at {result['previous_saved_as'] or '-'}; "
-              "run `studio gallery check` to compare it with the files")
-    return result
-
-
 def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> None:
     group = parser.add_argument_group("filters")
     group.add_argument("--model", help="made by this model")
-    group.add_argument("--family", choices=("gan", "vae", "pixelcnn", "diffusion"))
+    group.add_argument("--family", choices=family_choices())
     group.add_argument("--min-rating", type=int, metavar="N", help="rated at least N stars (1-5)")
     group.add_argument("--flag", choices=("pick", "reject", "none"))
     group.add_argument("--tag", help="carrying this tag")
@@ -299,18 +277,18 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group.add_argument("--since", metavar="DATE", help="made on or after DATE (YYYY-MM-DD or ISO time)")
     group.add_argument("--until", metavar="DATE", help="made up to DATE (a bare date includes that day)")
     group.add_argument("--seed", type=int)
-    group.add_argument("--backend", choices=("torch", "onnx"))
+    group.add_argument("--backend", choices=BACKEND_CHOICES)
     group.add_argument("--provider", help="cpu, cuda, ...")
     group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
     if sort:
         group.add_argument("--sort", choices=("newest", "oldest", "rating"), default="newest")
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
-    """Register `gallery ...`, `backup` and `restore` on the top-level subparsers."""
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add `gallery` and its actions to the top-level subparsers."""
     gallery = commands.add_parser("gallery", help="browse, rate, tag, export and check generated images",
                                   parents=[common])
-    sub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=parser_class)
+    sub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = sub.add_parser("list", parents=[common], help="list items (filtered, sorted, a page at a time)")
     _filter_arguments(listing)
@@ -347,7 +325,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, parser_class: t
     show.set_defaults(handler=cmd_show)
     reproduce = sub.add_parser("reproduce", parents=[common], help="make a Studio PNG again from its metadata")
     reproduce.add_argument("file")
-    reproduce.add_argument("--backend", choices=("torch", "onnx"), default=None,
+    reproduce.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
                            help="default: the backend that made it")
     reproduce.set_defaults(handler=cmd_reproduce)
     export = sub.add_parser("export", parents=[common], help="copy a curated selection with a manifest.json")
@@ -367,9 +345,3 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, parser_class: t
     check.set_defaults(handler=cmd_check)
     sub.add_parser("tags", parents=[common], help="every tag and collection").set_defaults(handler=cmd_tags)
 
-    backup = commands.add_parser("backup", parents=[common], help="copy the database consistently (SQLite backup)")
-    backup.add_argument("destination", metavar="DEST")
-    backup.set_defaults(handler=cmd_backup)
-    restore = commands.add_parser("restore", parents=[common], help="put a database backup back")
-    restore.add_argument("source", metavar="SRC")
-    restore.set_defaults(handler=cmd_restore)

@@ -1,0 +1,14 @@
+"""Argument choices that several command groups share, each defined once."""
+
+from __future__ import annotations
+
+from studio.engine.families.registry import FAMILY_NAMES
+
+# The torch devices a command may ask for ("auto" picks the best one present).
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+BACKEND_CHOICES = ("torch", "onnx")
+
+
+def family_choices() -> tuple[str, ...]:
+    """The generator families' names, as the family registry lists them (the only list there is)."""
+    return tuple(FAMILY_NAMES)

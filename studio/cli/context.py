@@ -1,0 +1,47 @@
+"""What every command gets (the data home, the parsed options, a lazily opened store) and may raise."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from studio.cli.printing import ProgressPrinter
+from studio.engine.jobs import Job, run_job
+from studio.home import DataHome
+
+
+class Interrupted(Exception):  # noqa: N818 - it is what happened, not an error
+    """Ctrl-C after the work was safely stopped: the message says what was kept."""
+
+
+class Context:
+    """What every command gets: the data home, the output mode and a lazily opened store."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.home = DataHome.resolve(args.home)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        """The store, opened (and migrated) on first use."""
+        if self._store is None:
+            # Imported here: `studio --help` and usage errors should not pay for SQLAlchemy.
+            from studio.store.database import open_store
+
+            self._store = open_store(self.home)
+        return self._store
+
+    def run(self, job: Job) -> Any:
+        """Drive a job with progress on stderr."""
+        printer = ProgressPrinter(sys.stderr, quiet=self.args.quiet)
+        try:
+            return run_job(job, printer)
+        finally:
+            printer.close()
+
+    def close(self) -> None:
+        """Release the store."""
+        if self._store is not None:
+            self._store.close()

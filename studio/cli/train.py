@@ -1,0 +1,76 @@
+"""`studio train`: train, resume or fine-tune a model, with progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from studio.cli.arguments import DEVICE_CHOICES, family_choices
+from studio.cli.context import Context, Interrupted
+from studio.cli.printing import TrainingPrinter
+from studio.engine.jobs import run_job
+from studio.errors import StudioError
+
+
+def cmd_train(ctx: Context) -> dict[str, Any]:
+    """studio train --family F --dataset D --name M [--steps N | --minutes M] ..."""
+    # Imported here: the trainer brings torch, which no other command's start-up should pay for.
+    from studio.engine.checkpoints import read_config
+    from studio.engine.families.registry import parse_overrides
+    from studio.engine.library import model_exists, model_folder
+    from studio.engine.training import train
+    from studio.engine.training_options import TrainOptions
+
+    args = ctx.args
+    family_name = args.family
+    if args.resume and family_name is None and model_exists(ctx.store, args.name):
+        family_name = str(read_config(model_folder(ctx.store, args.name))["family"])
+    settings = parse_overrides(family_name, args.set) if family_name else {}
+    if args.set and not family_name:
+        raise StudioError("--set needs --family (or --resume of an existing model)")
+    options = TrainOptions(
+        args.name, family=args.family, dataset=args.dataset, steps=args.steps, minutes=args.minutes,
+        seed=args.seed, init_from=args.init_from, resume=args.resume, settings=settings, device=args.device,
+        checkpoint_every=args.checkpoint_every, preview_every=args.diagnostics_every, preview_count=0,
+        threads=args.threads,
+    )
+    job = train(ctx.store, options)
+    printer = TrainingPrinter(sys.stderr, quiet=args.quiet)
+    try:
+        result = run_job(job, printer)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"training of '{args.name}' stopped; the checkpoint is saved: continue with "
+            f"`studio train --name {args.name} --resume --steps N`"
+        ) from None
+    finally:
+        printer.close()
+    if not args.json:
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
+        print(f"{result.status}: '{result.model}' ({result.family}) at step {result.steps} on {result.device} "
+              f"in {result.seconds:.1f}s; {losses}")
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+    return result.as_dict()
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add `train` to the top-level subparsers."""
+    trainer = commands.add_parser("train", parents=[common], help="train, resume or fine-tune a model")
+    trainer.add_argument("--name", required=True, help="the model's name")
+    trainer.add_argument("--family", choices=family_choices(), help="generator family")
+    trainer.add_argument("--dataset", help="dataset to train on")
+    trainer.add_argument("--steps", type=int, help="stop at this total step count")
+    trainer.add_argument("--minutes", type=float, help="stop after this much training time")
+    trainer.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    trainer.add_argument("--init-from", metavar="MODEL", help="fine-tune: start from this model's weights")
+    trainer.add_argument("--resume", action="store_true", help="continue the model from its last checkpoint")
+    trainer.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a hyperparameter (see `studio families`); repeatable")
+    trainer.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    trainer.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints")
+    trainer.add_argument("--diagnostics-every", type=int, default=250, metavar="N",
+                         help="steps between diagnostics such as the GAN diversity check (0: off)")
+    trainer.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    trainer.set_defaults(handler=cmd_train)
