@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio.engine.families.registry import FAMILY_NAMES
+from studio.engine.families import registry
 
 # The torch devices a command may ask for ("auto" picks the best one present).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -11,4 +11,4 @@ BACKEND_CHOICES = ("torch", "onnx")
 
 def family_choices() -> tuple[str, ...]:
     """The generator families' names, as the family registry lists them (the only list there is)."""
-    return tuple(FAMILY_NAMES)
+    return registry.family_names()

@@ -47,6 +47,10 @@ class FamilyDeclaration:
     model_class: str
     refusals: Mapping[str, str] = field(default_factory=dict)
     preview_count: int = DEFAULT_PREVIEW_COUNT  # images the Train page shows at each preview
+    preview_caption: str = "Samples from fixed seeds: the same images sharpen as training goes on."
+    interpolation_note: str = ""  # how this family interpolates, when users would not guess it
+    # A sampling setting bounded by one of the model's hyperparameters (diffusion: steps <= timesteps).
+    sampling_limits: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))

@@ -8,7 +8,6 @@ so importing the registry (the CLI, the UI's pickers, the ONNX runtime) stays ch
 from __future__ import annotations
 
 import importlib
-from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +23,14 @@ if TYPE_CHECKING:
 FAMILY_NAMES: tuple[str, ...] = ("gan", "vae", "pixelcnn", "diffusion")
 
 
-@cache
+def family_names() -> tuple[str, ...]:
+    """The families' names, in registry order (read at call time, so a test may register one more)."""
+    return FAMILY_NAMES
+
+
 def _package(name: str) -> ModuleType:
-    if name not in FAMILY_NAMES:
-        raise StudioError(f"unknown family '{name}': choose one of {', '.join(FAMILY_NAMES)}")
+    if name not in family_names():
+        raise StudioError(f"unknown family '{name}': choose one of {', '.join(family_names())}")
     return importlib.import_module(f"{__package__}.{name}")
 
 
@@ -38,7 +41,7 @@ def declaration(name: str) -> FamilyDeclaration:
 
 def declarations() -> list[FamilyDeclaration]:
     """Every family's declaration, in registry order."""
-    return [declaration(name) for name in FAMILY_NAMES]
+    return [declaration(name) for name in family_names()]
 
 
 def pipeline_class(name: str) -> type[Pipeline]:

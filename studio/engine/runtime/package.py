@@ -80,7 +80,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                                "sampling_schema", "weights_hash") if key not in manifest]
     if missing:
         raise ExportError(f"{path} lacks {', '.join(missing)}: export the model again")
-    if manifest["family"] not in registry.FAMILY_NAMES:
+    if manifest["family"] not in registry.family_names():
         raise ExportError(f"{path} names an unknown family '{manifest['family']}'")
     return manifest
 

@@ -42,4 +42,7 @@ DECLARATION = FamilyDeclaration(
     model_class="DiffusionFamily",
     refusals={"encode": "interpolate between seeds or items sampled from this model"},
     preview_count=16,
+    interpolation_note="Diffusion interpolates with deterministic DDIM (eta 0): only it gives one image per "
+    "starting noise.",
+    sampling_limits={"steps": "timesteps"},
 )

@@ -37,4 +37,5 @@ DECLARATION = FamilyDeclaration(
     model_class="VaeFamily",
     refusals={},
     preview_count=32,
+    preview_caption="Row 1: real images; row 2: their reconstructions (blur shows here); then samples.",
 )
