@@ -26,10 +26,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check studio tests bench main.py
+	$(BIN)/python -m mypy
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check studio tests bench main.py
+	$(BIN)/python -m mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
@@ -46,4 +50,4 @@ bench-quality: $(STAMP)
 	$(BIN)/python bench/quality.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

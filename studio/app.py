@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from studio import __version__
 from studio.errors import StudioError
@@ -17,7 +18,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from studio.store.database import open_store
     from studio.ui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    # instance() is typed as the QCoreApplication base; in a widget app it is always a QApplication.
+    app = cast(QApplication, QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv)))
     app.setApplicationName("Studio")
     app.setOrganizationName("Studio")
     # Fusion draws the same everywhere and follows the system's light or dark colour scheme.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import BinaryIO
 
 MARKER = ".studio-staging"
 
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
+if sys.platform == "win32":  # pragma: no cover - Windows only (sys.platform: the form type checkers read)
     import msvcrt
 
     def _try_lock(handle: BinaryIO) -> bool:

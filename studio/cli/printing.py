@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from studio.engine.jobs import Event, Progress
+from studio.engine.jobs import Progress
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -63,7 +63,7 @@ class ProgressPrinter:
         self._last_tenth = -1
         self._last_time = 0.0
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: object) -> None:
         """Show one event (only Progress events; others are for the caller)."""
         if self.quiet or not isinstance(event, Progress):
             return
@@ -95,7 +95,7 @@ class ProgressPrinter:
 class TrainingPrinter(ProgressPrinter):
     """Training progress: step, losses, throughput and ETA; warnings on their own line."""
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: object) -> None:
         """Show one training event."""
         # Imported here: the training module brings torch, which only `studio train` needs.
         from studio.engine.training import CheckpointSaved, TrainingProgress, TrainingWarning

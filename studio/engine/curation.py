@@ -381,7 +381,7 @@ def _repair(store: Store, report: CheckReport) -> Job:
     home = store.home
     repository = GalleryRepository(store)
     removed = adopted = remade = cleaned = 0
-    yield Progress("repairing", 0, None, "repairing")
+    yield Progress("repairing", 0, 0, "repairing")  # total 0: unknown until the repairs are counted
     if report.rows_without_files:
         with store.session() as session:
             for item_id in report.rows_without_files:

@@ -127,6 +127,7 @@ def _export_one(spec: NetworkExport, module: nn.Module, path: Path, metadata: di
                 output_names=list(spec.output_names), dynamic_shapes=dynamic_shapes, opset_version=OPSET,
                 verbose=False, external_data=False,
             )
+            assert program is not None  # export returns None only without dynamo=True
             model = program.model_proto
     except Exception as error:  # noqa: BLE001 - the exporter raises many types; the user needs one line
         raise StudioError(f"could not export the {spec.role} to ONNX: {str(error).splitlines()[0][:300]}") from None

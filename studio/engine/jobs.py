@@ -7,9 +7,9 @@ iterates them in the engine thread and re-emits each event as a Qt signal.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from studio.errors import CancelledError
 
@@ -74,11 +74,14 @@ class Finished:
     result: Any
 
 
+# The events every consumer understands. A job may yield events of its own as well (training yields
+# TrainingProgress, PreviewReady, ...: see training.TrainingJob); consumers skip what they do not know.
 Event = Progress | Finished
 Job = Generator[Event, None, None]
+_AnyEvent = TypeVar("_AnyEvent")
 
 
-def run_job(job: Job, on_event: Callable[[Event], None] | None = None) -> Any:
+def run_job(job: Iterable[_AnyEvent], on_event: Callable[[_AnyEvent], None] | None = None) -> Any:
     """Drive a job to its end synchronously, passing every event on; return its result."""
     result: Any = None
     for event in job:

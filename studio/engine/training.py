@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, sa
 from studio.engine.datasets.storage import get_dataset, load_images, validate_name
 from studio.engine.families.base import GeneratorFamily, Precision
 from studio.engine.families.registry import family_class
-from studio.engine.jobs import CancelToken, Finished, Job
+from studio.engine.jobs import CancelToken, Finished
 from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
 from studio.engine.runs import LOCK_FILE
 from studio.engine.training_options import TrainOptions
@@ -73,6 +73,11 @@ class TrainingWarning:
 
     step: int
     message: str
+
+
+# What a training job yields: its own events, then Finished(TrainResult).
+TrainingEvent = TrainingProgress | PreviewReady | CheckpointSaved | TrainingWarning | Finished
+TrainingJob = Generator[TrainingEvent, None, None]
 
 
 @dataclass
@@ -238,13 +243,13 @@ class _Run:
         else:
             digest = save_checkpoint(self.folder, self.family, state, config)
             with self.store.session() as session:
-                model = session.scalar(select(Model).where(Model.name == self.name))
-                if model is None:
+                row = session.scalar(select(Model).where(Model.name == self.name))
+                if row is None:
                     raise NotFoundError(f"model '{self.name}' was deleted while training")
-                model.steps, model.weights_hash, model.hyperparameters = step, digest, self.family.hparams
-                model.updated_at = utcnow()
+                row.steps, row.weights_hash, row.hyperparameters = step, digest, self.family.hparams
+                row.updated_at = utcnow()
                 if self.run_id is None:
-                    self._add_run(session, model.id, self._ids(session)["dataset"], step)
+                    self._add_run(session, row.id, self._ids(session)["dataset"], step)
                 else:
                     run = session.get(TrainingRun, self.run_id)
                     if run is not None:
@@ -334,7 +339,7 @@ def _prepare(store: Store, name: str, family: str | None, dataset: str | None, s
     return model, dataset, None
 
 
-def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None) -> Job:
+def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None) -> TrainingJob:
     """Train a model; yields TrainingProgress, PreviewReady, CheckpointSaved and TrainingWarning events.
 
     Finishes with Finished(TrainResult) when the budget is spent or the run is cancelled (a
@@ -393,7 +398,7 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
 
 def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.Tensor, device: torch.device,
           steps: int | None, minutes: float | None, checkpoint_every: int, preview_every: int,
-          preview_count: int, amp: bool, cancel: CancelToken) -> Job:
+          preview_count: int, amp: bool, cancel: CancelToken) -> TrainingJob:
     precision = Precision(device, amp)
     step = run.start_step
     warnings: list[str] = []

@@ -10,6 +10,7 @@ moves it back, until the trash is emptied.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import unicodedata
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, and_, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -45,6 +46,7 @@ TRASH_FOLDER = "trash"
 WALK_THRESHOLD = 2_000
 WALK_FRACTION = 200
 THUMBNAILS_FOLDER = ".thumbs"
+_Columns = TypeVarTuple("_Columns")  # the selected columns of a query that `_filtered` narrows
 
 
 def thumbnail_path(store: Store, item_id: int) -> Path:
@@ -282,6 +284,7 @@ class GalleryRepository:
             rows = session.scalars(select(GalleryLineage).where(GalleryLineage.parent_id == item_id))
             return [(row.child_id, row.role) for row in rows]
 
+    # Signatures below say `builtins.list`: from here on, `list` in the class body names this method.
     def list(self, limit: int = 50, before_id: int | None = None) -> list[GalleryEntry]:
         """Newest first (kept for callers that page by id); `query` is the general form."""
         cursor = None
@@ -349,13 +352,13 @@ class GalleryRepository:
             result["collection"] = {name: int(count) for name, count in session.execute(collected)}
         return result
 
-    def ids(self, filters: GalleryFilter | None = None, sort: str = "newest") -> list[int]:
+    def ids(self, filters: GalleryFilter | None = None, sort: str = "newest") -> builtins.list[int]:
         """Every matching id in order (for exports and bulk operations on a filtered selection)."""
         query = self._filtered(select(GalleryItem.id), filters or GalleryFilter()).order_by(*self._order(sort))
         with self.store.sessions() as session:
             return list(session.scalars(query))
 
-    def entries(self, ids: Sequence[int]) -> list[GalleryEntry]:
+    def entries(self, ids: Sequence[int]) -> builtins.list[GalleryEntry]:
         """The items with these ids, in the order given (ids that no longer exist are left out).
 
         With `ids()` this lets a view know a whole selection's order up front and fetch rows for
@@ -369,7 +372,7 @@ class GalleryRepository:
             tags, collections = self._names(session, list(rows))
             return [GalleryEntry.of(rows[i], tags.get(i, ()), collections.get(i, ())) for i in wanted if i in rows]
 
-    def tags(self) -> list[dict[str, Any]]:
+    def tags(self) -> builtins.list[dict[str, Any]]:
         """Every tag with its number of (live) items."""
         query = (select(Tag.name, func.count(GalleryItem.id))
                  .outerjoin(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
@@ -379,7 +382,7 @@ class GalleryRepository:
         with self.store.sessions() as session:
             return [{"name": name, "count": int(count)} for name, count in session.execute(query)]
 
-    def collections(self) -> list[dict[str, Any]]:
+    def collections(self) -> builtins.list[dict[str, Any]]:
         """Every collection with its number of (live) items."""
         query = (select(Collection.name, func.count(GalleryItem.id))
                  .outerjoin(GalleryItemCollection, GalleryItemCollection.collection_id == Collection.id)
@@ -390,7 +393,7 @@ class GalleryRepository:
             return [{"name": name, "count": int(count)} for name, count in session.execute(query)]
 
     @staticmethod
-    def _order(sort: str) -> list[Any]:
+    def _order(sort: str) -> builtins.list[Any]:
         if sort == "oldest":
             return [GalleryItem.created_at.asc(), GalleryItem.id.asc()]
         if sort == "rating":
@@ -427,7 +430,9 @@ class GalleryRepository:
         return walk
 
     @staticmethod
-    def _filtered(query: Select[Any], filters: GalleryFilter, walk: dict[str, int] | None = None) -> Select[Any]:
+    def _filtered(
+        query: Select[*_Columns], filters: GalleryFilter, walk: dict[str, int] | None = None
+    ) -> Select[*_Columns]:
         conditions: list[Any] = [
             GalleryItem.deleted_at.is_not(None) if filters.trash else GalleryItem.deleted_at.is_(None)
         ]
@@ -470,7 +475,9 @@ class GalleryRepository:
         return query.where(*conditions)
 
     @staticmethod
-    def _names(session: Session, ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    def _names(
+        session: Session, ids: builtins.list[int]
+    ) -> tuple[dict[int, builtins.list[str]], dict[int, builtins.list[str]]]:
         """Tag and collection names of a page of items, in two queries."""
         tags: dict[int, list[str]] = {}
         collections: dict[int, list[str]] = {}
@@ -495,7 +502,7 @@ class GalleryRepository:
         if self.store.read_only:
             raise StudioError(f"the database is read-only: {self.store.read_only_reason}")
 
-    def _existing(self, session: Session, ids: Iterable[int], deleted: bool | None = False) -> list[int]:
+    def _existing(self, session: Session, ids: Iterable[int], deleted: bool | None = False) -> builtins.list[int]:
         """The ids, all of which must exist (and be live, deleted, or either); else NotFoundError."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:

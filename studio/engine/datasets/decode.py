@@ -13,6 +13,7 @@ import signal
 import stat
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,7 +187,8 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            # Image, not ImageFile: the decoded, flattened and resized images below replace it.
+            image: Image.Image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
         raise Skip(f"decompression bomb refused: {error}") from None
     except UnidentifiedImageError:
@@ -282,6 +284,6 @@ def worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def decode_chunk(tasks: list[DecodeTask]) -> list[Decoded | str]:
+def decode_chunk(tasks: Sequence[DecodeTask]) -> list[Decoded | str]:
     """Worker entry point for a batch: one process round trip per batch, not per image."""
     return [run_task(task) for task in tasks]

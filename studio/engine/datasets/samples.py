@@ -30,7 +30,7 @@ def digits_images() -> Iterator[tuple[Image.Image, str]]:
 
 
 def _shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float,
-           fill: tuple[int, int, int]) -> None:
+           fill: tuple[int, ...]) -> None:
     def polygon(points: int, radii: tuple[float, ...]) -> list[tuple[float, float]]:
         steps = points * len(radii)
         return [

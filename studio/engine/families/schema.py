@@ -21,7 +21,7 @@ class Hyperparameter:
     """
 
     name: str
-    kind: type
+    kind: type[Any]
     default: Any
     help: str
     group: str = "training"

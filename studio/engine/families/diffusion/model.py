@@ -58,6 +58,8 @@ def _zero_initialised(module: nn.Module) -> nn.Module:
 class SinusoidalTimeEmbedding(nn.Module):
     """The Transformer's sinusoidal position encoding of the timestep (DDPM appendix B)."""
 
+    frequencies: torch.Tensor  # a buffer (register_buffer below); declared for type checkers
+
     def __init__(self, dimension: int) -> None:
         super().__init__()
         half = dimension // 2

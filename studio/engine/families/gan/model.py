@@ -85,7 +85,7 @@ class GanFamily(GeneratorFamily):
         self.discriminator = SpectralDiscriminator(h["width"], resolution, channels)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         betas = (0.5, 0.999)
-        self._optimizers = {
+        self._optimizers: dict[str, torch.optim.Optimizer] = {
             "generator": torch.optim.Adam(self.generator.parameters(), h["learning_rate"], betas=betas),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), h["learning_rate"], betas=betas),
         }
@@ -139,8 +139,8 @@ class GanFamily(GeneratorFamily):
         decay = min(decay, (1 + step) / (10 + step))
         for average, current in zip(self.ema.parameters(), self.generator.parameters(), strict=True):
             average.lerp_(current, 1 - decay)
-        for average, current in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
-            average.copy_(current)
+        for average_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
+            average_buffer.copy_(buffer)
 
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
         """The averaged generator: latents -> images."""

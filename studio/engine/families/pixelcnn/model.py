@@ -19,9 +19,9 @@ stack once per row, the horizontal stack over the columns it sees), which gives 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -53,6 +53,8 @@ class MaskedConv2d(nn.Conv2d):
     Taps left of the centre see every channel of earlier pixels. At the centre, output group g sees
     input groups < g (mask "A", the first layer: a sub-pixel never sees itself) or <= g (mask "B").
     """
+
+    mask: torch.Tensor  # a buffer (register_buffer below); declared for type checkers
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_width: int,
@@ -132,6 +134,7 @@ class GatedPixelCnn(nn.Module):
         if width < channels:
             raise ValueError(f"width {width} cannot hold one feature group per channel ({channels})")
         self.channels = channels
+        # A ModuleList yields plain Modules to a type checker: loops over it cast to GatedLayer (a no-op).
         self.layers = nn.ModuleList(
             GatedLayer(
                 channels if index == 0 else width, width, channels,
@@ -151,7 +154,7 @@ class GatedPixelCnn(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of every sub-pixel's 256 values given the sub-pixels before it."""
         vertical, horizontal = images, images
-        for layer in self.layers:
+        for layer in cast("Iterable[GatedLayer]", self.layers):
             vertical_pre = layer.vertical_pre_activation(vertical)
             horizontal = layer.horizontal_step(horizontal, layer.link(vertical_pre))
             vertical = gate(vertical_pre)
@@ -173,7 +176,7 @@ class GatedPixelCnn(nn.Module):
         top = max(0, row - 1 - self.reach)
         vertical = images[:, :, top:row]
         links = []
-        for layer in self.layers:
+        for layer in cast("Iterable[GatedLayer]", self.layers):
             if row == 0:
                 # Nothing above the first row: the full forward pass shifts in zeros here.
                 above = torch.zeros(
@@ -194,7 +197,7 @@ class GatedPixelCnn(nn.Module):
         """
         left = max(0, column - self.reach)
         horizontal = row_pixels[..., left : column + 1]
-        for layer, link in zip(self.layers, links, strict=True):
+        for layer, link in zip(cast("Iterable[GatedLayer]", self.layers), links, strict=True):
             horizontal = layer.horizontal_step(horizontal, link[..., left : column + 1])
         return self.head(horizontal[..., -1:])[..., 0, 0]
 

@@ -90,7 +90,7 @@ class VaeFamily(GeneratorFamily):
         self.encoder = ConvEncoder(h["latent_dim"], h["width"], resolution, channels)
         self.decoder = ConvDecoder(h["latent_dim"], h["width"], resolution, channels)
         parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
-        self._optimizers = {"vae": torch.optim.Adam(parameters, h["learning_rate"])}
+        self._optimizers: dict[str, torch.optim.Optimizer] = {"vae": torch.optim.Adam(parameters, h["learning_rate"])}
 
     def networks(self) -> dict[str, nn.Module]:
         """Encoder and decoder."""
