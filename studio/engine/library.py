@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from studio.engine.checkpoints import CHECKPOINT_FILE, CONFIG_FILE, load_model, write_config
 from studio.engine.datasets.storage import fsync_path, validate_name
+from studio.engine.runs import RunStatus
 from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.files import StagingFolder
@@ -156,6 +157,6 @@ def mark_interrupted_runs(store: Store, model_name: str) -> None:
         if model_id is None:
             return
         for run in session.scalars(select(TrainingRun).where(
-            TrainingRun.model_id == model_id, TrainingRun.status.in_(("running", "paused"))
+            TrainingRun.model_id == model_id, TrainingRun.status.in_((RunStatus.RUNNING, RunStatus.PAUSED))
         )):
-            run.status = "interrupted"
+            run.status = RunStatus.INTERRUPTED

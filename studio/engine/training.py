@@ -28,7 +28,7 @@ from studio.engine.families.base import GeneratorFamily, Precision
 from studio.engine.families.registry import family_class
 from studio.engine.jobs import CancelToken, Finished
 from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
-from studio.engine.runs import LOCK_FILE
+from studio.engine.runs import LOCK_FILE, RunStatus
 from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
 from studio.files import StagingFolder, hold_lock
@@ -90,7 +90,7 @@ class TrainResult:
     steps: int
     start_step: int
     final_losses: dict[str, float]
-    status: str
+    status: RunStatus
     device: str
     seconds: float
     warnings: list[str] = field(default_factory=list)
@@ -265,7 +265,7 @@ class _Run:
 
     def _add_run(self, session: Any, model_id: int, dataset_id: int | None, step: int) -> None:
         run = TrainingRun(
-            model_id=model_id, dataset_id=dataset_id, status="running", seed=self.seed,
+            model_id=model_id, dataset_id=dataset_id, status=RunStatus.RUNNING, seed=self.seed,
             start_step=self.start_step, end_step=step, target_steps=self.target, budget_minutes=self.minutes,
             device=self.device.type, settings=self.family.hparams, final_losses=self.losses,
         )
@@ -273,7 +273,7 @@ class _Run:
         session.flush()
         self.run_id = run.id
 
-    def finish(self, status: str, error: str | None = None) -> None:
+    def finish(self, status: RunStatus, error: str | None = None) -> None:
         """Record how the run ended (if it ever reached the database)."""
         if self.run_id is None:
             return
@@ -425,7 +425,7 @@ def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.
                 kept = f"the last good checkpoint (step {run.saved_step}) is kept" if run.saved_step >= 0 \
                     else "nothing was saved"
                 message = f"training diverged at step {step} ({bad}); {kept}: try a lower learning_rate"
-                run.finish("failed", message)
+                run.finish(RunStatus.FAILED, message)
                 raise StudioError(message)
             run.losses = losses
             now = time.monotonic()
@@ -445,20 +445,20 @@ def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.
                 model.train_mode(True)
             if step % checkpoint_every == 0:
                 yield CheckpointSaved(step, run.save(step, sampler))
-        status = "completed"
+        status = RunStatus.COMPLETED
     except (CancelledError, KeyboardInterrupt) as stop:
         # A stop by the user is not a failure: keep what was learned so far.
         if step > run.saved_step:
             run.save(step, sampler)
-        run.finish("cancelled")
+        run.finish(RunStatus.CANCELLED)
         run.release()
         if isinstance(stop, KeyboardInterrupt):
             raise
         yield Finished(TrainResult(run.name, model.name, run.dataset, step, run.start_step, run.losses,
-                                   "cancelled", device.type, time.monotonic() - started, warnings))
+                                   RunStatus.CANCELLED, device.type, time.monotonic() - started, warnings))
         return
     except BaseException as error:
-        run.finish("failed", str(error).splitlines()[0] if str(error) else type(error).__name__)
+        run.finish(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else type(error).__name__)
         run.release()
         raise
     if step > run.saved_step:
