@@ -53,8 +53,10 @@ def populate(store: Store, count: int, with_files: bool, seed: int = 0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with store.session() as session:
         session.execute(insert(Tag), [{"id": i + 1, "name": f"tag{i}", "key": f"tag{i}"} for i in range(30)])
-        session.execute(insert(Collection), [{"id": i + 1, "name": f"album{i}", "key": f"album{i}",
-                                              "created_at": START} for i in range(5)])
+        session.execute(
+            insert(Collection),
+            [{"id": i + 1, "name": f"album{i}", "key": f"album{i}", "created_at": START} for i in range(5)],
+        )
     batch = 20_000
     for first in range(0, count, batch):
         rows, tags, collections = [], [], []
@@ -64,14 +66,25 @@ def populate(store: Store, count: int, with_files: bool, seed: int = 0) -> None:
             if with_files:
                 (store.home.root / path).write_bytes(png)
             rating = rng.choices(range(6), weights=(60, 8, 8, 10, 9, 5))[0]
-            rows.append({
-                "id": item_id, "path": path, "model_name": f"model{model}", "family": FAMILIES[model % 4],
-                "operation": rng.choices(("sample", "interpolate", "inpaint"), weights=(80, 12, 8))[0],
-                "seed": rng.randrange(2**31), "params": {"steps": 50}, "backend": rng.choice(("torch", "onnx")),
-                "provider": rng.choice(("cpu", "cuda")), "width": 8, "height": 8, "rating": rating,
-                "flag": rng.choices(("none", "pick", "reject"), weights=(80, 15, 5))[0], "note": "",
-                "created_at": START + timedelta(seconds=item_id * 365 * 86400 // count + rng.randrange(60)),
-            })
+            rows.append(
+                {
+                    "id": item_id,
+                    "path": path,
+                    "model_name": f"model{model}",
+                    "family": FAMILIES[model % 4],
+                    "operation": rng.choices(("sample", "interpolate", "inpaint"), weights=(80, 12, 8))[0],
+                    "seed": rng.randrange(2**31),
+                    "params": {"steps": 50},
+                    "backend": rng.choice(("torch", "onnx")),
+                    "provider": rng.choice(("cpu", "cuda")),
+                    "width": 8,
+                    "height": 8,
+                    "rating": rating,
+                    "flag": rng.choices(("none", "pick", "reject"), weights=(80, 15, 5))[0],
+                    "note": "",
+                    "created_at": START + timedelta(seconds=item_id * 365 * 86400 // count + rng.randrange(60)),
+                }
+            )
             if rng.random() < 0.2:
                 for tag in rng.sample(range(1, 31), rng.randint(1, 3)):
                     tags.append({"item_id": item_id, "tag_id": tag})
@@ -137,13 +150,18 @@ def measure(store: Store, count: int, repeat: int) -> list[tuple[str, float, flo
     ids = [rng.randint(1, count) for _ in range(repeat + 2)]
     stars = iter(rng.randint(0, 5) for _ in range(repeat + 2))
     picks = iter(ids)
-    results.append(("rating change (one item, committed)", *timed(lambda: repo.rate([next(picks)], next(stars)),
-                                                                  repeat)))
+    results.append(
+        ("rating change (one item, committed)", *timed(lambda: repo.rate([next(picks)], next(stars)), repeat))
+    )
     results.append(("baseline: get one item by id", *timed(lambda: repo.get(rng.randint(1, count)), repeat)))
     results.append(("count: rating >= 4", *timed(lambda: repo.count(GalleryFilter(min_rating=4)), max(5, repeat // 4))))
     results.append(("facets: all counts, no filter", *timed(lambda: repo.facets(), max(5, repeat // 8))))
-    results.append(("facets: all counts, one model",
-                    *timed(lambda: repo.facets(GalleryFilter(model="model7")), max(5, repeat // 8))))
+    results.append(
+        (
+            "facets: all counts, one model",
+            *timed(lambda: repo.facets(GalleryFilter(model="model7")), max(5, repeat // 8)),
+        )
+    )
     tracemalloc.start()
     repo.query(GalleryFilter(), "newest", PAGE)
     _, peak = tracemalloc.get_traced_memory()
@@ -167,9 +185,11 @@ def run(count: int, with_files: bool, repeat: int) -> list[str]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     baseline = next(p50 for name, p50, _ in results if name.startswith("baseline"))
-    lines = [f"{count:,} items ({'rows and files' if with_files else 'rows only'}), built in {built:.0f}s, "
-             f"database {size:.0f} MiB; page = {PAGE} items; p50/p95 of {repeat} runs",
-             f"{'operation':<44} {'p50 ms':>8} {'p95 ms':>8} {'x baseline':>10}"]
+    lines = [
+        f"{count:,} items ({'rows and files' if with_files else 'rows only'}), built in {built:.0f}s, "
+        f"database {size:.0f} MiB; page = {PAGE} items; p50/p95 of {repeat} runs",
+        f"{'operation':<44} {'p50 ms':>8} {'p95 ms':>8} {'x baseline':>10}",
+    ]
     for name, p50, p95 in results:
         if name.startswith("memory"):
             lines.append(f"{name:<44} {p50:>8.0f}")
@@ -177,9 +197,11 @@ def run(count: int, with_files: bool, repeat: int) -> list[str]:
         lines.append(f"{name:<44} {p50:>8.2f} {p95:>8.2f} {p50 / baseline:>9.1f}x")
     pages = [p95 for name, _, p95 in results if name.startswith("page")]
     rate = next(p95 for name, _, p95 in results if name.startswith("rating change"))
-    lines.append(f"target: every page query p95 < 20 ms (worst {max(pages):.1f} ms: "
-                 f"{'met' if max(pages) < 20 else 'NOT met'}); rating change p95 < 5 ms "
-                 f"({rate:.1f} ms: {'met' if rate < 5 else 'NOT met'})")
+    lines.append(
+        f"target: every page query p95 < 20 ms (worst {max(pages):.1f} ms: "
+        f"{'met' if max(pages) < 20 else 'NOT met'}); rating change p95 < 5 ms "
+        f"({rate:.1f} ms: {'met' if rate < 5 else 'NOT met'})"
+    )
     return lines
 
 
@@ -192,8 +214,10 @@ def main() -> None:
     parser.add_argument("--no-files", action="store_true", help="rows only (faster to build)")
     parser.add_argument("--output", default=None, help="also write the table here")
     args = parser.parse_args()
-    lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-             f"SQLite {sqlite3.sqlite_version}"]
+    lines = [
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}"
+    ]
     lines += run(args.items, not args.no_files, args.repeat)
     if args.million:
         lines += ["", *run(1_000_000, False, args.repeat)]

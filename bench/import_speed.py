@@ -29,9 +29,9 @@ def photo_like(seed: int, side: int = 256) -> Image.Image:
     """Smooth gradients, a few shapes, blur and sensor-like noise: compresses like a photo."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:side, 0:side] / side
-    base = np.stack([
-        rng.uniform(40, 200) + rng.uniform(-60, 60) * x + rng.uniform(-60, 60) * y for _ in range(3)
-    ], axis=-1)
+    base = np.stack(
+        [rng.uniform(40, 200) + rng.uniform(-60, 60) * x + rng.uniform(-60, 60) * y for _ in range(3)], axis=-1
+    )
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(6):
@@ -110,17 +110,23 @@ def main() -> None:
                 studio_import(subset, work / "home", args.size, f"fmt{suffix[1:]}{r}")[0] for r in range(args.rounds)
             )
             per_format[suffix] = (len(subset), bare_s, studio_s)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}, Pillow {Image.__version__}")
-        print(f"files: {args.count} ({megabytes:.0f} MB), 256x256 -> {args.size}x{args.size}, "
-              f"studio workers: {default_workers()}")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, Pillow {Image.__version__}"
+        )
+        print(
+            f"files: {args.count} ({megabytes:.0f} MB), 256x256 -> {args.size}x{args.size}, "
+            f"studio workers: {default_workers()}"
+        )
         print(f"{'method':<42} {'images/s':>10} {'seconds':>9}")
         print(f"{'bare Image.open().convert().resize() loop':<42} {args.count / base:>10.0f} {base:>9.2f}")
         print(f"{'studio datasets import':<42} {args.count / ours:>10.0f} {ours:>9.2f}")
         for suffix, (count, bare_s, studio_s) in per_format.items():
             print(f"{'  ' + suffix[1:].upper() + ' only: bare loop':<42} {count / bare_s:>10.0f} {bare_s:>9.2f}")
-            print(f"{'  ' + suffix[1:].upper() + ' only: studio':<42} {count / studio_s:>10.0f} {studio_s:>9.2f}"
-                  f"   ratio {bare_s / studio_s:.2f}x")
+            print(
+                f"{'  ' + suffix[1:].upper() + ' only: studio':<42} {count / studio_s:>10.0f} {studio_s:>9.2f}"
+                f"   ratio {bare_s / studio_s:.2f}x"
+            )
         print(f"ratio studio / bare loop (all files): {base / ours:.2f}x (target >= 3x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

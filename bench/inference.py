@@ -80,12 +80,15 @@ class Row:
 
     def line(self) -> str:
         """The row as printed."""
-        return (f"{self.family:<10} {self.operation:<24} {self.batch:>5} {self.torch_value:>11.2f} "
-                f"{self.onnx_value:>11.2f} {self.unit:<6} {self.ratio:>6.2f}x {self.difference:>9.2g}")
+        return (
+            f"{self.family:<10} {self.operation:<24} {self.batch:>5} {self.torch_value:>11.2f} "
+            f"{self.onnx_value:>11.2f} {self.unit:<6} {self.ratio:>6.2f}x {self.difference:>9.2g}"
+        )
 
 
-HEADER = (f"{'family':<10} {'operation':<24} {'batch':>5} {'torch':>11} {'onnx':>11} {'unit':<6} "
-          f"{'ratio':>7} {'max diff':>9}")
+HEADER = (
+    f"{'family':<10} {'operation':<24} {'batch':>5} {'torch':>11} {'onnx':>11} {'unit':<6} {'ratio':>7} {'max diff':>9}"
+)
 
 
 class Clock:
@@ -169,8 +172,10 @@ def network_pair(family: GeneratorFamily, model: OnnxModel) -> tuple[Callable[..
         return torch_function(network, device), onnx_function(model.sessions["generator"])
     if family.name == "vae":
         decoder = family.networks()["decoder"].eval()
-        return (torch_function(lambda z: torch.sigmoid(decoder(z)) * 2 - 1, device),
-                onnx_function(model.sessions["decoder"]))
+        return (
+            torch_function(lambda z: torch.sigmoid(decoder(z)) * 2 - 1, device),
+            onnx_function(model.sessions["decoder"]),
+        )
     network = family.networks()["ema"].eval()
     return torch_function(network, device), onnx_function(model.sessions["denoiser"])
 
@@ -183,12 +188,19 @@ def network_inputs(family: GeneratorFamily, batch: int, rng: np.random.Generator
     return images, rng.integers(0, family.hparams["timesteps"], batch).astype(np.int64)
 
 
-def prepare(store: Store, family: str, dataset: str, device: torch.device, provider: str,
-            threads: int) -> tuple[GeneratorFamily, OnnxModel]:
+def prepare(
+    store: Store, family: str, dataset: str, device: torch.device, provider: str, threads: int
+) -> tuple[GeneratorFamily, OnnxModel]:
     """Train `family` 2 steps, export it, and open both backends over the same weights."""
     name = f"{family}-{dataset}"
-    run_job(train(store, TrainOptions(name, family=family, dataset=dataset, steps=2, preview_every=0, preview_count=0,
-                  checkpoint_every=1000)))
+    run_job(
+        train(
+            store,
+            TrainOptions(
+                name, family=family, dataset=dataset, steps=2, preview_every=0, preview_count=0, checkpoint_every=1000
+            ),
+        )
+    )
     run_job(export_model(store, name))
     folder = model_folder(store, name)
     loaded = load_model(folder, device, with_optimizers=False).family
@@ -212,8 +224,12 @@ def main() -> None:
     parser.add_argument("--pixelcnn-images", type=int, default=2)
     parser.add_argument("--pixelcnn-size", type=int, default=32, choices=(8, 16, 32))
     parser.add_argument("--quick", action="store_true", help="a sanity run: tiny batches and counts, 2 rounds")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to write the table (default bench/results/inference-<provider>.txt)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the table (default bench/results/inference-<provider>.txt)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.batch, args.diffusion_batch, args.rounds, args.budget = 8, 2, 2, 0.1
@@ -236,18 +252,24 @@ def main() -> None:
         if args.pixelcnn_size != RESOLUTION:
             run_job(add_sample(store, "digits", name="digits-small", size=args.pixelcnn_size))
         card = f", {torch.cuda.get_device_name(device)}" if use_cuda else ""
-        say(f"machine: {platform.machine()}, {os.cpu_count()} cores{card}, torch {torch.__version__} on "
+        say(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores{card}, torch {torch.__version__} on "
             f"{device.type}, onnxruntime {ort.__version__} on {args.provider}, {torch.get_num_threads()} torch "
             f"threads = {args.threads} ORT intra-op threads; digits {RESOLUTION}x{RESOLUTION}x1, default settings; "
             f"best of {args.rounds} rounds, alternating order{' (--quick)' if args.quick else ''}; "
-            f"load average {os.getloadavg()[0]:.2f} at start")
+            f"load average {os.getloadavg()[0]:.2f} at start"
+        )
         if args.provider == "cuda" and not use_cuda:
-            say(f"note: this torch ({torch.__version__}) has no CUDA: torch runs on the CPU, so the ratios "
-                "compare devices as well as runtimes")
+            say(
+                f"note: this torch ({torch.__version__}) has no CUDA: torch runs on the CPU, so the ratios "
+                "compare devices as well as runtimes"
+            )
         say("ratio = ONNX speed / torch speed (above 1: ONNX faster); max diff = largest |torch - onnx| of outputs")
         say(HEADER)
-        models = {family: prepare(store, family, "digits", device, args.provider, args.threads)
-                  for family in ("gan", "vae", "diffusion")}
+        models = {
+            family: prepare(store, family, "digits", device, args.provider, args.threads)
+            for family in ("gan", "vae", "diffusion")
+        }
         operations = {"gan": "generator", "vae": "decoder", "diffusion": "denoiser step"}
         # 1 and 2: one network call, at the throughput batch, then at batch 1.
         for latency in (False, True):
@@ -256,14 +278,32 @@ def main() -> None:
                 torch_net, onnx_net = network_pair(loaded, exported)
                 inputs = network_inputs(loaded, batch, rng)
                 seconds_torch, seconds_onnx, difference = compare(
-                    clock, lambda n=torch_net, x=inputs: n(*x), lambda n=onnx_net, x=inputs: n(*x),
-                    args.rounds, args.budget)
+                    clock,
+                    lambda n=torch_net, x=inputs: n(*x),
+                    lambda n=onnx_net, x=inputs: n(*x),
+                    args.rounds,
+                    args.budget,
+                )
                 if latency:
-                    row = Row(family, f"{operations[family]} latency", 1, "ms",
-                              seconds_torch * 1000, seconds_onnx * 1000, difference)
+                    row = Row(
+                        family,
+                        f"{operations[family]} latency",
+                        1,
+                        "ms",
+                        seconds_torch * 1000,
+                        seconds_onnx * 1000,
+                        difference,
+                    )
                 else:
-                    row = Row(family, operations[family], batch, "img/s",
-                              batch / seconds_torch, batch / seconds_onnx, difference)
+                    row = Row(
+                        family,
+                        operations[family],
+                        batch,
+                        "img/s",
+                        batch / seconds_torch,
+                        batch / seconds_onnx,
+                        difference,
+                    )
                 say(row.line())
         # 3: end to end through the pipelines (numpy procedures over each backend's networks).
         loaded, exported = models["diffusion"]
@@ -271,11 +311,24 @@ def main() -> None:
         options = {"sampler": "ddim", "steps": args.diffusion_steps}
         torch_pipe, onnx_pipe = loaded.pipeline(), exported.pipeline
         seconds_torch, seconds_onnx, difference = compare(
-            clock, lambda: torch_pipe.sample(seeds, options), lambda: onnx_pipe.sample(seeds, options),
-            args.rounds, args.budget * 4)
+            clock,
+            lambda: torch_pipe.sample(seeds, options),
+            lambda: onnx_pipe.sample(seeds, options),
+            args.rounds,
+            args.budget * 4,
+        )
         count = len(seeds)
-        say(Row("diffusion", f"sample ddim {args.diffusion_steps} steps", count, "img/s",
-                count / seconds_torch, count / seconds_onnx, difference).line())
+        say(
+            Row(
+                "diffusion",
+                f"sample ddim {args.diffusion_steps} steps",
+                count,
+                "img/s",
+                count / seconds_torch,
+                count / seconds_onnx,
+                difference,
+            ).line()
+        )
         size = args.pixelcnn_size
         dataset = "digits" if size == RESOLUTION else "digits-small"
         loaded, exported = prepare(store, "pixelcnn", dataset, device, args.provider, args.threads)
@@ -283,11 +336,20 @@ def main() -> None:
         torch_pipe, onnx_pipe = loaded.pipeline(), exported.pipeline
         # A PixelCNN run takes seconds (one network call per sub-pixel): one run per round, 3 rounds at most.
         seconds_torch, seconds_onnx, difference = compare(
-            clock, lambda: torch_pipe.sample(seeds, {}), lambda: onnx_pipe.sample(seeds, {}),
-            min(args.rounds, 3), 0.0)
+            clock, lambda: torch_pipe.sample(seeds, {}), lambda: onnx_pipe.sample(seeds, {}), min(args.rounds, 3), 0.0
+        )
         count = len(seeds)
-        say(Row("pixelcnn", f"sample at {size}x{size}", count, "img/s",
-                count / seconds_torch, count / seconds_onnx, difference).line())
+        say(
+            Row(
+                "pixelcnn",
+                f"sample at {size}x{size}",
+                count,
+                "img/s",
+                count / seconds_torch,
+                count / seconds_onnx,
+                difference,
+            ).line()
+        )
         say(TARGET)
         output = args.output or Path(__file__).resolve().parent / "results" / f"inference-{args.provider}.txt"
         if not args.quick or args.output:

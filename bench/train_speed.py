@@ -67,8 +67,10 @@ def main() -> None:
     store = open_store(DataHome(work / "home"))
     try:
         run_job(add_sample(store, "digits", size=16))
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads; digits 16x16x1, default settings, {args.steps} steps")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; digits 16x16x1, default settings, {args.steps} steps"
+        )
         print(f"{'family':<10} {'bare steps/s':>13} {'studio steps/s':>15} {'ratio':>7}")
         for family in args.families.split(","):
             bare, ours = [], []
@@ -81,8 +83,11 @@ def main() -> None:
                     ours.append(studio_run(store, family, args.steps, round_index, f"{family}-{round_index}"))
                     bare.append(bare_loop(store, family, args.steps, seed=round_index))
             best_bare, best_ours = min(bare), min(ours)
-            print(f"{family:<10} {args.steps / best_bare:>13.1f} {args.steps / best_ours:>15.1f} "
-                  f"{best_bare / best_ours:>6.3f}x", flush=True)
+            print(
+                f"{family:<10} {args.steps / best_bare:>13.1f} {args.steps / best_ours:>15.1f} "
+                f"{best_bare / best_ours:>6.3f}x",
+                flush=True,
+            )
         print("target: ratio >= 0.95")
     finally:
         store.close()

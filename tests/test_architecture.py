@@ -74,8 +74,17 @@ def test_decoding_workers_stay_light() -> None:
 
 
 def test_no_unpickling_and_no_archive_extraction_anywhere() -> None:
-    forbidden = ("import pickle", "pickle.load", "torch.load(", "extractall", "allow_pickle=True",
-                 "shelve.open", "marshal.load", "import dill", "import joblib")
+    forbidden = (
+        "import pickle",
+        "pickle.load",
+        "torch.load(",
+        "extractall",
+        "allow_pickle=True",
+        "shelve.open",
+        "marshal.load",
+        "import dill",
+        "import joblib",
+    )
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -83,8 +92,12 @@ def test_no_unpickling_and_no_archive_extraction_anywhere() -> None:
         offenders += [f"{path.relative_to(ROOT)}: {word}" for word in forbidden if word in source]
         for node in ast.walk(tree):
             # numpy's loader must always be told never to unpickle.
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
-                    and ast.unparse(node.func.value) in ("np", "numpy")):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and ast.unparse(node.func.value) in ("np", "numpy")
+            ):
                 keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
                 if keywords.get("allow_pickle") != "False":
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: np.load without allow_pickle=False")
@@ -93,8 +106,13 @@ def test_no_unpickling_and_no_archive_extraction_anywhere() -> None:
 
 def test_runtime_source_imports_neither_torch_nor_the_torch_side_of_the_engine() -> None:
     """engine/runtime runs with numpy and onnxruntime alone (the behaviour is pinned by a subprocess test)."""
-    allowed_studio = ("studio.engine.runtime", "studio.engine.schedulers", "studio.engine.numerics",
-                      "studio.engine.families", "studio.errors")
+    allowed_studio = (
+        "studio.engine.runtime",
+        "studio.engine.schedulers",
+        "studio.engine.numerics",
+        "studio.engine.families",
+        "studio.errors",
+    )
     offenders = []
     for path in _python_files("engine/runtime"):
         for name in _imported_modules(path):

@@ -26,8 +26,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def studio(*argv: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STUDIO_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "studio", *argv], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_import_of_mixed_folder_prints_the_documented_json(tmp_path: Path, isolated_home: Path) -> None:
@@ -62,8 +63,9 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path, isolated_hom
 
 
 def test_samples_list_show_delete_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "datasets", "add-sample", "shapes", "--name", "s", "--count", "30", "--size", "16",
-                       "--json")
+    code, out, _ = run(
+        capsys, "datasets", "add-sample", "shapes", "--name", "s", "--count", "30", "--size", "16", "--json"
+    )
     assert code == 0 and json.loads(out)["imported"] == 30
     code, out, _ = run(capsys, "datasets", "list", "--json")
     assert [d["name"] for d in json.loads(out)["datasets"]] == ["s"]

@@ -25,8 +25,10 @@ def cmd_restore(ctx: Context) -> dict[str, Any]:
 
     result = restore_database(ctx.home, Path(ctx.args.source))
     if not ctx.args.json:
-        print(f"restored {result['restored']}; the previous database is at {result['previous_saved_as'] or '-'}; "
-              "run `studio gallery check` to compare it with the files")
+        print(
+            f"restored {result['restored']}; the previous database is at {result['previous_saved_as'] or '-'}; "
+            "run `studio gallery check` to compare it with the files"
+        )
     return result
 
 

@@ -14,15 +14,24 @@ def cmd_datasets_import(ctx: Context) -> dict[str, Any]:
     from studio.engine.datasets.importer import import_dataset
 
     args = ctx.args
-    result = ctx.run(import_dataset(
-        ctx.store, args.paths, args.name, size=args.size, channels=args.channels,
-        labels=not args.no_labels, workers=args.workers,
-    ))
+    result = ctx.run(
+        import_dataset(
+            ctx.store,
+            args.paths,
+            args.name,
+            size=args.size,
+            channels=args.channels,
+            labels=not args.no_labels,
+            workers=args.workers,
+        )
+    )
     payload = result.as_dict()
     if not args.json:
-        print(f"imported {result.imported} images into '{result.dataset.name}' "
-              f"({result.dataset.size}x{result.dataset.size}, {result.dataset.channels} channel(s)); "
-              f"{result.duplicates} duplicates dropped, {len(result.skipped)} skipped")
+        print(
+            f"imported {result.imported} images into '{result.dataset.name}' "
+            f"({result.dataset.size}x{result.dataset.size}, {result.dataset.channels} channel(s)); "
+            f"{result.duplicates} duplicates dropped, {len(result.skipped)} skipped"
+        )
         for skip in result.skipped:
             print(f"  skipped {skip.path}: {skip.reason}")
         if result.dataset.class_counts:
@@ -35,8 +44,17 @@ def cmd_datasets_add_sample(ctx: Context) -> dict[str, Any]:
     from studio.engine.datasets.samples import add_sample
 
     args = ctx.args
-    summary = ctx.run(add_sample(ctx.store, args.sample, name=args.name, size=args.size,
-                                 channels=args.channels, count=args.count, seed=args.seed))
+    summary = ctx.run(
+        add_sample(
+            ctx.store,
+            args.sample,
+            name=args.name,
+            size=args.size,
+            channels=args.channels,
+            count=args.count,
+            seed=args.seed,
+        )
+    )
     if not args.json:
         print(f"added sample '{args.sample}' as dataset '{summary.name}' with {summary.count} images")
     return {"dataset": summary.name, "imported": summary.count, **summary.as_dict()}
@@ -52,8 +70,17 @@ def cmd_datasets_list(ctx: Context) -> dict[str, Any]:
             print("no datasets yet: try `studio datasets add-sample digits`")
         else:
             print_table(
-                [[d.name, str(d.count), f"{d.size}x{d.size}x{d.channels}", str(len(d.class_counts)), d.origin,
-                  d.created_at] for d in datasets],
+                [
+                    [
+                        d.name,
+                        str(d.count),
+                        f"{d.size}x{d.size}x{d.channels}",
+                        str(len(d.class_counts)),
+                        d.origin,
+                        d.created_at,
+                    ]
+                    for d in datasets
+                ],
                 ["NAME", "IMAGES", "SHAPE", "CLASSES", "ORIGIN", "CREATED"],
             )
     return {"datasets": [d.as_dict() for d in datasets]}
@@ -102,8 +129,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     sample.add_argument("sample", choices=("digits", "shapes"))
     sample.add_argument("--name", default=None, help="dataset name (default: the sample's name)")
     sample.add_argument("--size", type=int, default=32, help="square size in pixels (default 32)")
-    sample.add_argument("--channels", type=int, choices=(1, 3), default=None,
-                        help="1 or 3 (default: 1 for digits, 3 for shapes)")
+    sample.add_argument(
+        "--channels", type=int, choices=(1, 3), default=None, help="1 or 3 (default: 1 for digits, 3 for shapes)"
+    )
     sample.add_argument("--count", type=int, default=2000, help="images to draw (shapes only, default 2000)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (shapes only)")
     sample.set_defaults(handler=cmd_datasets_add_sample)

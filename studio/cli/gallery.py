@@ -38,10 +38,19 @@ def filters_from(args: argparse.Namespace) -> GalleryFilter:
     from studio.store.gallery import GalleryFilter
 
     return GalleryFilter(
-        model=args.model, family=args.family, min_rating=args.min_rating, flag=args.flag, tag=args.tag,
-        collection=args.collection, since=parse_when(args.since, False) if args.since else None,
-        until=parse_when(args.until, True) if args.until else None, backend=args.backend, provider=args.provider,
-        seed=args.seed, operation=args.operation, trash=getattr(args, "trash", False),
+        model=args.model,
+        family=args.family,
+        min_rating=args.min_rating,
+        flag=args.flag,
+        tag=args.tag,
+        collection=args.collection,
+        since=parse_when(args.since, False) if args.since else None,
+        until=parse_when(args.until, True) if args.until else None,
+        backend=args.backend,
+        provider=args.provider,
+        seed=args.seed,
+        operation=args.operation,
+        trash=getattr(args, "trash", False),
     )
 
 
@@ -80,13 +89,27 @@ def cmd_list(ctx: Context) -> dict[str, Any]:
     page = _repository(ctx).query(filters_from(args), args.sort, args.limit, args.after)
     if not args.json:
         if not page.items:
-            print("no gallery items match" if args.after or filters_from(args).describe() else
-                  "the gallery is empty: generated images will appear here")
+            print(
+                "no gallery items match"
+                if args.after or filters_from(args).describe()
+                else "the gallery is empty: generated images will appear here"
+            )
         else:
             print_table(
-                [[str(i.id), i.model, i.family, i.operation, "-" if i.seed is None else str(i.seed),
-                  "*" * i.rating or "-", i.flag, ",".join(i.tags), i.created_at.strftime("%Y-%m-%d %H:%M")]
-                 for i in page.items],
+                [
+                    [
+                        str(i.id),
+                        i.model,
+                        i.family,
+                        i.operation,
+                        "-" if i.seed is None else str(i.seed),
+                        "*" * i.rating or "-",
+                        i.flag,
+                        ",".join(i.tags),
+                        i.created_at.strftime("%Y-%m-%d %H:%M"),
+                    ]
+                    for i in page.items
+                ],
                 ["ID", "MODEL", "FAMILY", "OPERATION", "SEED", "RATING", "FLAG", "TAGS", "CREATED"],
             )
             if page.next_cursor:
@@ -141,8 +164,9 @@ def cmd_collect(ctx: Context) -> dict[str, Any]:
     """studio gallery collect ID... COLLECTION [--move]"""
     ids, name = _split(ctx.args.values, "collection")
     result = _repository(ctx).collect(ids, name, move=ctx.args.move)
-    return _bulk(ctx, result, f"{'moved' if ctx.args.move else 'added'} {len(ids)} item(s) to "
-                              f"'{result.details['collection']}'")
+    return _bulk(
+        ctx, result, f"{'moved' if ctx.args.move else 'added'} {len(ids)} item(s) to '{result.details['collection']}'"
+    )
 
 
 def cmd_uncollect(ctx: Context) -> dict[str, Any]:
@@ -161,8 +185,12 @@ def cmd_note(ctx: Context) -> dict[str, Any]:
 def cmd_delete(ctx: Context) -> dict[str, Any]:
     """studio gallery delete ID..."""
     result = _repository(ctx).delete(_ids(ctx.args.ids))
-    return _bulk(ctx, result, f"moved {len(result.ids)} item(s) to the trash (`studio gallery undelete` brings "
-                              "them back until `studio gallery empty-trash`)")
+    return _bulk(
+        ctx,
+        result,
+        f"moved {len(result.ids)} item(s) to the trash (`studio gallery undelete` brings "
+        "them back until `studio gallery empty-trash`)",
+    )
 
 
 def cmd_undelete(ctx: Context) -> dict[str, Any]:
@@ -182,9 +210,12 @@ def cmd_show(ctx: Context) -> dict[str, Any]:
     repository = _repository(ctx)
     item_id = _ids([ctx.args.id])[0]
     entry = repository.get(item_id)
-    payload = {**entry.as_dict(), "file": str(ctx.store.home.absolute(entry.path)),
-               "parents": [{"id": i, "role": r} for i, r in repository.parents(item_id)],
-               "children": [{"id": i, "role": r} for i, r in repository.children(item_id)]}
+    payload = {
+        **entry.as_dict(),
+        "file": str(ctx.store.home.absolute(entry.path)),
+        "parents": [{"id": i, "role": r} for i, r in repository.parents(item_id)],
+        "children": [{"id": i, "role": r} for i, r in repository.children(item_id)],
+    }
     if not entry.deleted:
         from studio.engine.thumbnails import ensure_thumbnail
 
@@ -193,8 +224,25 @@ def cmd_show(ctx: Context) -> dict[str, Any]:
         except StudioError as error:
             payload["thumbnail_error"] = str(error)
     if not ctx.args.json:
-        for key in ("id", "file", "model", "family", "operation", "seed", "rating", "flag", "tags", "collections",
-                    "note", "backend", "provider", "width", "height", "created_at", "deleted"):
+        for key in (
+            "id",
+            "file",
+            "model",
+            "family",
+            "operation",
+            "seed",
+            "rating",
+            "flag",
+            "tags",
+            "collections",
+            "note",
+            "backend",
+            "provider",
+            "width",
+            "height",
+            "created_at",
+            "deleted",
+        ):
             print(f"{key:>12}: {payload[key]}")
         for key, value in entry.params.items():
             print(f"{key:>12}= {value}")
@@ -212,8 +260,10 @@ def cmd_reproduce(ctx: Context) -> dict[str, Any]:
     result = reproduce(ctx.store, ctx.args.file, ctx.args.backend)
     if not ctx.args.json:
         verdict = "reproduced: the pixels match" if result.match else "NOT reproduced: the pixels differ"
-        print(f"{verdict} (largest difference {result.max_difference}/255, {result.operation} by "
-              f"'{result.model}' on {result.backend})")
+        print(
+            f"{verdict} (largest difference {result.max_difference}/255, {result.operation} by "
+            f"'{result.model}' on {result.backend})"
+        )
     return result.as_dict()
 
 
@@ -245,9 +295,11 @@ def cmd_check(ctx: Context) -> dict[str, Any]:
 
     report = ctx.run(check_gallery(ctx.store, repair=ctx.args.repair))
     if not ctx.args.json:
-        print(f"checked {report.checked} item(s): {len(report.rows_without_files)} without a file, "
-              f"{len(report.files_without_rows)} file(s) without a row, {len(report.stale_thumbnails)} "
-              f"stale thumbnail(s), {len(report.stray_files)} leftover file(s)")
+        print(
+            f"checked {report.checked} item(s): {len(report.rows_without_files)} without a file, "
+            f"{len(report.files_without_rows)} file(s) without a row, {len(report.stale_thumbnails)} "
+            f"stale thumbnail(s), {len(report.stray_files)} leftover file(s)"
+        )
         if report.repaired:
             done = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in report.repaired.items())
             print(f"repaired: {done}")
@@ -286,8 +338,9 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add `gallery` and its actions to the top-level subparsers."""
-    gallery = commands.add_parser("gallery", help="browse, rate, tag, export and check generated images",
-                                  parents=[common])
+    gallery = commands.add_parser(
+        "gallery", help="browse, rate, tag, export and check generated images", parents=[common]
+    )
     sub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = sub.add_parser("list", parents=[common], help="list items (filtered, sorted, a page at a time)")
@@ -300,10 +353,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     _filter_arguments(facets, sort=False)
     facets.set_defaults(handler=cmd_facets)
 
-    for name, handler, what in (("rate", cmd_rate, "ID... STARS (0-5)"), ("flag", cmd_flag, "ID... pick|reject|none"),
-                                ("tag", cmd_tag, "ID... TAG"), ("untag", cmd_untag, "ID... TAG"),
-                                ("collect", cmd_collect, "ID... COLLECTION"),
-                                ("uncollect", cmd_uncollect, "ID... COLLECTION")):
+    for name, handler, what in (
+        ("rate", cmd_rate, "ID... STARS (0-5)"),
+        ("flag", cmd_flag, "ID... pick|reject|none"),
+        ("tag", cmd_tag, "ID... TAG"),
+        ("untag", cmd_untag, "ID... TAG"),
+        ("collect", cmd_collect, "ID... COLLECTION"),
+        ("uncollect", cmd_uncollect, "ID... COLLECTION"),
+    ):
         command = sub.add_parser(name, parents=[common], help=what)
         command.add_argument("values", nargs="+", metavar="ARG", help=what)
         if name == "collect":
@@ -313,20 +370,22 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     note.add_argument("id")
     note.add_argument("text")
     note.set_defaults(handler=cmd_note)
-    for name, handler, what in (("delete", cmd_delete, "move items to the trash"),
-                                ("undelete", cmd_undelete, "bring items back from the trash")):
+    for name, handler, what in (
+        ("delete", cmd_delete, "move items to the trash"),
+        ("undelete", cmd_undelete, "bring items back from the trash"),
+    ):
         command = sub.add_parser(name, parents=[common], help=what)
         command.add_argument("ids", nargs="+", metavar="ID")
         command.set_defaults(handler=handler)
     sub.add_parser("empty-trash", parents=[common], help="delete the trash for good").set_defaults(
-        handler=cmd_empty_trash)
+        handler=cmd_empty_trash
+    )
     show = sub.add_parser("show", parents=[common], help="one item: parameters, tags, lineage")
     show.add_argument("id")
     show.set_defaults(handler=cmd_show)
     reproduce = sub.add_parser("reproduce", parents=[common], help="make a Studio PNG again from its metadata")
     reproduce.add_argument("file")
-    reproduce.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
-                           help="default: the backend that made it")
+    reproduce.add_argument("--backend", choices=BACKEND_CHOICES, default=None, help="default: the backend that made it")
     reproduce.set_defaults(handler=cmd_reproduce)
     export = sub.add_parser("export", parents=[common], help="copy a curated selection with a manifest.json")
     export.add_argument("destination", metavar="DEST", help="a new folder (or .zip file with --zip)")
@@ -335,13 +394,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     export.set_defaults(handler=cmd_export)
     dataset = sub.add_parser("to-dataset", parents=[common], help="turn a curated selection into a dataset")
     dataset.add_argument("name")
-    dataset.add_argument("--label", choices=("model", "tag", "none"), default="model",
-                         help="class labels from the model name (default), the first tag, or none")
+    dataset.add_argument(
+        "--label",
+        choices=("model", "tag", "none"),
+        default="model",
+        help="class labels from the model name (default), the first tag, or none",
+    )
     _filter_arguments(dataset, sort=False)
     dataset.set_defaults(handler=cmd_to_dataset)
-    check = sub.add_parser("check", parents=[common], help="find (and --repair) missing files, stray files, "
-                           "stale thumbnails")
+    check = sub.add_parser(
+        "check", parents=[common], help="find (and --repair) missing files, stray files, stale thumbnails"
+    )
     check.add_argument("--repair", action="store_true")
     check.set_defaults(handler=cmd_check)
     sub.add_parser("tags", parents=[common], help="every tag and collection").set_defaults(handler=cmd_tags)
-

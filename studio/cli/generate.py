@@ -26,8 +26,10 @@ def _print_generated(ctx: Context, result: Any, what: str) -> dict[str, Any]:
     if result.note:
         print_note(result.note)
     if not ctx.args.json:
-        print(f"{len(result.items)} {what} in {result.seconds:.2f}s "
-              f"({result.seconds / max(1, len(result.items)):.3f}s each, {result.backend} on {result.device})")
+        print(
+            f"{len(result.items)} {what} in {result.seconds:.2f}s "
+            f"({result.seconds / max(1, len(result.items)):.3f}s each, {result.backend} on {result.device})"
+        )
         for item in result.items:
             label = f"seed {item['seed']}" if item["seed"] is not None else result.operation
             print(f"  #{item['id']} {label}: {item['path']}")
@@ -39,8 +41,18 @@ def cmd_generate(ctx: Context) -> dict[str, Any]:
     from studio.engine.generation import generate
 
     args = ctx.args
-    result = ctx.run(generate(ctx.store, args.model, args.count, args.seed, _sampling_overrides(ctx),
-                              backend=args.backend, device=args.device, provider=args.provider))
+    result = ctx.run(
+        generate(
+            ctx.store,
+            args.model,
+            args.count,
+            args.seed,
+            _sampling_overrides(ctx),
+            backend=args.backend,
+            device=args.device,
+            provider=args.provider,
+        )
+    )
     return _print_generated(ctx, result, "image(s)")
 
 
@@ -50,8 +62,19 @@ def cmd_interpolate(ctx: Context) -> dict[str, Any]:
 
     args = ctx.args
     start, end = EndpointRef.parse(args.start), EndpointRef.parse(args.end)
-    result = ctx.run(interpolate(ctx.store, args.model, start, end, args.frames, _sampling_overrides(ctx),
-                                 backend=args.backend, device=args.device, provider=args.provider))
+    result = ctx.run(
+        interpolate(
+            ctx.store,
+            args.model,
+            start,
+            end,
+            args.frames,
+            _sampling_overrides(ctx),
+            backend=args.backend,
+            device=args.device,
+            provider=args.provider,
+        )
+    )
     return _print_generated(ctx, result, "frame(s)")
 
 
@@ -60,9 +83,20 @@ def cmd_inpaint(ctx: Context) -> dict[str, Any]:
     from studio.engine.generation import inpaint
 
     args = ctx.args
-    result = ctx.run(inpaint(ctx.store, args.model, args.image, args.mask, args.count, args.seed,
-                             _sampling_overrides(ctx), backend=args.backend, device=args.device,
-                             provider=args.provider))
+    result = ctx.run(
+        inpaint(
+            ctx.store,
+            args.model,
+            args.image,
+            args.mask,
+            args.count,
+            args.seed,
+            _sampling_overrides(ctx),
+            backend=args.backend,
+            device=args.device,
+            provider=args.provider,
+        )
+    )
     return _print_generated(ctx, result, "completion(s)")
 
 
@@ -70,13 +104,26 @@ def _backend_arguments(parser: argparse.ArgumentParser) -> None:
     """--backend, --device, --provider and --set, shared by generate, interpolate and inpaint."""
     from studio.engine.runtime.providers import PROVIDER_CHOICES
 
-    parser.add_argument("--backend", default="torch", choices=BACKEND_CHOICES,
-                        help="torch (the checkpoint) or onnx (the export, through ONNX Runtime)")
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKEND_CHOICES,
+        help="torch (the checkpoint) or onnx (the export, through ONNX Runtime)",
+    )
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="torch device")
-    parser.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
-                        help="ONNX Runtime provider (auto: the GPU when usable, else the CPU)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a sampling setting such as steps, eta or temperature; repeatable")
+    parser.add_argument(
+        "--provider",
+        default="auto",
+        choices=PROVIDER_CHOICES,
+        help="ONNX Runtime provider (auto: the GPU when usable, else the CPU)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a sampling setting such as steps, eta or temperature; repeatable",
+    )
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -90,8 +137,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     interp = commands.add_parser("interpolate", parents=[common], help="frames between two seeds, items or images")
     interp.add_argument("model")
-    interp.add_argument("--from", dest="start", required=True, metavar="SEED|#ITEM|FILE",
-                        help="a seed (123), a gallery item (#45) or, for a VAE, an image file")
+    interp.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="SEED|#ITEM|FILE",
+        help="a seed (123), a gallery item (#45) or, for a VAE, an image file",
+    )
     interp.add_argument("--to", dest="end", required=True, metavar="SEED|#ITEM|FILE", help="the other end")
     interp.add_argument("--frames", type=int, default=8, help="frames, both ends included (default 8)")
     _backend_arguments(interp)
@@ -100,8 +152,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     paint = commands.add_parser("inpaint", parents=[common], help="regenerate the masked part of an image")
     paint.add_argument("model")
     paint.add_argument("--image", required=True, metavar="PATH|#ITEM", help="an image file or a gallery item (#45)")
-    paint.add_argument("--mask", required=True, metavar="PATH",
-                       help="an image of the same size: white where new pixels are wanted, black where kept")
+    paint.add_argument(
+        "--mask",
+        required=True,
+        metavar="PATH",
+        help="an image of the same size: white where new pixels are wanted, black where kept",
+    )
     paint.add_argument("--count", type=int, default=4, help="completions to make (default 4)")
     paint.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
     _backend_arguments(paint)

@@ -17,16 +17,29 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
     from studio.engine.devices import provider_report, torch_devices
 
     versions = {}
-    for package in ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "PySide6-Essentials", "pillow",
-                    "sqlalchemy", "numpy"):
+    for package in (
+        "torch",
+        "onnxruntime-gpu",
+        "onnxruntime",
+        "onnx",
+        "PySide6-Essentials",
+        "pillow",
+        "sqlalchemy",
+        "numpy",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
     payload = {
-        "studio": __version__, "python": sys.version.split()[0], "home": str(ctx.home.root),
-        "database": str(ctx.home.database), "read_only": ctx.store.read_only_reason, "versions": versions,
-        "devices": torch_devices(), "providers": provider_report(),
+        "studio": __version__,
+        "python": sys.version.split()[0],
+        "home": str(ctx.home.root),
+        "database": str(ctx.home.database),
+        "read_only": ctx.store.read_only_reason,
+        "versions": versions,
+        "devices": torch_devices(),
+        "providers": provider_report(),
     }
     if not ctx.args.json:
         for key, value in payload.items():

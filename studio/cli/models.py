@@ -20,8 +20,19 @@ def cmd_models_list(ctx: Context) -> dict[str, Any]:
             print("no models yet: try `studio train --family vae --dataset digits --name first --steps 500`")
         else:
             print_table(
-                [[m.name, m.family, f"{m.resolution}x{m.resolution}x{m.channels}", m.dataset or "-", str(m.steps),
-                  f"{m.parameter_count / 1e6:.2f}M", f"{m.size_bytes / 1e6:.1f} MB", m.updated_at] for m in models],
+                [
+                    [
+                        m.name,
+                        m.family,
+                        f"{m.resolution}x{m.resolution}x{m.channels}",
+                        m.dataset or "-",
+                        str(m.steps),
+                        f"{m.parameter_count / 1e6:.2f}M",
+                        f"{m.size_bytes / 1e6:.1f} MB",
+                        m.updated_at,
+                    ]
+                    for m in models
+                ],
                 ["NAME", "FAMILY", "SHAPE", "DATASET", "STEPS", "PARAMS", "SIZE", "UPDATED"],
             )
     return {"models": [m.as_dict() for m in models]}
@@ -34,14 +45,33 @@ def cmd_models_show(ctx: Context) -> dict[str, Any]:
     model = get_model(ctx.store, ctx.args.name)
     payload = {**model.as_dict(), "path": str(ctx.home.absolute(model.folder))}
     if not ctx.args.json:
-        for key in ("name", "family", "resolution", "channels", "dataset", "steps", "parameter_count",
-                    "size_bytes", "parent", "weights_hash", "created_at", "updated_at", "path"):
+        for key in (
+            "name",
+            "family",
+            "resolution",
+            "channels",
+            "dataset",
+            "steps",
+            "parameter_count",
+            "size_bytes",
+            "parent",
+            "weights_hash",
+            "created_at",
+            "updated_at",
+            "path",
+        ):
             print(f"{key:>16}: {payload[key]}")
         export = model.export
-        state = "not exported" if export is None else (
-            "damaged: export again" if export.get("damaged") else
-            f"exported {export['exported_at']}{' (fp16 too)' if export['fp16'] else ''}"
-            f"{'' if export['current'] else ', out of date: export again'}")
+        state = (
+            "not exported"
+            if export is None
+            else (
+                "damaged: export again"
+                if export.get("damaged")
+                else f"exported {export['exported_at']}{' (fp16 too)' if export['fp16'] else ''}"
+                f"{'' if export['current'] else ', out of date: export again'}"
+            )
+        )
         print(f"{'onnx':>16}: {state}")
         for key, value in model.hyperparameters.items():
             print(f"{key:>16}= {value}")
@@ -64,8 +94,10 @@ def cmd_models_import(ctx: Context) -> dict[str, Any]:
 
     model = import_model(ctx.store, Path(ctx.args.folder), ctx.args.name)
     if not ctx.args.json:
-        print(f"imported model '{model.name}' ({model.family}, {model.resolution}px x {model.channels}, "
-              f"{model.steps} steps)")
+        print(
+            f"imported model '{model.name}' ({model.family}, {model.resolution}px x {model.channels}, "
+            f"{model.steps} steps)"
+        )
     return model.as_dict()
 
 
@@ -79,8 +111,11 @@ def cmd_families(ctx: Context) -> dict[str, Any]:
             print(f"{family['name']}: {family['title']}  [{', '.join(family['capabilities'])}]")
             print(f"  {family['description']}")
             for h in family["schema"]:
-                bounds = f" {h['choices']}" if h["choices"] else (
-                    f" [{h['minimum']:g}..{h['maximum']:g}]" if h["minimum"] is not None else "")
+                bounds = (
+                    f" {h['choices']}"
+                    if h["choices"]
+                    else (f" [{h['minimum']:g}..{h['maximum']:g}]" if h["minimum"] is not None else "")
+                )
                 print(f"    {h['name']:<14} {h['group']:<9} default {h['default']!s:<8}{bounds}  {h['help']}")
     return {"families": families}
 

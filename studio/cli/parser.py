@@ -17,8 +17,16 @@ from studio.cli.train import register as register_train
 from studio.errors import StudioError
 
 # In the order the commands appear in `studio --help` and in "invalid choice" messages.
-COMMAND_GROUPS = (register_datasets, register_gallery, register_backup, register_train, register_models,
-                  register_generate, register_export, register_info)
+COMMAND_GROUPS = (
+    register_datasets,
+    register_gallery,
+    register_backup,
+    register_train,
+    register_models,
+    register_generate,
+    register_export,
+    register_info,
+)
 
 
 class UsageError(StudioError):
@@ -38,10 +46,12 @@ def common_options() -> argparse.ArgumentParser:
     # SUPPRESS defaults: a subcommand's parser must not reset a value given before the command;
     # `main` fills in the real defaults after parsing.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print one JSON object on stdout")
-    common.add_argument("--home", default=argparse.SUPPRESS,
-                        help="data home (default: $STUDIO_HOME or the user data folder)")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object on stdout"
+    )
+    common.add_argument(
+        "--home", default=argparse.SUPPRESS, help="data home (default: $STUDIO_HOME or the user data folder)"
+    )
     common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr")
     return common
 
@@ -49,8 +59,11 @@ def common_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     common = common_options()
-    parser = StudioParser(prog="studio", description="Studio: train, export and curate image generators. "
-                          "Run without arguments to open the desktop app.", parents=[common])
+    parser = StudioParser(
+        prog="studio",
+        description="Studio: train, export and curate image generators. Run without arguments to open the desktop app.",
+        parents=[common],
+    )
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     # Every nested subparser inherits this class, so usage mistakes are one line at any depth.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StudioParser)

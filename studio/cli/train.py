@@ -30,9 +30,19 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
     if args.set and not family_name:
         raise StudioError("--set needs --family (or --resume of an existing model)")
     options = TrainOptions(
-        args.name, family=args.family, dataset=args.dataset, steps=args.steps, minutes=args.minutes,
-        seed=args.seed, init_from=args.init_from, resume=args.resume, settings=settings, device=args.device,
-        checkpoint_every=args.checkpoint_every, preview_every=args.diagnostics_every, preview_count=0,
+        args.name,
+        family=args.family,
+        dataset=args.dataset,
+        steps=args.steps,
+        minutes=args.minutes,
+        seed=args.seed,
+        init_from=args.init_from,
+        resume=args.resume,
+        settings=settings,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        preview_every=args.diagnostics_every,
+        preview_count=0,
         threads=args.threads,
     )
     job = train(ctx.store, options)
@@ -48,8 +58,10 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
         printer.close()
     if not args.json:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
-        print(f"{result.status}: '{result.model}' ({result.family}) at step {result.steps} on {result.device} "
-              f"in {result.seconds:.1f}s; {losses}")
+        print(
+            f"{result.status}: '{result.model}' ({result.family}) at step {result.steps} on {result.device} "
+            f"in {result.seconds:.1f}s; {losses}"
+        )
         for warning in result.warnings:
             print(f"  warning: {warning}")
     return result.as_dict()
@@ -66,11 +78,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     trainer.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     trainer.add_argument("--init-from", metavar="MODEL", help="fine-tune: start from this model's weights")
     trainer.add_argument("--resume", action="store_true", help="continue the model from its last checkpoint")
-    trainer.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="a hyperparameter (see `studio families`); repeatable")
+    trainer.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter (see `studio families`); repeatable",
+    )
     trainer.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     trainer.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints")
-    trainer.add_argument("--diagnostics-every", type=int, default=250, metavar="N",
-                         help="steps between diagnostics such as the GAN diversity check (0: off)")
+    trainer.add_argument(
+        "--diagnostics-every",
+        type=int,
+        default=250,
+        metavar="N",
+        help="steps between diagnostics such as the GAN diversity check (0: off)",
+    )
     trainer.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
     trainer.set_defaults(handler=cmd_train)

@@ -82,7 +82,7 @@ def _optimizer_join(name: str, tensors: Mapping[str, torch.Tensor], info: Mappin
     prefix = f"optimizer.{name}."
     for key, value in tensors.items():
         if key.startswith(prefix):
-            param_id, entry = key[len(prefix):].split(".", 1)
+            param_id, entry = key[len(prefix) :].split(".", 1)
             state.setdefault(int(param_id), {})[entry] = value
     for param_id, entries in info.get("scalars", {}).items():
         state.setdefault(int(param_id), {}).update(entries)
@@ -126,8 +126,15 @@ def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState,
     for index, cuda_state in enumerate(state.cuda_rng or []):
         tensors[f"rng.cuda.{index}"] = cuda_state.clone()
     digest = weights_hash(family)
-    meta = {"format": FORMAT, "family": family.name, "step": state.step, "seed": state.seed,
-            "optimizers": optimizer_info, "weights_hash": digest, "studio_version": __version__}
+    meta = {
+        "format": FORMAT,
+        "family": family.name,
+        "step": state.step,
+        "seed": state.seed,
+        "optimizers": optimizer_info,
+        "weights_hash": digest,
+        "studio_version": __version__,
+    }
     data = save_safetensors(tensors, metadata={_META_KEY: json.dumps(meta)})
     _write_atomic(folder / CHECKPOINT_FILE, data)
     write_config(folder, {**config, "steps": state.step, "weights_hash": digest})
@@ -202,7 +209,7 @@ def load_model(folder: Path, device: torch.device | None = None, with_optimizers
         )
     for name, network in family.networks().items():
         prefix = f"network.{name}."
-        weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             network.load_state_dict(weights, strict=True)
         except RuntimeError as error:

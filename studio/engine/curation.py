@@ -89,12 +89,16 @@ def reproduce(store: Store, file: str | Path, backend: str | None = None) -> Rep
         if row is None:
             raise StudioError(f"{path.name} was made by model '{name}', which is not in this library")
         if row.family != metadata["family"]:
-            raise StudioError(f"{path.name} was made by a {metadata['family']} model '{name}'; "
-                              f"the library's '{name}' is a {row.family} model")
+            raise StudioError(
+                f"{path.name} was made by a {metadata['family']} model '{name}'; "
+                f"the library's '{name}' is a {row.family} model"
+            )
         current_hash = row.weights_hash
     if metadata.get("weights_hash") and metadata["weights_hash"] != current_hash:
-        raise StudioError(f"{path.name} was made by other weights of '{name}' (trained further or replaced since): "
-                          "it cannot be reproduced")
+        raise StudioError(
+            f"{path.name} was made by other weights of '{name}' (trained further or replaced since): "
+            "it cannot be reproduced"
+        )
     chosen = backend or str(metadata["backend"])
     opened = open_model(store, name, chosen)
     pipeline = opened.pipeline
@@ -189,8 +193,13 @@ def _check_destination(destination: Path) -> None:
 
 
 def export_selection(
-    store: Store, destination: str | Path, filters: GalleryFilter | None = None, sort: str = "newest",
-    as_zip: bool = False, ids: list[int] | None = None, cancel: CancelToken | None = None,
+    store: Store,
+    destination: str | Path,
+    filters: GalleryFilter | None = None,
+    sort: str = "newest",
+    as_zip: bool = False,
+    ids: list[int] | None = None,
+    cancel: CancelToken | None = None,
 ) -> Job:
     """Copy the selected images and a manifest.json (metadata, rating, tags) to a new folder or zip."""
     cancel = cancel or CancelToken()
@@ -211,8 +220,9 @@ def export_selection(
                 cancel.check()
                 source = store.home.absolute(entry.path)
                 if not source.is_file():
-                    raise StudioError(f"gallery item {entry.id}: its image {entry.path} is missing "
-                                      "(run `studio gallery check`)")
+                    raise StudioError(
+                        f"gallery item {entry.id}: its image {entry.path} is missing (run `studio gallery check`)"
+                    )
                 name = f"{index + 1:05d}-{entry.model}-{entry.id}.png"
                 if archive is not None:
                     archive.write(source, name)
@@ -224,8 +234,11 @@ def export_selection(
                 entries.append(record)
                 if (index + 1) % 50 == 0 or index + 1 == len(selected):
                     yield Progress("exporting", index + 1, len(selected), f"{index + 1}/{len(selected)} images")
-            manifest = json.dumps({"count": len(entries), "filters": (filters or GalleryFilter()).describe(),
-                                   "items": entries}, indent=2, default=str)
+            manifest = json.dumps(
+                {"count": len(entries), "filters": (filters or GalleryFilter()).describe(), "items": entries},
+                indent=2,
+                default=str,
+            )
             if archive is not None:
                 archive.writestr(EXPORT_MANIFEST, manifest)
             else:
@@ -247,8 +260,12 @@ def export_selection(
 
 
 def gallery_to_dataset(
-    store: Store, name: str, filters: GalleryFilter | None = None, label_by: str = "model",
-    ids: list[int] | None = None, cancel: CancelToken | None = None,
+    store: Store,
+    name: str,
+    filters: GalleryFilter | None = None,
+    label_by: str = "model",
+    ids: list[int] | None = None,
+    cancel: CancelToken | None = None,
 ) -> Job:
     """A new dataset from the selected images (all of one size and channel count), labelled by model or tag."""
     cancel = cancel or CancelToken()
@@ -274,9 +291,14 @@ def gallery_to_dataset(
             writer.add(pixels, hashlib.blake2b(pixels, digest_size=16).hexdigest(), f"gallery#{entry.id}", label)
             if (index + 1) % 100 == 0 or index + 1 == len(selected):
                 yield Progress("collecting", index + 1, len(selected), f"{index + 1}/{len(selected)} images")
-        summary: DatasetSummary = writer.commit({"source": "gallery", "items": len(selected),
-                                                 "duplicates": writer.duplicates,
-                                                 "filters": (filters or GalleryFilter()).describe()})
+        summary: DatasetSummary = writer.commit(
+            {
+                "source": "gallery",
+                "items": len(selected),
+                "duplicates": writer.duplicates,
+                "filters": (filters or GalleryFilter()).describe(),
+            }
+        )
     except BaseException:
         writer.discard()
         raise
@@ -335,8 +357,9 @@ def check_gallery(store: Store, repair: bool = False, cancel: CancelToken | None
     report = CheckReport()
     home = store.home
     with store.sessions() as session:
-        rows = list(session.execute(select(GalleryItem.id, GalleryItem.path, GalleryItem.deleted_at,
-                                           GalleryItem.trash_path)))
+        rows = list(
+            session.execute(select(GalleryItem.id, GalleryItem.path, GalleryItem.deleted_at, GalleryItem.trash_path))
+        )
     known_paths: set[str] = set()
     report.checked = len(rows)
     yield Progress("checking", 0, len(rows), "rows against files")
@@ -404,9 +427,17 @@ def _repair(store: Store, report: CheckReport) -> Job:
             model_id = session.scalar(select(Model.id).where(Model.name == str(metadata["model"])))
         seed = metadata.get("seed") if isinstance(metadata.get("seed"), int) else None
         entry = repository.add(
-            relative, str(metadata["model"]), str(metadata["family"]), pixels.shape[1], pixels.shape[0],
-            model_id=model_id, seed=seed, operation=str(metadata["operation"]), params=dict(metadata["params"]),
-            backend=str(metadata["backend"]), provider=metadata.get("provider"),
+            relative,
+            str(metadata["model"]),
+            str(metadata["family"]),
+            pixels.shape[1],
+            pixels.shape[0],
+            model_id=model_id,
+            seed=seed,
+            operation=str(metadata["operation"]),
+            params=dict(metadata["params"]),
+            backend=str(metadata["backend"]),
+            provider=metadata.get("provider"),
         )
         ensure_thumbnail(store, entry)
         adopted += 1
@@ -419,6 +450,10 @@ def _repair(store: Store, report: CheckReport) -> Job:
             remade += 1
         except StudioError:
             continue
-    report.repaired = {"rows_removed": removed, "files_registered": adopted, "thumbnails_made": remade,
-                       "stray_files_removed": cleaned}
+    report.repaired = {
+        "rows_removed": removed,
+        "files_registered": adopted,
+        "thumbnails_made": remade,
+        "stray_files_removed": cleaned,
+    }
     yield Progress("repairing", 1, 1, "done")

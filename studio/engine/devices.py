@@ -16,8 +16,9 @@ def torch_devices() -> list[dict[str, Any]]:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            devices.append({"kind": "cuda", "index": index, "name": props.name,
-                            "memory_gib": round(props.total_memory / 2**30, 1)})
+            devices.append(
+                {"kind": "cuda", "index": index, "name": props.name, "memory_gib": round(props.total_memory / 2**30, 1)}
+            )
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         devices.append({"kind": "mps", "name": "Apple GPU (MPS)"})
@@ -32,7 +33,8 @@ def provider_report() -> dict[str, list[str]]:
     from studio.engine.runtime.providers import available_providers, usable_providers
 
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "probe",
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )

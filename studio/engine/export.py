@@ -69,8 +69,13 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (`studio export --json`)."""
-        return {"model": self.model, "folder": self.folder, "networks": self.networks,
-                "seconds": round(self.seconds, 2), "fp16": self.fp16}
+        return {
+            "model": self.model,
+            "folder": self.folder,
+            "networks": self.networks,
+            "seconds": round(self.seconds, 2),
+            "fp16": self.fp16,
+        }
 
 
 class _HalfPrecision(nn.Module):
@@ -123,9 +128,16 @@ def _export_one(spec: NetworkExport, module: nn.Module, path: Path, metadata: di
     try:
         with _quiet_exporter():
             program = torch.onnx.export(
-                module, spec.inputs, None, dynamo=True, input_names=list(spec.input_names),
-                output_names=list(spec.output_names), dynamic_shapes=dynamic_shapes, opset_version=OPSET,
-                verbose=False, external_data=False,
+                module,
+                spec.inputs,
+                None,
+                dynamo=True,
+                input_names=list(spec.input_names),
+                output_names=list(spec.output_names),
+                dynamic_shapes=dynamic_shapes,
+                opset_version=OPSET,
+                verbose=False,
+                external_data=False,
             )
             assert program is not None  # export returns None only without dynamo=True
             model = program.model_proto
@@ -185,14 +197,24 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
         digest = weights_hash(family)
         latent = _latent_shape(family)
         manifest: dict[str, Any] = {
-            "format": MANIFEST_FORMAT, "model": model, "family": family.name,
-            "resolution": family.resolution, "channels": family.channels, "value_range": [-1.0, 1.0],
-            "latent_shape": latent, "hyperparameters": dict(family.hparams),
+            "format": MANIFEST_FORMAT,
+            "model": model,
+            "family": family.name,
+            "resolution": family.resolution,
+            "channels": family.channels,
+            "value_range": [-1.0, 1.0],
+            "latent_shape": latent,
+            "hyperparameters": dict(family.hparams),
             "sampling_schema": [h.as_dict() for h in spec.sampling_schema],
-            "scheduler": dict(spec.scheduler) if spec.scheduler else None, "reach": spec.reach,
+            "scheduler": dict(spec.scheduler) if spec.scheduler else None,
+            "reach": spec.reach,
             "capabilities": sorted(family.pipeline().capabilities),
-            "studio_version": __version__, "weights_hash": digest, "steps_trained": loaded.state.step,
-            "opset": OPSET, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "networks": {},
+            "studio_version": __version__,
+            "weights_hash": digest,
+            "steps_trained": loaded.state.step,
+            "opset": OPSET,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "networks": {},
         }
         staging.mkdir()
         variants = [("fp32", False)] + ([("fp16", True)] if fp16 else [])
@@ -215,9 +237,15 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
                         f"the exported {export.role} ({precision}) differs from torch by {difference:.3g} "
                         f"(allowed {tolerance:.1g}): the export was not kept"
                     )
-                record = {"file": file_name, "sha256": file_sha256(path), "bytes": path.stat().st_size,
-                          "max_abs_difference": difference, "tolerance": tolerance,
-                          "inputs": list(export.input_names), "outputs": list(export.output_names)}
+                record = {
+                    "file": file_name,
+                    "sha256": file_sha256(path),
+                    "bytes": path.stat().st_size,
+                    "max_abs_difference": difference,
+                    "tolerance": tolerance,
+                    "inputs": list(export.input_names),
+                    "outputs": list(export.output_names),
+                }
                 if half:
                     entry["fp16"] = record
                 else:
@@ -230,8 +258,9 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
             handle.flush()
             os.fsync(handle.fileno())
         _swap_in(folder, staging)
-        result = ExportResult(model, str(folder / EXPORT_FOLDER), manifest["networks"],
-                              time.monotonic() - started, fp16)
+        result = ExportResult(
+            model, str(folder / EXPORT_FOLDER), manifest["networks"], time.monotonic() - started, fp16
+        )
         yield Progress("exporting", total, total, "done")
         yield Finished(result)
     finally:

@@ -80,9 +80,17 @@ class GenerateResult:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (`studio generate|interpolate|inpaint --json`)."""
         count = max(1, len(self.items))
-        return {"operation": self.operation, "items": self.items, "seconds": round(self.seconds, 3),
-                "seconds_per_image": round(self.seconds / count, 4), "backend": self.backend,
-                "device": self.device, "provider": self.device, "options": self.options, "note": self.note}
+        return {
+            "operation": self.operation,
+            "items": self.items,
+            "seconds": round(self.seconds, 3),
+            "seconds_per_image": round(self.seconds / count, 4),
+            "backend": self.backend,
+            "device": self.device,
+            "provider": self.device,
+            "options": self.options,
+            "note": self.note,
+        }
 
 
 def write_png(path: Path, image: np.ndarray, metadata: Mapping[str, Any]) -> None:
@@ -125,8 +133,12 @@ def open_model(
         if row is None:
             raise NotFoundError(f"no model named '{name}' (see `studio models list`)")
         model_id, folder = row.id, store.home.absolute(row.folder)
-        facts = {"family": row.family, "resolution": row.resolution, "channels": row.channels,
-                 "weights_hash": row.weights_hash}
+        facts = {
+            "family": row.family,
+            "resolution": row.resolution,
+            "channels": row.channels,
+            "weights_hash": row.weights_hash,
+        }
     if backend == "torch":
         if provider != "auto":
             raise StudioError("--provider chooses an ONNX Runtime provider: use it with --backend onnx")
@@ -136,17 +148,33 @@ def open_model(
         torch_device = select_device(device)
         loaded = load_model(folder, torch_device, with_optimizers=False)
         loaded.family.train_mode(False)
-        return OpenedModel(name, model_id, loaded.family.name, loaded.family.pipeline(), "torch",
-                           torch_device.type, loaded.config.get("weights_hash"), loaded.state.step)
+        return OpenedModel(
+            name,
+            model_id,
+            loaded.family.name,
+            loaded.family.pipeline(),
+            "torch",
+            torch_device.type,
+            loaded.config.get("weights_hash"),
+            loaded.state.step,
+        )
     if device != "auto":
         raise StudioError("--device chooses a torch device: with --backend onnx use --provider")
     recover_export(folder)
     if not (folder / EXPORT_FOLDER).is_dir():
         raise ExportError(f"model '{name}' has not been exported to ONNX: run `studio export {name}` first")
     exported = load_exported(folder / EXPORT_FOLDER, provider, expect=facts)
-    return OpenedModel(name, model_id, exported.manifest["family"], exported.pipeline, "onnx", exported.provider,
-                       exported.manifest.get("weights_hash"), int(exported.manifest.get("steps_trained", 0)),
-                       exported.choice.note)
+    return OpenedModel(
+        name,
+        model_id,
+        exported.manifest["family"],
+        exported.pipeline,
+        "onnx",
+        exported.provider,
+        exported.manifest.get("weights_hash"),
+        int(exported.manifest.get("steps_trained", 0)),
+        exported.choice.note,
+    )
 
 
 def _check_seed(seed: int | None, count: int) -> int:
@@ -179,10 +207,19 @@ class _GalleryWriter:
     def metadata(self, seed: int | None, extra: Mapping[str, Any]) -> dict[str, Any]:
         """What the PNG carries: enough to make the image again."""
         opened = self.opened
-        return {"studio_version": __version__, "operation": self.operation, "model": opened.name,
-                "family": opened.family, "weights_hash": opened.weights_hash, "seed": seed,
-                "params": self.options, "backend": opened.backend, "provider": opened.provider,
-                "steps_trained": opened.steps_trained, **extra}
+        return {
+            "studio_version": __version__,
+            "operation": self.operation,
+            "model": opened.name,
+            "family": opened.family,
+            "weights_hash": opened.weights_hash,
+            "seed": seed,
+            "params": self.options,
+            "backend": opened.backend,
+            "provider": opened.provider,
+            "steps_trained": opened.steps_trained,
+            **extra,
+        }
 
     def save(
         self,
@@ -200,12 +237,22 @@ class _GalleryWriter:
             path = self.folder / f"{opened.name}-{tag}-{uuid.uuid4().hex[:8]}.png"
             write_png(path, image, self.metadata(seed, extra))
             paths.append(path)
-            rows.append({
-                "path": self.store.home.relative(path), "model_name": opened.name, "family": opened.family,
-                "width": image.shape[1], "height": image.shape[0], "model_id": opened.model_id, "seed": seed,
-                "operation": self.operation, "params": {**self.options, **extra}, "backend": opened.backend,
-                "provider": opened.provider, "parents": list(parents),
-            })
+            rows.append(
+                {
+                    "path": self.store.home.relative(path),
+                    "model_name": opened.name,
+                    "family": opened.family,
+                    "width": image.shape[1],
+                    "height": image.shape[0],
+                    "model_id": opened.model_id,
+                    "seed": seed,
+                    "operation": self.operation,
+                    "params": {**self.options, **extra},
+                    "backend": opened.backend,
+                    "provider": opened.provider,
+                    "parents": list(parents),
+                }
+            )
         try:
             entries = self.repository.add_many(rows)
         except BaseException:
@@ -214,8 +261,9 @@ class _GalleryWriter:
             raise
         for path, entry in zip(paths, entries, strict=True):
             make_thumbnail(path, thumbnail_path(self.store, entry.id))  # made once, here
-        return [{"id": entry.id, "path": str(path), "seed": entry.seed}
-                for path, entry in zip(paths, entries, strict=True)]
+        return [
+            {"id": entry.id, "path": str(path), "seed": entry.seed} for path, entry in zip(paths, entries, strict=True)
+        ]
 
 
 # --- sample ---------------------------------------------------------------------------------
@@ -249,8 +297,11 @@ def generate(
         images = opened.pipeline.sample(seeds[part], chosen)
         items += writer.save(images, seeds[part], [{}] * len(images))
         yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
-    yield Finished(GenerateResult(items, time.monotonic() - started, opened.backend, opened.provider, chosen,
-                                  "sample", opened.note))
+    yield Finished(
+        GenerateResult(
+            items, time.monotonic() - started, opened.backend, opened.provider, chosen, "sample", opened.note
+        )
+    )
 
 
 # --- interpolate ----------------------------------------------------------------------------
@@ -361,8 +412,17 @@ def interpolate(
     cancel.check()
     method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
     weights = np.linspace(0.0, 1.0, frames)
-    extras = [{"from": start.describe(), "to": end.describe(), "frame": index, "frames": frames,
-               "t": round(float(weight), 6), "method": method} for index, weight in enumerate(weights)]
+    extras = [
+        {
+            "from": start.describe(),
+            "to": end.describe(),
+            "frame": index,
+            "frames": frames,
+            "t": round(float(weight), 6),
+            "method": method,
+        }
+        for index, weight in enumerate(weights)
+    ]
     parents: list[int | tuple[int, str]] = []
     if first_item is not None:
         parents.append((first_item, "from"))
@@ -370,8 +430,11 @@ def interpolate(
         parents.append((second_item, "to"))
     items = _GalleryWriter(store, opened, "interpolate", chosen).save(images, [None] * frames, extras, parents)
     yield Progress("interpolating", frames, frames, f"{frames} frames")
-    yield Finished(GenerateResult(items, time.monotonic() - started, opened.backend, opened.provider, chosen,
-                                  "interpolate", opened.note))
+    yield Finished(
+        GenerateResult(
+            items, time.monotonic() - started, opened.backend, opened.provider, chosen, "interpolate", opened.note
+        )
+    )
 
 
 # --- inpaint --------------------------------------------------------------------------------
@@ -412,8 +475,10 @@ def load_inpaint_inputs(
     if isinstance(mask, np.ndarray):
         regenerate = np.asarray(mask, bool)
         if regenerate.shape != original_size[::-1] and regenerate.shape != pixels.shape[:2]:
-            raise StudioError(f"the mask is {regenerate.shape[1]}x{regenerate.shape[0]} but the image is "
-                              f"{original_size[0]}x{original_size[1]}: they must be the same size")
+            raise StudioError(
+                f"the mask is {regenerate.shape[1]}x{regenerate.shape[0]} but the image is "
+                f"{original_size[0]}x{original_size[1]}: they must be the same size"
+            )
         if regenerate.shape != pixels.shape[:2]:
             regenerate = _mask_at_size(Image.fromarray(regenerate.astype(np.uint8) * 255), pipeline.resolution)
     else:
@@ -432,8 +497,10 @@ def _read_mask(path: Path, size: tuple[int, int], resolution: int) -> np.ndarray
     try:
         with Image.open(io.BytesIO(data)) as opened:
             if opened.size != size:
-                raise StudioError(f"the mask is {opened.size[0]}x{opened.size[1]} but the image is "
-                                  f"{size[0]}x{size[1]}: they must be the same size")
+                raise StudioError(
+                    f"the mask is {opened.size[0]}x{opened.size[1]} but the image is "
+                    f"{size[0]}x{size[1]}: they must be the same size"
+                )
             grey = opened.convert("L")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise StudioError(f"mask {path}: not a readable image ({str(error).splitlines()[0]})") from None
@@ -485,8 +552,12 @@ def inpaint(
     source_path = _store_input(store, inputs.image, "source")
     mask_path = _store_input(store, inputs.regenerate.astype(np.uint8) * 255, "mask")
     seeds = list(range(seed, seed + count))
-    extra = {"source": source_path, "mask": mask_path, "source_item": inputs.source_item,
-             "masked_fraction": round(float(inputs.regenerate.mean()), 4)}
+    extra = {
+        "source": source_path,
+        "mask": mask_path,
+        "source_item": inputs.source_item,
+        "masked_fraction": round(float(inputs.regenerate.mean()), 4),
+    }
     parents: list[int | tuple[int, str]] = [(inputs.source_item, "source")] if inputs.source_item else []
     writer = _GalleryWriter(store, opened, "inpaint", chosen)
     items: list[dict[str, Any]] = []
@@ -501,5 +572,8 @@ def inpaint(
         results = opened.pipeline.inpaint(images, known, seeds[part], chosen)
         items += writer.save(results, seeds[part], [extra] * batch, parents)
         yield Progress("inpainting", len(items), count, f"{len(items)}/{count} images")
-    yield Finished(GenerateResult(items, time.monotonic() - started, opened.backend, opened.provider, chosen,
-                                  "inpaint", opened.note))
+    yield Finished(
+        GenerateResult(
+            items, time.monotonic() - started, opened.backend, opened.provider, chosen, "inpaint", opened.note
+        )
+    )

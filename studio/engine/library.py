@@ -52,9 +52,20 @@ def _summary(store: Store, row: Model, session: Any) -> ModelSummary:
     dataset = session.get(Dataset, row.dataset_id).name if row.dataset_id else None
     parent = session.get(Model, row.parent_model_id).name if row.parent_model_id else None
     return ModelSummary(
-        row.name, row.family, row.resolution, row.channels, row.steps, dataset, row.folder,
-        row.parameter_count, size, row.weights_hash, dict(row.hyperparameters or {}),
-        row.created_at.isoformat(timespec="seconds"), row.updated_at.isoformat(timespec="seconds"), parent,
+        row.name,
+        row.family,
+        row.resolution,
+        row.channels,
+        row.steps,
+        dataset,
+        row.folder,
+        row.parameter_count,
+        size,
+        row.weights_hash,
+        dict(row.hyperparameters or {}),
+        row.created_at.isoformat(timespec="seconds"),
+        row.updated_at.isoformat(timespec="seconds"),
+        parent,
         export_state(folder, row.weights_hash),
     )
 
@@ -66,7 +77,8 @@ def export_state(folder: Path, weights: str | None) -> dict[str, Any] | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         networks = manifest["networks"]
         return {
-            "current": manifest.get("weights_hash") == weights, "exported_at": manifest.get("exported_at"),
+            "current": manifest.get("weights_hash") == weights,
+            "exported_at": manifest.get("exported_at"),
             "fp16": all("fp16" in entry for entry in networks.values()),
             "max_abs_difference": max(float(entry["max_abs_difference"]) for entry in networks.values()),
         }
@@ -137,12 +149,20 @@ def import_model(store: Store, source: Path, name: str | None = None) -> ModelSu
             dataset_id = None
             if config.get("dataset"):
                 dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == config["dataset"]))
-            session.add(Model(
-                name=name, family=family.name, folder=store.home.relative(destination),
-                resolution=family.resolution, channels=family.channels, dataset_id=dataset_id,
-                hyperparameters=family.hparams, weights_hash=config.get("weights_hash"),
-                steps=loaded.state.step, parameter_count=family.parameter_count(),
-            ))
+            session.add(
+                Model(
+                    name=name,
+                    family=family.name,
+                    folder=store.home.relative(destination),
+                    resolution=family.resolution,
+                    channels=family.channels,
+                    dataset_id=dataset_id,
+                    hyperparameters=family.hparams,
+                    weights_hash=config.get("weights_hash"),
+                    steps=loaded.state.step,
+                    parameter_count=family.parameter_count(),
+                )
+            )
         staging.commit()
     except BaseException:
         staging.discard()
@@ -156,7 +176,9 @@ def mark_interrupted_runs(store: Store, model_name: str) -> None:
         model_id = session.scalar(select(Model.id).where(Model.name == model_name))
         if model_id is None:
             return
-        for run in session.scalars(select(TrainingRun).where(
-            TrainingRun.model_id == model_id, TrainingRun.status.in_((RunStatus.RUNNING, RunStatus.PAUSED))
-        )):
+        for run in session.scalars(
+            select(TrainingRun).where(
+                TrainingRun.model_id == model_id, TrainingRun.status.in_((RunStatus.RUNNING, RunStatus.PAUSED))
+            )
+        ):
             run.status = RunStatus.INTERRUPTED

@@ -72,8 +72,15 @@ def interrupted_runs(store: Store, exclude: str | None = None) -> list[Interrupt
     """
     with store.sessions() as session:
         rows = session.execute(
-            select(TrainingRun.status, TrainingRun.target_steps, TrainingRun.budget_minutes,
-                   Model.name, Model.family, Model.steps, Model.folder)
+            select(
+                TrainingRun.status,
+                TrainingRun.target_steps,
+                TrainingRun.budget_minutes,
+                Model.name,
+                Model.family,
+                Model.steps,
+                Model.folder,
+            )
             .join(Model, TrainingRun.model_id == Model.id)
             .order_by(TrainingRun.id.desc())
         ).all()
@@ -86,4 +93,3 @@ def interrupted_runs(store: Store, exclude: str | None = None) -> list[Interrupt
         if status == RunStatus.INTERRUPTED or (status in _LIVE and _lock_held(store, folder) is False):
             found.append(InterruptedRun(name, family, steps, target_steps, budget_minutes))
     return found
-

@@ -9,10 +9,16 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.errors import StudioError
 from studio.store.database import Store
-from studio.store.gallery import THUMBNAILS_FOLDER, GalleryEntry, thumbnail_path
+from studio.store.gallery_values import THUMBNAILS_FOLDER, GalleryEntry, thumbnail_path
 
-__all__ = ["THUMBNAILS_FOLDER", "THUMBNAIL_SIZE", "ensure_thumbnail", "make_thumbnail", "thumbnail_is_current",
-           "thumbnail_path"]
+__all__ = [
+    "THUMBNAILS_FOLDER",
+    "THUMBNAIL_SIZE",
+    "ensure_thumbnail",
+    "make_thumbnail",
+    "thumbnail_is_current",
+    "thumbnail_path",
+]
 
 THUMBNAIL_SIZE = 128  # the gallery grid's cell: small images scale up by whole pixels, crisp
 

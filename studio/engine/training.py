@@ -97,9 +97,18 @@ class TrainResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (`studio train --json`)."""
-        return {"model": self.model, "family": self.family, "dataset": self.dataset, "steps": self.steps,
-                "start_step": self.start_step, "final_losses": self.final_losses, "status": self.status,
-                "device": self.device, "seconds": round(self.seconds, 2), "warnings": self.warnings}
+        return {
+            "model": self.model,
+            "family": self.family,
+            "dataset": self.dataset,
+            "steps": self.steps,
+            "start_step": self.start_step,
+            "final_losses": self.final_losses,
+            "status": self.status,
+            "device": self.device,
+            "seconds": round(self.seconds, 2),
+            "warnings": self.warnings,
+        }
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -155,8 +164,7 @@ def _check_settings_for_existing(family: GeneratorFamily, settings: Mapping[str,
         value = schema[key].validate(value)
         if schema[key].group == "model" and value != family.hparams[key]:
             raise StudioError(
-                f"{key} is part of the network's shape and cannot change when {why} "
-                f"(it is {family.hparams[key]!r})"
+                f"{key} is part of the network's shape and cannot change when {why} (it is {family.hparams[key]!r})"
             )
         changes[key] = value
     return changes
@@ -174,9 +182,20 @@ def _apply_learning_rate(family: GeneratorFamily) -> None:
 class _Run:
     """The state of one training run and its persistence (folder, rows, lock)."""
 
-    def __init__(self, store: Store, name: str, family: GeneratorFamily, dataset: str, seed: int,
-                 config: dict[str, Any], start_step: int, target: int | None, minutes: float | None,
-                 device: torch.device, parent: str | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        family: GeneratorFamily,
+        dataset: str,
+        seed: int,
+        config: dict[str, Any],
+        start_step: int,
+        target: int | None,
+        minutes: float | None,
+        device: torch.device,
+        parent: str | None,
+    ) -> None:
         self.store, self.name, self.family, self.dataset = store, name, family, dataset
         self.seed, self.config, self.start_step, self.target, self.minutes = seed, config, start_step, target, minutes
         self.device, self.parent = device, parent
@@ -208,12 +227,19 @@ class _Run:
     def save(self, step: int, sampler: BatchSampler) -> str:
         """Write a checkpoint (creating the model on the first save) and update the rows."""
         state = TrainingState(
-            step=step, seed=self.seed, sampler_state=sampler.generator.get_state(),
+            step=step,
+            seed=self.seed,
+            sampler_state=sampler.generator.get_state(),
             torch_rng=torch.get_rng_state(),
             cuda_rng=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
         )
-        config = {**self.config, "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "losses": self.losses, "hyperparameters": self.family.hparams, "device": self.device.type}
+        config = {
+            **self.config,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "losses": self.losses,
+            "hyperparameters": self.family.hparams,
+            "device": self.device.type,
+        }
         if self.folder is None:
             staging = StagingFolder(self.store.home.staging, f"model-{self.name}")
             try:
@@ -225,10 +251,16 @@ class _Run:
                 with self.store.session() as session:
                     ids = self._ids(session)
                     model = Model(
-                        name=self.name, family=self.family.name, folder=self.store.home.relative(destination),
-                        resolution=self.family.resolution, channels=self.family.channels,
-                        dataset_id=ids["dataset"], parent_model_id=ids["parent"],
-                        hyperparameters=self.family.hparams, weights_hash=digest, steps=step,
+                        name=self.name,
+                        family=self.family.name,
+                        folder=self.store.home.relative(destination),
+                        resolution=self.family.resolution,
+                        channels=self.family.channels,
+                        dataset_id=ids["dataset"],
+                        parent_model_id=ids["parent"],
+                        hyperparameters=self.family.hparams,
+                        weights_hash=digest,
+                        steps=step,
                         parameter_count=self.family.parameter_count(),
                     )
                     session.add(model)
@@ -265,9 +297,17 @@ class _Run:
 
     def _add_run(self, session: Any, model_id: int, dataset_id: int | None, step: int) -> None:
         run = TrainingRun(
-            model_id=model_id, dataset_id=dataset_id, status=RunStatus.RUNNING, seed=self.seed,
-            start_step=self.start_step, end_step=step, target_steps=self.target, budget_minutes=self.minutes,
-            device=self.device.type, settings=self.family.hparams, final_losses=self.losses,
+            model_id=model_id,
+            dataset_id=dataset_id,
+            status=RunStatus.RUNNING,
+            seed=self.seed,
+            start_step=self.start_step,
+            end_step=step,
+            target_steps=self.target,
+            budget_minutes=self.minutes,
+            device=self.device.type,
+            settings=self.family.hparams,
+            final_losses=self.losses,
         )
         session.add(run)
         session.flush()
@@ -285,9 +325,17 @@ class _Run:
                 run.end_step = max(run.end_step, self.saved_step)
 
 
-def _prepare(store: Store, name: str, family: str | None, dataset: str | None, settings: Mapping[str, Any],
-             init_from: str | None, resume: bool, steps: int | None,
-             seed: int) -> tuple[GeneratorFamily, str, LoadedModel | None]:
+def _prepare(
+    store: Store,
+    name: str,
+    family: str | None,
+    dataset: str | None,
+    settings: Mapping[str, Any],
+    init_from: str | None,
+    resume: bool,
+    steps: int | None,
+    seed: int,
+) -> tuple[GeneratorFamily, str, LoadedModel | None]:
     """Build (or load) the family object and resolve the dataset, refusing anything inconsistent."""
     if resume:
         if init_from:
@@ -354,8 +402,9 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
     init_from, resume, threads = options.init_from, options.resume, options.threads
     cancel = cancel or CancelToken()
     torch_device = select_device(options.device)
-    model, dataset_name, loaded = _prepare(store, name, options.family, options.dataset, options.settings, init_from,
-                                           resume, steps, seed)
+    model, dataset_name, loaded = _prepare(
+        store, name, options.family, options.dataset, options.settings, init_from, resume, steps, seed
+    )
     if resume:
         mark_interrupted_runs(store, name)
 
@@ -374,10 +423,18 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
         sampler = BatchSampler(data, hp["batch_size"], hp["hflip"], seed if loaded is None else loaded.state.seed)
         if loaded is None:
             start_step, run_seed = 0, seed
-            config = {"format": 1, "studio_version": __version__, "name": name, "family": model.name,
-                      "resolution": model.resolution, "channels": model.channels, "dataset": dataset_name,
-                      "init_from": init_from, "seed": seed,
-                      "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            config = {
+                "format": 1,
+                "studio_version": __version__,
+                "name": name,
+                "family": model.name,
+                "resolution": model.resolution,
+                "channels": model.channels,
+                "dataset": dataset_name,
+                "init_from": init_from,
+                "seed": seed,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
         else:
             # Restore every source of randomness so the resumed run continues exactly.
             sampler.generator.set_state(loaded.state.sampler_state)
@@ -386,19 +443,43 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
                 torch.cuda.set_rng_state_all(loaded.state.cuda_rng)
             start_step, run_seed, config = loaded.state.step, loaded.state.seed, dict(loaded.config)
         config["target_steps"] = steps
-        run = _Run(store, name, model, dataset_name, run_seed, config, start_step, steps, minutes,
-                   torch_device, init_from)
+        run = _Run(
+            store, name, model, dataset_name, run_seed, config, start_step, steps, minutes, torch_device, init_from
+        )
         run.acquire()
-        yield from _loop(run, model, sampler, data, torch_device, steps, minutes, options.checkpoint_every,
-                         options.preview_every, options.preview_count, options.amp, cancel)
+        yield from _loop(
+            run,
+            model,
+            sampler,
+            data,
+            torch_device,
+            steps,
+            minutes,
+            options.checkpoint_every,
+            options.preview_every,
+            options.preview_count,
+            options.amp,
+            cancel,
+        )
     finally:
         if threads is not None:
             torch.set_num_threads(previous_threads)
 
 
-def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.Tensor, device: torch.device,
-          steps: int | None, minutes: float | None, checkpoint_every: int, preview_every: int,
-          preview_count: int, amp: bool, cancel: CancelToken) -> TrainingJob:
+def _loop(
+    run: _Run,
+    model: GeneratorFamily,
+    sampler: BatchSampler,
+    data: torch.Tensor,
+    device: torch.device,
+    steps: int | None,
+    minutes: float | None,
+    checkpoint_every: int,
+    preview_every: int,
+    preview_count: int,
+    amp: bool,
+    cancel: CancelToken,
+) -> TrainingJob:
     precision = Precision(device, amp)
     step = run.start_step
     warnings: list[str] = []
@@ -422,8 +503,11 @@ def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.
             step += 1
             if not all(math.isfinite(v) for v in losses.values()):
                 bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
-                kept = f"the last good checkpoint (step {run.saved_step}) is kept" if run.saved_step >= 0 \
+                kept = (
+                    f"the last good checkpoint (step {run.saved_step}) is kept"
+                    if run.saved_step >= 0
                     else "nothing was saved"
+                )
                 message = f"training diverged at step {step} ({bad}); {kept}: try a lower learning_rate"
                 run.finish(RunStatus.FAILED, message)
                 raise StudioError(message)
@@ -432,8 +516,14 @@ def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.
             if now - last_report >= 0.5 or step == steps:
                 measured = (step - report_step) * sampler.batch_size / max(now - last_report, 1e-9)
                 rate = measured if rate == 0 else 0.7 * rate + 0.3 * measured
-                yield TrainingProgress(step, steps, dict(losses), rate, _eta(step, steps, minutes, rate,
-                                       sampler.batch_size, now - started - paused_for), now - started)
+                yield TrainingProgress(
+                    step,
+                    steps,
+                    dict(losses),
+                    rate,
+                    _eta(step, steps, minutes, rate, sampler.batch_size, now - started - paused_for),
+                    now - started,
+                )
                 last_report, report_step = now, step
             if preview_every > 0 and step % preview_every == 0:
                 preview, found = _preview(model, data, preview_count, step)
@@ -454,8 +544,20 @@ def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.
         run.release()
         if isinstance(stop, KeyboardInterrupt):
             raise
-        yield Finished(TrainResult(run.name, model.name, run.dataset, step, run.start_step, run.losses,
-                                   RunStatus.CANCELLED, device.type, time.monotonic() - started, warnings))
+        yield Finished(
+            TrainResult(
+                run.name,
+                model.name,
+                run.dataset,
+                step,
+                run.start_step,
+                run.losses,
+                RunStatus.CANCELLED,
+                device.type,
+                time.monotonic() - started,
+                warnings,
+            )
+        )
         return
     except BaseException as error:
         run.finish(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else type(error).__name__)
@@ -465,8 +567,20 @@ def _loop(run: _Run, model: GeneratorFamily, sampler: BatchSampler, data: torch.
         yield CheckpointSaved(step, run.save(step, sampler))
     run.finish(status)
     run.release()
-    yield Finished(TrainResult(run.name, model.name, run.dataset, step, run.start_step, run.losses, status,
-                               device.type, time.monotonic() - started, warnings))
+    yield Finished(
+        TrainResult(
+            run.name,
+            model.name,
+            run.dataset,
+            step,
+            run.start_step,
+            run.losses,
+            status,
+            device.type,
+            time.monotonic() - started,
+            warnings,
+        )
+    )
 
 
 def _eta(step: int, steps: int | None, minutes: float | None, rate: float, batch: int, elapsed: float) -> float | None:

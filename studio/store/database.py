@@ -165,9 +165,7 @@ class Store:
 
 def _make_engine(path: Path, read_only: bool) -> Engine:
     if read_only:
-        engine = create_engine(
-            f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False}
-        )
+        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False})
     else:
         engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
     event.listen(engine, "connect", functools.partial(_set_pragmas, writable=not read_only))
@@ -208,8 +206,7 @@ def _refresh_statistics(connection: Any) -> None:
     """
     rows = connection.exec_driver_sql("SELECT count(*) FROM gallery_items").scalar() or 0
     try:
-        stat = connection.exec_driver_sql(
-            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'gallery_items' LIMIT 1").scalar()
+        stat = connection.exec_driver_sql("SELECT stat FROM sqlite_stat1 WHERE tbl = 'gallery_items' LIMIT 1").scalar()
     except Exception:  # noqa: BLE001 - no sqlite_stat1 table yet: never analysed
         stat = None
     analysed = int(str(stat).split()[0]) if stat else None
@@ -235,8 +232,7 @@ def open_store(home: DataHome) -> Store:
         revision = _read_revision(path)
         if revision is not None and revision not in _known_revisions():
             reason = (
-                f"it was written by a newer version of Studio (schema {revision}); "
-                "update Studio to change anything"
+                f"it was written by a newer version of Studio (schema {revision}); update Studio to change anything"
             )
             engine = _make_engine(path, read_only=True)
             return Store(home, engine, sessionmaker(engine, expire_on_commit=False), reason)

@@ -9,14 +9,10 @@ moves it back, until the trash is emptied.
 
 from __future__ import annotations
 
-import base64
 import builtins
-import json
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVarTuple
 
@@ -25,8 +21,26 @@ from sqlalchemy.orm import Session
 
 from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store
+from studio.store.gallery_values import (
+    MAX_NOTE,
+    MAX_PAGE,
+    SORTS,
+    TRASH_FOLDER,
+    WALK_FRACTION,
+    WALK_THRESHOLD,
+    BulkResult,
+    GalleryEntry,
+    GalleryFilter,
+    GalleryPage,
+    decode_cursor,
+    encode_cursor,
+    name_key,
+    thumbnail_path,
+    validate_flag,
+    validate_name,
+    validate_rating,
+)
 from studio.store.tables import (
-    FLAG_VALUES,
     Collection,
     GalleryItem,
     GalleryItemCollection,
@@ -36,175 +50,24 @@ from studio.store.tables import (
     utcnow,
 )
 
-SORTS = ("newest", "oldest", "rating")
-MAX_PAGE = 10_000
-MAX_NAME = 64  # tags and collections
-MAX_NOTE = 10_000
-TRASH_FOLDER = "trash"
-# A tag or collection on at least this many items, and on at least 1/WALK_FRACTION of the gallery, is
-# tested row by row along the sort order rather than gathered and sorted (see _links_to_walk).
-WALK_THRESHOLD = 2_000
-WALK_FRACTION = 200
-THUMBNAILS_FOLDER = ".thumbs"
 _Columns = TypeVarTuple("_Columns")  # the selected columns of a query that `_filtered` narrows
 
-
-def thumbnail_path(store: Store, item_id: int) -> Path:
-    """gallery/.thumbs/<id // 1000>/<id>.png: a thousand files per folder at most."""
-    return store.home.gallery / THUMBNAILS_FOLDER / str(item_id // 1000) / f"{item_id}.png"
-
-
-@dataclass(frozen=True)
-class GalleryEntry:
-    """A gallery row as plain data (safe to hand across threads)."""
-
-    id: int
-    path: str
-    model: str
-    family: str
-    operation: str
-    seed: int | None
-    rating: int
-    flag: str
-    width: int
-    height: int
-    backend: str
-    provider: str | None
-    params: dict[str, Any]
-    created_at: datetime
-    note: str = ""
-    tags: tuple[str, ...] = ()
-    collections: tuple[str, ...] = ()
-    deleted: bool = False
-
-    @classmethod
-    def of(cls, row: GalleryItem, tags: Sequence[str] = (), collections: Sequence[str] = ()) -> GalleryEntry:
-        """From an ORM row (and its tag and collection names, when fetched)."""
-        return cls(row.id, row.path, row.model_name, row.family, row.operation, row.seed, row.rating,
-                   row.flag, row.width, row.height, row.backend, row.provider, dict(row.params or {}),
-                   row.created_at, row.note or "", tuple(tags), tuple(collections), row.deleted_at is not None)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form the CLI prints."""
-        return {
-            "id": self.id, "path": self.path, "model": self.model, "family": self.family,
-            "operation": self.operation, "seed": self.seed, "rating": self.rating, "flag": self.flag,
-            "width": self.width, "height": self.height, "backend": self.backend, "provider": self.provider,
-            "params": self.params, "created_at": self.created_at.isoformat(timespec="seconds"),
-            "note": self.note, "tags": list(self.tags), "collections": list(self.collections),
-            "deleted": self.deleted,
-        }
-
-
-@dataclass(frozen=True)
-class GalleryFilter:
-    """What to show: every field is optional; set fields combine with AND."""
-
-    model: str | None = None
-    family: str | None = None
-    min_rating: int | None = None
-    flag: str | None = None
-    tag: str | None = None
-    collection: str | None = None
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-    backend: str | None = None
-    provider: str | None = None
-    seed: int | None = None
-    operation: str | None = None
-    trash: bool = False  # True: only deleted items (the trash view)
-
-    def __post_init__(self) -> None:
-        if self.min_rating is not None:
-            validate_rating(self.min_rating)
-        if self.flag is not None:
-            validate_flag(self.flag)
-        if self.since and self.until and self.since >= self.until:
-            raise StudioError("--since must be before --until")
-
-    def describe(self) -> dict[str, Any]:
-        """The set fields, for manifests and JSON output."""
-        return {k: (v.isoformat() if isinstance(v, datetime) else v)
-                for k, v in self.__dict__.items() if v not in (None, False)}
-
-
-@dataclass(frozen=True)
-class GalleryPage:
-    """One page of items, and the cursor of the next page (None at the end)."""
-
-    items: list[GalleryEntry]
-    next_cursor: str | None
-    sort: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {"items": [item.as_dict() for item in self.items], "next_cursor": self.next_cursor,
-                "sort": self.sort}
-
-
-@dataclass
-class BulkResult:
-    """What a bulk operation changed."""
-
-    action: str
-    ids: list[int]
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {"action": self.action, "ids": self.ids, "count": len(self.ids), **self.details}
-
-
-def validate_rating(stars: Any) -> int:
-    """0 to 5 stars (an int), else a StudioError."""
-    if isinstance(stars, bool) or not isinstance(stars, int) or not 0 <= stars <= 5:
-        raise StudioError(f"invalid rating {stars!r}: choose 0 to 5 stars")
-    return stars
-
-
-def validate_flag(flag: str) -> str:
-    """One of none, pick, reject."""
-    if flag not in FLAG_VALUES:
-        raise StudioError(f"invalid flag {flag!r}: choose {', '.join(FLAG_VALUES)}")
-    return flag
-
-
-def validate_name(name: str, what: str = "tag") -> str:
-    """A tag or collection name: 1-64 printable characters, trimmed, NFC-normalised."""
-    if not isinstance(name, str):
-        raise StudioError(f"invalid {what}: expected text")
-    cleaned = unicodedata.normalize("NFC", name).strip()
-    if not cleaned:
-        raise StudioError(f"invalid {what}: it is empty")
-    if len(cleaned) > MAX_NAME:
-        raise StudioError(f"invalid {what}: {len(cleaned)} characters, at most {MAX_NAME}")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in cleaned):
-        raise StudioError(f"invalid {what} {cleaned[:20]!r}: control characters are not allowed")
-    return cleaned
-
-
-def _key(name: str) -> str:
-    return name.casefold()
-
-
-def encode_cursor(values: Sequence[Any]) -> str:
-    """An opaque page cursor from the last row's sort key."""
-    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: str) -> list[Any]:
-    """The sort key a cursor carries, or a StudioError."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-        if sort == "rating":
-            rating, created, item = values
-            return [int(rating), datetime.fromisoformat(created), int(item)]
-        created, item = values
-        return [datetime.fromisoformat(created), int(item)]
-    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
-        raise StudioError(f"invalid cursor {cursor[:40]!r} for sort '{sort}': use the next_cursor of a page") from None
+# Callers import the values from here too: the repository and its values are one interface.
+__all__ = [
+    "MAX_NOTE",
+    "MAX_PAGE",
+    "SORTS",
+    "TRASH_FOLDER",
+    "BulkResult",
+    "GalleryEntry",
+    "GalleryFilter",
+    "GalleryPage",
+    "GalleryRepository",
+    "thumbnail_path",
+    "validate_flag",
+    "validate_name",
+    "validate_rating",
+]
 
 
 class GalleryRepository:
@@ -232,11 +95,24 @@ class GalleryRepository:
         parents: list[int | tuple[int, str]] | None = None,
     ) -> GalleryEntry:
         """Record an image file that already exists under the home's gallery folder."""
-        return self.add_many([{
-            "path": path, "model_name": model_name, "family": family, "width": width, "height": height,
-            "model_id": model_id, "seed": seed, "operation": operation, "params": params, "backend": backend,
-            "provider": provider, "parents": parents,
-        }])[0]
+        return self.add_many(
+            [
+                {
+                    "path": path,
+                    "model_name": model_name,
+                    "family": family,
+                    "width": width,
+                    "height": height,
+                    "model_id": model_id,
+                    "seed": seed,
+                    "operation": operation,
+                    "params": params,
+                    "backend": backend,
+                    "provider": provider,
+                    "parents": parents,
+                }
+            ]
+        )[0]
 
     def add_many(self, items: list[dict[str, Any]]) -> list[GalleryEntry]:
         """Record several existing image files in one transaction (keys as `add`'s arguments).
@@ -310,8 +186,9 @@ class GalleryRepository:
             if key is not None:
                 columns = [c.element if hasattr(c, "element") else c for c in order]
                 # Descending sorts continue below the cursor, ascending ones above it.
-                query = query.where(tuple_(*columns) < tuple_(*key) if sort != "oldest" else
-                                    tuple_(*columns) > tuple_(*key))
+                query = query.where(
+                    tuple_(*columns) < tuple_(*key) if sort != "oldest" else tuple_(*columns) > tuple_(*key)
+                )
             rows = list(session.scalars(query))
             more = len(rows) > limit
             rows = rows[:limit]
@@ -335,20 +212,30 @@ class GalleryRepository:
         filters = filters or GalleryFilter()
         result: dict[str, dict[str, int]] = {}
         with self.store.sessions() as session:
-            for name, column in (("model", GalleryItem.model_name), ("family", GalleryItem.family),
-                                 ("rating", GalleryItem.rating), ("flag", GalleryItem.flag),
-                                 ("backend", GalleryItem.backend), ("provider", GalleryItem.provider),
-                                 ("operation", GalleryItem.operation)):
+            for name, column in (
+                ("model", GalleryItem.model_name),
+                ("family", GalleryItem.family),
+                ("rating", GalleryItem.rating),
+                ("flag", GalleryItem.flag),
+                ("backend", GalleryItem.backend),
+                ("provider", GalleryItem.provider),
+                ("operation", GalleryItem.operation),
+            ):
                 query = self._filtered(select(column, func.count()), filters).group_by(column)
                 result[name] = {str(value): int(count) for value, count in session.execute(query)}
             tagged = self._filtered(
-                select(Tag.name, func.count()).join(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
-                .join(GalleryItem, GalleryItem.id == GalleryItemTag.item_id), filters).group_by(Tag.id)
+                select(Tag.name, func.count())
+                .join(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
+                .join(GalleryItem, GalleryItem.id == GalleryItemTag.item_id),
+                filters,
+            ).group_by(Tag.id)
             result["tag"] = {name: int(count) for name, count in session.execute(tagged)}
             collected = self._filtered(
                 select(Collection.name, func.count())
                 .join(GalleryItemCollection, GalleryItemCollection.collection_id == Collection.id)
-                .join(GalleryItem, GalleryItem.id == GalleryItemCollection.item_id), filters).group_by(Collection.id)
+                .join(GalleryItem, GalleryItem.id == GalleryItemCollection.item_id),
+                filters,
+            ).group_by(Collection.id)
             result["collection"] = {name: int(count) for name, count in session.execute(collected)}
         return result
 
@@ -374,21 +261,27 @@ class GalleryRepository:
 
     def tags(self) -> builtins.list[dict[str, Any]]:
         """Every tag with its number of (live) items."""
-        query = (select(Tag.name, func.count(GalleryItem.id))
-                 .outerjoin(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
-                 .outerjoin(GalleryItem, and_(GalleryItem.id == GalleryItemTag.item_id,
-                                              GalleryItem.deleted_at.is_(None)))
-                 .group_by(Tag.id).order_by(Tag.key))
+        query = (
+            select(Tag.name, func.count(GalleryItem.id))
+            .outerjoin(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
+            .outerjoin(GalleryItem, and_(GalleryItem.id == GalleryItemTag.item_id, GalleryItem.deleted_at.is_(None)))
+            .group_by(Tag.id)
+            .order_by(Tag.key)
+        )
         with self.store.sessions() as session:
             return [{"name": name, "count": int(count)} for name, count in session.execute(query)]
 
     def collections(self) -> builtins.list[dict[str, Any]]:
         """Every collection with its number of (live) items."""
-        query = (select(Collection.name, func.count(GalleryItem.id))
-                 .outerjoin(GalleryItemCollection, GalleryItemCollection.collection_id == Collection.id)
-                 .outerjoin(GalleryItem, and_(GalleryItem.id == GalleryItemCollection.item_id,
-                                              GalleryItem.deleted_at.is_(None)))
-                 .group_by(Collection.id).order_by(Collection.key))
+        query = (
+            select(Collection.name, func.count(GalleryItem.id))
+            .outerjoin(GalleryItemCollection, GalleryItemCollection.collection_id == Collection.id)
+            .outerjoin(
+                GalleryItem, and_(GalleryItem.id == GalleryItemCollection.item_id, GalleryItem.deleted_at.is_(None))
+            )
+            .group_by(Collection.id)
+            .order_by(Collection.key)
+        )
         with self.store.sessions() as session:
             return [{"name": name, "count": int(count)} for name, count in session.execute(query)]
 
@@ -409,8 +302,18 @@ class GalleryRepository:
         each row's link (cost grows with how rare they are). Counting the links picks the cheaper.
         """
         walk: dict[str, int] = {}
-        others = (filters.model, filters.family, filters.min_rating or None, filters.flag, filters.since,
-                  filters.until, filters.backend, filters.provider, filters.seed, filters.operation)
+        others = (
+            filters.model,
+            filters.family,
+            filters.min_rating or None,
+            filters.flag,
+            filters.since,
+            filters.until,
+            filters.backend,
+            filters.provider,
+            filters.seed,
+            filters.operation,
+        )
         if any(value is not None for value in others) or (filters.tag is not None and filters.collection is not None):
             # With another filter the walk must also skip the rows that filter drops: gathering is safer.
             return walk
@@ -420,7 +323,7 @@ class GalleryRepository:
         ):
             if name is None:
                 continue
-            found = session.scalar(select(table.id).where(table.key == _key(name)))
+            found = session.scalar(select(table.id).where(table.key == name_key(name)))
             if found is None:
                 continue
             linked = session.scalar(select(func.count()).select_from(link).where(column == found)) or 0
@@ -458,19 +361,29 @@ class GalleryRepository:
             conditions.append(GalleryItem.operation == filters.operation)
         walk = walk or {}
         if "tag" in walk:
-            conditions.append(exists().where(GalleryItemTag.item_id == GalleryItem.id,
-                                             GalleryItemTag.tag_id == walk["tag"]))
+            conditions.append(
+                exists().where(GalleryItemTag.item_id == GalleryItem.id, GalleryItemTag.tag_id == walk["tag"])
+            )
         elif filters.tag is not None:
-            tagged = (select(GalleryItemTag.item_id).join(Tag, Tag.id == GalleryItemTag.tag_id)
-                      .where(Tag.key == _key(filters.tag)))
+            tagged = (
+                select(GalleryItemTag.item_id)
+                .join(Tag, Tag.id == GalleryItemTag.tag_id)
+                .where(Tag.key == name_key(filters.tag))
+            )
             conditions.append(GalleryItem.id.in_(tagged))
         if "collection" in walk:
-            conditions.append(exists().where(GalleryItemCollection.item_id == GalleryItem.id,
-                                             GalleryItemCollection.collection_id == walk["collection"]))
+            conditions.append(
+                exists().where(
+                    GalleryItemCollection.item_id == GalleryItem.id,
+                    GalleryItemCollection.collection_id == walk["collection"],
+                )
+            )
         elif filters.collection is not None:
-            collected = (select(GalleryItemCollection.item_id)
-                         .join(Collection, Collection.id == GalleryItemCollection.collection_id)
-                         .where(Collection.key == _key(filters.collection)))
+            collected = (
+                select(GalleryItemCollection.item_id)
+                .join(Collection, Collection.id == GalleryItemCollection.collection_id)
+                .where(Collection.key == name_key(filters.collection))
+            )
             conditions.append(GalleryItem.id.in_(collected))
         return query.where(*conditions)
 
@@ -484,14 +397,17 @@ class GalleryRepository:
         if not ids:
             return tags, collections
         for item_id, name in session.execute(
-            select(GalleryItemTag.item_id, Tag.name).join(Tag, Tag.id == GalleryItemTag.tag_id)
-            .where(GalleryItemTag.item_id.in_(ids)).order_by(Tag.key)
+            select(GalleryItemTag.item_id, Tag.name)
+            .join(Tag, Tag.id == GalleryItemTag.tag_id)
+            .where(GalleryItemTag.item_id.in_(ids))
+            .order_by(Tag.key)
         ):
             tags.setdefault(item_id, []).append(name)
         for item_id, name in session.execute(
             select(GalleryItemCollection.item_id, Collection.name)
             .join(Collection, Collection.id == GalleryItemCollection.collection_id)
-            .where(GalleryItemCollection.item_id.in_(ids)).order_by(Collection.key)
+            .where(GalleryItemCollection.item_id.in_(ids))
+            .order_by(Collection.key)
         ):
             collections.setdefault(item_id, []).append(name)
         return tags, collections
@@ -507,13 +423,14 @@ class GalleryRepository:
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:
             raise StudioError("no gallery items given")
-        found = dict(session.execute(
-            select(GalleryItem.id, GalleryItem.deleted_at).where(GalleryItem.id.in_(wanted))
-        ).all())
+        found = dict(
+            session.execute(select(GalleryItem.id, GalleryItem.deleted_at).where(GalleryItem.id.in_(wanted))).all()
+        )
         missing = [i for i in wanted if i not in found]
         if missing:
-            raise NotFoundError(f"no gallery item {missing[0]}" + (f" (and {len(missing) - 1} more)"
-                                                                    if len(missing) > 1 else ""))
+            raise NotFoundError(
+                f"no gallery item {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         if deleted is False:
             gone = [i for i in wanted if found[i] is not None]
             if gone:
@@ -560,13 +477,18 @@ class GalleryRepository:
         self._writable()
         with self.store.session() as session:
             wanted = self._existing(session, ids)
-            tag = session.scalar(select(Tag).where(Tag.key == _key(name)))
+            tag = session.scalar(select(Tag).where(Tag.key == name_key(name)))
             if tag is None:
-                tag = Tag(name=name, key=_key(name))
+                tag = Tag(name=name, key=name_key(name))
                 session.add(tag)
                 session.flush()
-            have = set(session.scalars(select(GalleryItemTag.item_id).where(
-                GalleryItemTag.tag_id == tag.id, GalleryItemTag.item_id.in_(wanted))))
+            have = set(
+                session.scalars(
+                    select(GalleryItemTag.item_id).where(
+                        GalleryItemTag.tag_id == tag.id, GalleryItemTag.item_id.in_(wanted)
+                    )
+                )
+            )
             new = [{"item_id": i, "tag_id": tag.id} for i in wanted if i not in have]
             if new:
                 session.execute(insert(GalleryItemTag), new)
@@ -578,11 +500,12 @@ class GalleryRepository:
         self._writable()
         with self.store.session() as session:
             wanted = self._existing(session, ids, deleted=None)
-            tag = session.scalar(select(Tag).where(Tag.key == _key(name)))
+            tag = session.scalar(select(Tag).where(Tag.key == name_key(name)))
             if tag is None:
                 raise NotFoundError(f"no tag '{name}'")
-            session.execute(delete(GalleryItemTag).where(GalleryItemTag.tag_id == tag.id,
-                                                         GalleryItemTag.item_id.in_(wanted)))
+            session.execute(
+                delete(GalleryItemTag).where(GalleryItemTag.tag_id == tag.id, GalleryItemTag.item_id.in_(wanted))
+            )
             if session.scalar(select(func.count()).where(GalleryItemTag.tag_id == tag.id)) == 0:
                 session.delete(tag)
             return BulkResult("untag", wanted, {"tag": tag.name})
@@ -593,18 +516,27 @@ class GalleryRepository:
         self._writable()
         with self.store.session() as session:
             wanted = self._existing(session, ids)
-            collection = session.scalar(select(Collection).where(Collection.key == _key(name)))
+            collection = session.scalar(select(Collection).where(Collection.key == name_key(name)))
             if collection is None:
-                collection = Collection(name=name, key=_key(name))
+                collection = Collection(name=name, key=name_key(name))
                 session.add(collection)
                 session.flush()
             if move:
-                session.execute(delete(GalleryItemCollection).where(
-                    GalleryItemCollection.item_id.in_(wanted), GalleryItemCollection.collection_id != collection.id))
-            have = set(session.scalars(select(GalleryItemCollection.item_id).where(
-                GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted))))
-            new = [{"item_id": i, "collection_id": collection.id, "added_at": utcnow()}
-                   for i in wanted if i not in have]
+                session.execute(
+                    delete(GalleryItemCollection).where(
+                        GalleryItemCollection.item_id.in_(wanted), GalleryItemCollection.collection_id != collection.id
+                    )
+                )
+            have = set(
+                session.scalars(
+                    select(GalleryItemCollection.item_id).where(
+                        GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted)
+                    )
+                )
+            )
+            new = [
+                {"item_id": i, "collection_id": collection.id, "added_at": utcnow()} for i in wanted if i not in have
+            ]
             if new:
                 session.execute(insert(GalleryItemCollection), new)
             return BulkResult("move" if move else "collect", wanted, {"collection": collection.name})
@@ -615,11 +547,14 @@ class GalleryRepository:
         self._writable()
         with self.store.session() as session:
             wanted = self._existing(session, ids, deleted=None)
-            collection = session.scalar(select(Collection).where(Collection.key == _key(name)))
+            collection = session.scalar(select(Collection).where(Collection.key == name_key(name)))
             if collection is None:
                 raise NotFoundError(f"no collection '{name}'")
-            session.execute(delete(GalleryItemCollection).where(
-                GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted)))
+            session.execute(
+                delete(GalleryItemCollection).where(
+                    GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted)
+                )
+            )
             return BulkResult("uncollect", wanted, {"collection": collection.name})
 
     # --- trash -------------------------------------------------------------------------
@@ -649,8 +584,11 @@ class GalleryRepository:
             now = utcnow()
             with self.store.session() as session:
                 for entry in updates:
-                    session.execute(update(GalleryItem).where(GalleryItem.id == entry["id"])
-                                    .values(deleted_at=now, trash_path=entry["trash"]))
+                    session.execute(
+                        update(GalleryItem)
+                        .where(GalleryItem.id == entry["id"])
+                        .values(deleted_at=now, trash_path=entry["trash"])
+                    )
         except BaseException:
             for target, source in moved:  # put every file back: nothing half-deleted
                 os.replace(target, source)
@@ -663,8 +601,10 @@ class GalleryRepository:
         moved: list[tuple[Path, Path]] = []
         with self.store.sessions() as session:
             wanted = self._existing(session, ids, deleted=True)
-            rows = {row.id: (row.path, row.trash_path)
-                    for row in session.scalars(select(GalleryItem).where(GalleryItem.id.in_(wanted)))}
+            rows = {
+                row.id: (row.path, row.trash_path)
+                for row in session.scalars(select(GalleryItem).where(GalleryItem.id.in_(wanted)))
+            }
         try:
             for item_id in wanted:
                 path, trash_path = rows[item_id]
@@ -676,8 +616,9 @@ class GalleryRepository:
                         os.replace(source, destination)
                         moved.append((destination, source))
             with self.store.session() as session:
-                session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted))
-                                .values(deleted_at=None, trash_path=None))
+                session.execute(
+                    update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(deleted_at=None, trash_path=None)
+                )
         except BaseException:
             for destination, source in moved:
                 os.replace(destination, source)
@@ -688,8 +629,11 @@ class GalleryRepository:
         """Delete the rows and files of every item in the trash, for good."""
         self._writable()
         with self.store.session() as session:
-            rows = list(session.execute(select(GalleryItem.id, GalleryItem.trash_path)
-                                        .where(GalleryItem.deleted_at.is_not(None))))
+            rows = list(
+                session.execute(
+                    select(GalleryItem.id, GalleryItem.trash_path).where(GalleryItem.deleted_at.is_not(None))
+                )
+            )
             ids = [item_id for item_id, _ in rows]
             if ids:
                 session.execute(delete(GalleryItem).where(GalleryItem.id.in_(ids)))
@@ -699,4 +643,3 @@ class GalleryRepository:
                 self.store.home.absolute(trash_path).unlink(missing_ok=True)
             thumbnail_path(self.store, item_id).unlink(missing_ok=True)
         return BulkResult("empty-trash", ids)
-

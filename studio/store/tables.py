@@ -107,9 +107,7 @@ class Model(Base):
     dataset_id: Mapped[int | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    parent_model_id: Mapped[int | None] = mapped_column(
-        ForeignKey("models.id", ondelete="SET NULL"), nullable=True
-    )
+    parent_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), nullable=True)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     weights_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     steps: Mapped[int] = mapped_column(Integer, default=0)
@@ -129,9 +127,7 @@ class TrainingRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
-    dataset_id: Mapped[int | None] = mapped_column(
-        ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True
-    )
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)
     seed: Mapped[int] = mapped_column(Integer, default=0)
     start_step: Mapped[int] = mapped_column(Integer, default=0)
@@ -162,9 +158,7 @@ class GalleryItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(String(512), unique=True)
-    model_id: Mapped[int | None] = mapped_column(
-        ForeignKey("models.id", ondelete="SET NULL"), nullable=True
-    )
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), nullable=True)
     # The model's name and family are kept even after the model is deleted.
     model_name: Mapped[str] = mapped_column(String(64))
     family: Mapped[str] = mapped_column(String(32))
@@ -209,9 +203,7 @@ class GalleryLineage(Base):
 
     __tablename__ = "gallery_lineage"
 
-    child_id: Mapped[int] = mapped_column(
-        ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True
-    )
+    child_id: Mapped[int] = mapped_column(ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True)
     parent_id: Mapped[int] = mapped_column(
         ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True, index=True
     )

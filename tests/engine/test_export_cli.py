@@ -24,8 +24,9 @@ def test_export_then_generate_interpolate_and_inpaint_through_onnx(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     assert cli(capsys, "datasets", "add-sample", "digits", "--size", "8")[0] == 0
-    assert cli(capsys, "train", "--family", "vae", "--dataset", "digits", "--name", "v", "--steps", "3",
-               *TINY_VAE)[0] == 0
+    assert (
+        cli(capsys, "train", "--family", "vae", "--dataset", "digits", "--name", "v", "--steps", "3", *TINY_VAE)[0] == 0
+    )
     code, error, _ = cli(capsys, "generate", "v", "--backend", "onnx")
     assert code == 1 and error["error"] == "model 'v' has not been exported to ONNX: run `studio export v` first"
     code, exported, err = cli(capsys, "export", "v")
@@ -38,19 +39,44 @@ def test_export_then_generate_interpolate_and_inpaint_through_onnx(
     code, error, _ = cli(capsys, "generate", "v", "--backend", "onnx")
     assert code == 1 and "out of date" in error["error"]
     assert cli(capsys, "export", "v")[0] == 0
-    code, made, _ = cli(capsys, "generate", "v", "--backend", "onnx", "--provider", "cpu", "--count", "2",
-                        "--seed", "5", "--set", "temperature=0.5")
+    code, made, _ = cli(
+        capsys,
+        "generate",
+        "v",
+        "--backend",
+        "onnx",
+        "--provider",
+        "cpu",
+        "--count",
+        "2",
+        "--seed",
+        "5",
+        "--set",
+        "temperature=0.5",
+    )
     assert code == 0 and made["backend"] == "onnx" and made["provider"] == "cpu"
     assert made["options"]["temperature"] == 0.5 and [i["seed"] for i in made["items"]] == [5, 6]
     first, second = (item["id"] for item in made["items"])
-    code, frames, _ = cli(capsys, "interpolate", "v", "--from", f"#{first}", "--to", "9", "--frames", "3",
-                          "--backend", "onnx")
+    code, frames, _ = cli(
+        capsys, "interpolate", "v", "--from", f"#{first}", "--to", "9", "--frames", "3", "--backend", "onnx"
+    )
     assert code == 0 and len(frames["items"]) == 3 and frames["operation"] == "interpolate"
     mask = np.zeros((8, 8), np.uint8)
     mask[:, 4:] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    code, filled, _ = cli(capsys, "inpaint", "v", "--image", f"#{second}", "--mask", str(tmp_path / "mask.png"),
-                          "--count", "2", "--backend", "onnx")
+    code, filled, _ = cli(
+        capsys,
+        "inpaint",
+        "v",
+        "--image",
+        f"#{second}",
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--count",
+        "2",
+        "--backend",
+        "onnx",
+    )
     assert code == 0 and len(filled["items"]) == 2 and filled["operation"] == "inpaint"
     code, gallery, _ = cli(capsys, "gallery", "list")
     assert {item["operation"] for item in gallery["items"]} == {"sample", "interpolate", "inpaint"}

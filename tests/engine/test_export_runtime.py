@@ -40,8 +40,15 @@ SETTINGS = {
     # Two layers reach 4 px: the runtime's windows are narrower than the 8 px image.
     "pixelcnn": {"layers": 2, "width": 6, "batch_size": 8},
     # A high learning rate moves the zero-initialised output layer, so parity compares real numbers.
-    "diffusion": {"width": 8, "timesteps": 50, "attention": True, "batch_size": 8, "steps": 4, "resample": 2,
-                  "learning_rate": 0.02},
+    "diffusion": {
+        "width": 8,
+        "timesteps": 50,
+        "attention": True,
+        "batch_size": 8,
+        "steps": 4,
+        "resample": 2,
+        "learning_rate": 0.02,
+    },
 }
 SEEDS = [3, 11, 12]
 
@@ -53,8 +60,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     store = open_store(home)
     run_job(add_sample(store, "digits", size=8))
     for family in FAMILIES:
-        run_job(train(store, TrainOptions(family, family=family, dataset="digits", steps=6, settings=SETTINGS[family],
-                      preview_every=0)))
+        run_job(
+            train(
+                store,
+                TrainOptions(
+                    family, family=family, dataset="digits", steps=6, settings=SETTINGS[family], preview_every=0
+                ),
+            )
+        )
         run_job(export_model(store, family, fp16=family == "gan"))
     yield store
     store.close()
@@ -89,8 +102,12 @@ def test_export_is_checked_self_describing_and_dynamic(exported: Store, family: 
     with exported.sessions() as session:
         row = session.scalar(select(Model).where(Model.name == family))
         assert manifest["weights_hash"] == row.weights_hash
-    expected_roles = {"gan": {"generator"}, "vae": {"decoder", "encoder"}, "pixelcnn": {"pixelcnn"},
-                      "diffusion": {"denoiser"}}[family]
+    expected_roles = {
+        "gan": {"generator"},
+        "vae": {"decoder", "encoder"},
+        "pixelcnn": {"pixelcnn"},
+        "diffusion": {"denoiser"},
+    }[family]
     assert set(manifest["networks"]) == expected_roles
     if family == "diffusion":
         assert manifest["scheduler"]["num_train_timesteps"] == 50
@@ -139,8 +156,9 @@ def test_vae_interpolates_between_real_images_through_the_encoder(exported: Stor
     frames = runtime.interpolate(Endpoint(image=first), Endpoint(image=second), 3, {})
     reference = torch_pipeline(exported, "vae").interpolate(Endpoint(image=first), Endpoint(image=second), 3, {})
     assert largest_difference(frames, reference) <= 2
-    np.testing.assert_allclose(runtime.encode(first[None]), torch_pipeline(exported, "vae").encode(first[None]),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        runtime.encode(first[None]), torch_pipeline(exported, "vae").encode(first[None]), atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("family", ["vae", "pixelcnn", "diffusion"])
@@ -207,8 +225,12 @@ print(out)
 
 def test_runtime_generates_with_torch_absent(exported: Store, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH, str(exported.home.models), str(tmp_path)], cwd=ROOT,
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-c", _WITHOUT_TORCH, str(exported.home.models), str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
     for family in FAMILIES:
@@ -234,20 +256,28 @@ def test_generate_through_onnx_records_backend_and_provider(exported: Store) -> 
 
 def test_interpolate_and_inpaint_jobs_store_frames_with_lineage(exported: Store, tmp_path: Path) -> None:
     source = run_job(generate(exported, "vae", 2, seed=1, backend="onnx")).items
-    frames = run_job(interpolate(exported, "vae", EndpointRef.parse(f"#{source[0]['id']}"),
-                                 EndpointRef.parse(f"item:{source[1]['id']}"), frames=4, backend="onnx"))
+    frames = run_job(
+        interpolate(
+            exported,
+            "vae",
+            EndpointRef.parse(f"#{source[0]['id']}"),
+            EndpointRef.parse(f"item:{source[1]['id']}"),
+            frames=4,
+            backend="onnx",
+        )
+    )
     assert len(frames.items) == 4 and frames.operation == "interpolate"
     with exported.sessions() as session:
         lineage = session.scalars(select(GalleryLineage).where(GalleryLineage.child_id == frames.items[1]["id"]))
-        assert {(link.parent_id, link.role) for link in lineage} == {(source[0]["id"], "from"),
-                                                                     (source[1]["id"], "to")}
+        assert {(link.parent_id, link.role) for link in lineage} == {(source[0]["id"], "from"), (source[1]["id"], "to")}
     metadata = json.loads(Image.open(frames.items[2]["path"]).text["studio"])
     assert metadata["operation"] == "interpolate" and metadata["method"] == "slerp" and metadata["frame"] == 2
     mask = np.zeros((8, 8), np.uint8)
     mask[4:] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    made = run_job(inpaint(exported, "diffusion", f"#{source[0]['id']}", tmp_path / "mask.png", count=2, seed=9,
-                           backend="onnx"))
+    made = run_job(
+        inpaint(exported, "diffusion", f"#{source[0]['id']}", tmp_path / "mask.png", count=2, seed=9, backend="onnx")
+    )
     assert len(made.items) == 2
     metadata = json.loads(Image.open(made.items[0]["path"]).text["studio"])
     assert metadata["operation"] == "inpaint" and metadata["source_item"] == source[0]["id"]
@@ -261,10 +291,20 @@ def copy_model(store: Store, name: str, copy: str) -> Path:
     shutil.copytree(store.home.models / name, store.home.models / copy)
     with store.session() as session:
         row = session.scalar(select(Model).where(Model.name == name))
-        session.add(Model(name=copy, folder=store.home.relative(store.home.models / copy), family=row.family,
-                          resolution=row.resolution, channels=row.channels, dataset_id=row.dataset_id,
-                          steps=row.steps, hyperparameters=row.hyperparameters, weights_hash=row.weights_hash,
-                          parameter_count=row.parameter_count))
+        session.add(
+            Model(
+                name=copy,
+                folder=store.home.relative(store.home.models / copy),
+                family=row.family,
+                resolution=row.resolution,
+                channels=row.channels,
+                dataset_id=row.dataset_id,
+                steps=row.steps,
+                hyperparameters=row.hyperparameters,
+                weights_hash=row.weights_hash,
+                parameter_count=row.parameter_count,
+            )
+        )
     return store.home.models / copy
 
 

@@ -35,8 +35,9 @@ def _tiny(resolution: int = 8, channels: int = 3, **overrides: Any) -> Diffusion
 
 def _trained(family: DiffusionFamily, steps: int = 3) -> DiffusionFamily:
     """A few steps, so the EMA network's output no longer starts as zero (its last conv is zero-initialised)."""
-    batch = torch.linspace(-1, 1, 8 * family.channels * family.resolution**2).reshape(8, family.channels,
-                                                                                       family.resolution, -1)
+    batch = torch.linspace(-1, 1, 8 * family.channels * family.resolution**2).reshape(
+        8, family.channels, family.resolution, -1
+    )
     for step in range(steps):
         family.training_step(batch, step, CPU)
     return family
@@ -44,10 +45,29 @@ def _trained(family: DiffusionFamily, steps: int = 3) -> DiffusionFamily:
 
 def test_schema_defaults_and_description() -> None:
     defaults = DiffusionFamily.resolve({})
-    assert {key: defaults[key] for key in ("width", "attention", "timesteps", "schedule", "learning_rate",
-                                           "ema_decay", "sampler", "steps", "eta")} == {
-        "width": 32, "attention": True, "timesteps": 1000, "schedule": "cosine", "learning_rate": 2e-4,
-        "ema_decay": 0.999, "sampler": "ddim", "steps": 50, "eta": 0.0,
+    assert {
+        key: defaults[key]
+        for key in (
+            "width",
+            "attention",
+            "timesteps",
+            "schedule",
+            "learning_rate",
+            "ema_decay",
+            "sampler",
+            "steps",
+            "eta",
+        )
+    } == {
+        "width": 32,
+        "attention": True,
+        "timesteps": 1000,
+        "schedule": "cosine",
+        "learning_rate": 2e-4,
+        "ema_decay": 0.999,
+        "sampler": "ddim",
+        "steps": 50,
+        "eta": 0.0,
     }
     groups = {h.name: h.group for h in DiffusionFamily.schema}
     assert groups["width"] == groups["timesteps"] == groups["schedule"] == groups["attention"] == "model"
@@ -106,8 +126,9 @@ def test_ema_follows_the_network() -> None:
     for average, current in zip(without_average.ema.parameters(), without_average.unet.parameters(), strict=True):
         torch.testing.assert_close(average, current)
     averaged = _trained(_tiny(ema_decay=0.999), steps=2)
-    assert any(not torch.equal(a, c) for a, c in zip(averaged.ema.parameters(), averaged.unet.parameters(),
-                                                     strict=True))
+    assert any(
+        not torch.equal(a, c) for a, c in zip(averaged.ema.parameters(), averaged.unet.parameters(), strict=True)
+    )
     assert all(not p.requires_grad for p in averaged.ema.parameters())
 
 

@@ -214,7 +214,10 @@ def test_complete_refuses_mismatched_shapes() -> None:
 def test_schema_groups_defaults_and_temperature_range() -> None:
     schema = {h.name: h for h in PixelCnnFamily.schema}
     assert {name: h.group for name, h in schema.items()} == {
-        "layers": "model", "width": "model", "learning_rate": "training", "temperature": "sampling",
+        "layers": "model",
+        "width": "model",
+        "learning_rate": "training",
+        "temperature": "sampling",
     }
     assert (schema["temperature"].minimum, schema["temperature"].maximum) == (0.05, 2.0)
     with pytest.raises(StudioError, match="maximum"):

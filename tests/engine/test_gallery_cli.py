@@ -22,8 +22,9 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]
 
 def test_gallery_commands_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli(capsys, "datasets", "add-sample", "digits", "--size", "8")[0] == 0
-    assert cli(capsys, "train", "--family", "vae", "--dataset", "digits", "--name", "v", "--steps", "2",
-               *TINY_VAE)[0] == 0
+    assert (
+        cli(capsys, "train", "--family", "vae", "--dataset", "digits", "--name", "v", "--steps", "2", *TINY_VAE)[0] == 0
+    )
     ids = [item["id"] for item in cli(capsys, "generate", "v", "--count", "6", "--seed", "0")[1]["items"]]
     assert cli(capsys, "gallery", "rate", *map(str, ids[:3]), "4")[1]["count"] == 3
     assert cli(capsys, "gallery", "flag", str(ids[0]), "pick")[1]["flag"] == "pick"
@@ -36,9 +37,27 @@ def test_gallery_commands_end_to_end(capsys: pytest.CaptureFixture[str], tmp_pat
     assert len(page["items"]) == 4 and page["next_cursor"]
     code, rest, _ = cli(capsys, "gallery", "list", "--limit", "4", "--after", page["next_cursor"])
     assert [i["id"] for i in page["items"] + rest["items"]] == ids[::-1] and rest["next_cursor"] is None
-    code, page, _ = cli(capsys, "gallery", "list", "--since", "2000-01-01", "--until", "2999-12-31",
-                        "--model", "v", "--family", "vae", "--flag", "pick", "--collection", "album",
-                        "--backend", "torch", "--seed", "0")
+    code, page, _ = cli(
+        capsys,
+        "gallery",
+        "list",
+        "--since",
+        "2000-01-01",
+        "--until",
+        "2999-12-31",
+        "--model",
+        "v",
+        "--family",
+        "vae",
+        "--flag",
+        "pick",
+        "--collection",
+        "album",
+        "--backend",
+        "torch",
+        "--seed",
+        "0",
+    )
     assert [i["id"] for i in page["items"]] == [ids[0]]
     code, facets, _ = cli(capsys, "gallery", "facets")
     assert facets["count"] == 6 and facets["facets"]["rating"] == {"0": 3, "4": 3}
@@ -74,21 +93,25 @@ def test_gallery_commands_end_to_end(capsys: pytest.CaptureFixture[str], tmp_pat
     assert cli(capsys, "gallery", "show", str(ids[1]))[1]["rating"] == 4
 
 
-@pytest.mark.parametrize(("argv", "reason"), [
-    (("gallery", "rate", "1", "6"), "invalid rating 6"),
-    (("gallery", "rate", "1", "-1"), "invalid rating '-1'"),
-    (("gallery", "rate", "999", "3"), "no gallery item 999"),
-    (("gallery", "tag", "1", "bad\x01tag"), "control characters"),
-    (("gallery", "tag", "1", "x" * 10_000), "at most 64"),
-    (("gallery", "flag", "1", "maybe"), "invalid flag 'maybe'"),
-    (("gallery", "list", "--after", "nonsense"), "invalid cursor"),
-    (("gallery", "list", "--since", "yesterday"), "invalid date 'yesterday'"),
-    (("gallery", "reproduce", "/nowhere.png"), "no file at /nowhere.png"),
-    (("gallery", "show", "abc"), "'abc' is not a gallery item id"),
-    (("restore", "/nowhere.db"), "no backup file at /nowhere.db"),
-])
-def test_bad_gallery_input_gets_one_line(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
-                                         reason: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (("gallery", "rate", "1", "6"), "invalid rating 6"),
+        (("gallery", "rate", "1", "-1"), "invalid rating '-1'"),
+        (("gallery", "rate", "999", "3"), "no gallery item 999"),
+        (("gallery", "tag", "1", "bad\x01tag"), "control characters"),
+        (("gallery", "tag", "1", "x" * 10_000), "at most 64"),
+        (("gallery", "flag", "1", "maybe"), "invalid flag 'maybe'"),
+        (("gallery", "list", "--after", "nonsense"), "invalid cursor"),
+        (("gallery", "list", "--since", "yesterday"), "invalid date 'yesterday'"),
+        (("gallery", "reproduce", "/nowhere.png"), "no file at /nowhere.png"),
+        (("gallery", "show", "abc"), "'abc' is not a gallery item id"),
+        (("restore", "/nowhere.db"), "no backup file at /nowhere.db"),
+    ],
+)
+def test_bad_gallery_input_gets_one_line(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], reason: str
+) -> None:
     assert cli(capsys, "datasets", "list")[0] == 0  # a store exists
     Image.fromarray(np.zeros((8, 8), np.uint8))
     code, error, err = cli(capsys, *argv)

@@ -152,8 +152,9 @@ def test_alpha_modes_composite_over_white(store: Store, tmp_path: Path) -> None:
 
 
 def test_cmyk_sixteen_bit_and_bilevel_modes(store: Store, tmp_path: Path) -> None:
-    cmyk = _one(store, save(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), tmp_path / "c.jpg", quality=95),
-                name="cmyk").astype(int)
+    cmyk = _one(
+        store, save(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), tmp_path / "c.jpg", quality=95), name="cmyk"
+    ).astype(int)
     assert cmyk[..., 0].min() > 220 and cmyk[..., 1].max() < 40 and cmyk[..., 2].max() < 40
     grey16 = np.full((16, 16), 32896, dtype=np.uint16)  # 128 * 257
     grey16[:, 8:] = 65535
@@ -211,6 +212,7 @@ def test_non_utf8_file_names_import_and_print(store: Store, tmp_path: Path) -> N
 
 def _png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
     """A PNG written by hand, to say things Pillow would not (huge sizes, 16-bit colour)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -323,16 +325,19 @@ def test_hostile_zip_entries_are_reported_and_never_written(store: Store, tmp_pa
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     incoming = tmp_path / "incoming"
     incoming.mkdir()
-    archive = _zip(incoming / "hostile.zip", [
-        ("fine/ok.png", _png_bytes(1)),
-        ("../escape.png", _png_bytes(2)),
-        ("/etc/absolute.png", _png_bytes(3)),
-        ("a/../../deep.png", _png_bytes(4)),
-        (link, b"/etc/passwd"),
-        ("inner.zip", b"PK\x05\x06" + b"\0" * 18),
-        ("readme.md", b"# hi"),
-        ("__MACOSX/._ok.png", b"junk"),
-    ])
+    archive = _zip(
+        incoming / "hostile.zip",
+        [
+            ("fine/ok.png", _png_bytes(1)),
+            ("../escape.png", _png_bytes(2)),
+            ("/etc/absolute.png", _png_bytes(3)),
+            ("a/../../deep.png", _png_bytes(4)),
+            (link, b"/etc/passwd"),
+            ("inner.zip", b"PK\x05\x06" + b"\0" * 18),
+            ("readme.md", b"# hi"),
+            ("__MACOSX/._ok.png", b"junk"),
+        ],
+    )
     locked = _encrypted_zip(incoming / "locked.zip", "locked.png", _png_bytes(5))
     before = sorted(incoming.rglob("*"))
     result = run_import(store, [archive, locked])

@@ -42,9 +42,23 @@ def test_sigkill_during_import_keeps_the_previous_state(tmp_path: Path, workers:
 
     env = {**os.environ, HOME_ENV: str(home.root), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "studio", "datasets", "import", str(tmp_path / "src"), "--name", "big",
-         "--workers", str(workers)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "datasets",
+            "import",
+            str(tmp_path / "src"),
+            "--name",
+            "big",
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,  # kill the decoding workers too, as a crash of the app would
     )
     assert process.stderr is not None
@@ -76,9 +90,23 @@ def test_ctrl_c_cancels_cleanly_without_tracebacks(tmp_path: Path) -> None:
     make_folder(tmp_path / "src", 600, size=96)
     env = {**os.environ, HOME_ENV: str(home.root), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "studio", "datasets", "import", str(tmp_path / "src"), "--name", "big",
-         "--workers", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "datasets",
+            "import",
+            str(tmp_path / "src"),
+            "--name",
+            "big",
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     assert process.stderr is not None

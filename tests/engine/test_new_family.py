@@ -29,7 +29,7 @@ TOY_PACKAGE = {
 
         PIPELINE = ToyPipeline
     ''',
-    "declaration.py": '''
+    "declaration.py": """
         from studio.engine.families.declaration import FamilyDeclaration, NetworkSignature
         from studio.engine.families.schema import Hyperparameter
 
@@ -48,8 +48,8 @@ TOY_PACKAGE = {
             refusals={"interpolate": "a toy has no latent space", "inpaint": "its sub-pixels are independent"},
             preview_count=4,
         )
-    ''',
-    "pipeline.py": '''
+    """,
+    "pipeline.py": """
         from collections.abc import Mapping, Sequence
         from typing import Any
 
@@ -77,8 +77,8 @@ TOY_PACKAGE = {
                     return np.zeros((0, *self.spec.shape), np.uint8)
                 noise = gaussian_noise(seeds, (self.channels, self.resolution, self.resolution))
                 return to_uint8(np.asarray(self.generator(noise * np.float32(options["temperature"]))))
-    ''',
-    "model.py": '''
+    """,
+    "model.py": """
         import numpy as np
         import torch
         from torch import nn
@@ -129,7 +129,7 @@ TOY_PACKAGE = {
 
             def pipeline(self) -> ToyPipeline:
                 return ToyPipeline(self.spec(), self.numpy_function(self.network, [self.network]))
-    ''',
+    """,
 }
 
 
@@ -159,8 +159,20 @@ def test_a_family_added_as_one_package_works_everywhere(capsys: pytest.CaptureFi
     code, listed = cli(capsys, "families")
     assert code == 0 and [f["name"] for f in listed["families"]][-1] == "toy"
     assert cli(capsys, "datasets", "add-sample", "digits", "--size", "8")[0] == 0
-    code, trained = cli(capsys, "train", "--family", "toy", "--dataset", "digits", "--name", "t", "--steps", "40",
-                        "--set", "learning_rate=0.1")
+    code, trained = cli(
+        capsys,
+        "train",
+        "--family",
+        "toy",
+        "--dataset",
+        "digits",
+        "--name",
+        "t",
+        "--steps",
+        "40",
+        "--set",
+        "learning_rate=0.1",
+    )
     assert code == 0 and trained["family"] == "toy" and trained["final_losses"]["nll"] < 0.5
     code, made = cli(capsys, "generate", "t", "--count", "3", "--seed", "7")
     assert code == 0 and len(made["items"]) == 3
@@ -191,4 +203,5 @@ def test_the_registry_is_the_only_list_of_families() -> None:
         # What export writes is what the runtime will look for.
         exports = registry.family_class(name)(8, 1, {}).network_exports(np.random.default_rng(0))
         assert [(e.role, e.input_names, e.output_names) for e in exports] == [
-            (n.role, n.inputs, n.outputs) for n in declared.networks]
+            (n.role, n.inputs, n.outputs) for n in declared.networks
+        ]

@@ -45,8 +45,7 @@ def test_a_home_made_by_studio_0_1_0_opens_and_reproduces(old_home: Path, capsys
     code, datasets = cli(capsys, "datasets", "list")
     assert code == 0 and [d["name"] for d in datasets["datasets"]] == ["digits"]
     code, models = cli(capsys, "models", "list")
-    assert code == 0 and sorted(m["name"] for m in models["models"]) == sorted(
-        f"old-{family}" for family in FAMILIES)
+    assert code == 0 and sorted(m["name"] for m in models["models"]) == sorted(f"old-{family}" for family in FAMILIES)
     for family in FAMILIES:
         code, shown = cli(capsys, "models", "show", f"old-{family}")
         assert code == 0 and shown["family"] == family and shown["export"]["current"] is True

@@ -13,14 +13,16 @@ from studio.store.database import Store
 from studio.store.tables import Model, TrainingRun
 
 
-def add_model(store: Store, name: str, steps: int, *statuses: str, target: int | None = 40,
-              minutes: float | None = None) -> Path:
+def add_model(
+    store: Store, name: str, steps: int, *statuses: str, target: int | None = 40, minutes: float | None = None
+) -> Path:
     """A model row with a folder and one run per status (oldest first); its folder."""
     folder = store.home.models / name
     folder.mkdir(parents=True)
     with store.session() as session:
-        model = Model(name=name, family="gan", folder=store.home.relative(folder), resolution=8, channels=1,
-                      steps=steps)
+        model = Model(
+            name=name, family="gan", folder=store.home.relative(folder), resolution=8, channels=1, steps=steps
+        )
         session.add(model)
         session.flush()
         for status in statuses:
@@ -59,7 +61,13 @@ def test_unknown_models_and_missing_folders_are_neither_training_nor_interrupted
 
 def test_statuses_match_what_the_store_allows() -> None:
     assert {status.value for status in RunStatus} == {
-        "running", "paused", "completed", "cancelled", "failed", "interrupted"}
+        "running",
+        "paused",
+        "completed",
+        "cancelled",
+        "failed",
+        "interrupted",
+    }
 
 
 def test_the_trainer_takes_the_lock_these_checks_try() -> None:

@@ -62,8 +62,11 @@ def test_ddpm_matches_diffusers(settings: dict[str, Any], monkeypatch: pytest.Mo
     timesteps = np.array([0, 1, settings["num_train_timesteps"] // 2, settings["num_train_timesteps"] - 1])
     np.testing.assert_allclose(
         ours.add_noise(sample[:1].repeat(4, 0), noise[:1].repeat(4, 0), timesteps),
-        theirs.add_noise(torch.from_numpy(sample[:1].repeat(4, 0)), torch.from_numpy(noise[:1].repeat(4, 0)),
-                         torch.from_numpy(timesteps)).numpy(),
+        theirs.add_noise(
+            torch.from_numpy(sample[:1].repeat(4, 0)),
+            torch.from_numpy(noise[:1].repeat(4, 0)),
+            torch.from_numpy(timesteps),
+        ).numpy(),
         **TOLERANCE,
     )
 
@@ -111,7 +114,10 @@ def test_ddim_matches_diffusers(settings: dict[str, Any], set_alpha_to_one: bool
         for timestep in _checked_timesteps(ours.timesteps):
             for eta in (0.0, 0.3, 1.0):
                 expected = theirs.step(
-                    torch.from_numpy(model_output), timestep, torch.from_numpy(sample), eta=eta,
+                    torch.from_numpy(model_output),
+                    timestep,
+                    torch.from_numpy(sample),
+                    eta=eta,
                     variance_noise=torch.from_numpy(noise),
                 ).prev_sample
                 actual = ours.step(model_output, timestep, sample, eta=eta, noise=noise)

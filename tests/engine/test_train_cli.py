@@ -28,8 +28,9 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]
 
 def test_train_generate_and_models_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(capsys, "datasets", "add-sample", "digits", "--size", "8")[0] == 0
-    code, trained, _ = cli(capsys, "train", "--family", "gan", "--dataset", "digits", "--name", "g", "--steps", "3",
-                           *TINY_GAN)
+    code, trained, _ = cli(
+        capsys, "train", "--family", "gan", "--dataset", "digits", "--name", "g", "--steps", "3", *TINY_GAN
+    )
     assert code == 0
     assert trained["model"] == "g" and trained["steps"] == 3 and set(trained["final_losses"]) >= {"d_loss", "g_loss"}
     code, made, _ = cli(capsys, "generate", "g", "--count", "2", "--seed", "7", "--set", "truncation=0.5")
@@ -57,14 +58,41 @@ def test_kill_during_training_then_resume_continues_from_the_checkpoint(tmp_path
     env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONUNBUFFERED": "1"}
 
     def studio(*argv: str, **options) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "studio", *argv], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=300, **options)
+        return subprocess.run(
+            [sys.executable, "-m", "studio", *argv],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            **options,
+        )
 
     assert studio("datasets", "add-sample", "digits", "--size", "8").returncode == 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "studio", "train", "--family", "gan", "--dataset", "digits", "--name", "k",
-         "--steps", "100000", "--checkpoint-every", "5", *TINY_GAN],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            "--family",
+            "gan",
+            "--dataset",
+            "digits",
+            "--name",
+            "k",
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "5",
+            *TINY_GAN,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert process.stderr is not None
     saved = []
@@ -87,8 +115,11 @@ def test_kill_during_training_then_resume_continues_from_the_checkpoint(tmp_path
     resumed = studio("train", "--name", "k", "--resume", "--steps", str(checkpoint_step + 3), "--json", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     payload = json.loads(resumed.stdout)
-    assert (payload["start_step"], payload["steps"], payload["status"]) == (checkpoint_step, checkpoint_step + 3,
-                                                                         "completed")
+    assert (payload["start_step"], payload["steps"], payload["status"]) == (
+        checkpoint_step,
+        checkpoint_step + 3,
+        "completed",
+    )
     store = open_store(DataHome(home))
     try:
         from sqlalchemy import select
@@ -105,12 +136,37 @@ def test_kill_during_training_then_resume_continues_from_the_checkpoint(tmp_path
 @pytest.mark.slow
 def test_ctrl_c_during_training_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     env = {**os.environ, "STUDIO_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-    subprocess.run([sys.executable, "-m", "studio", "datasets", "add-sample", "digits", "--size", "8"], cwd=ROOT,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "studio", "datasets", "add-sample", "digits", "--size", "8"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "studio", "train", "--family", "gan", "--dataset", "digits", "--name", "c",
-         "--steps", "100000", "--checkpoint-every", "5", *TINY_GAN],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            "--family",
+            "gan",
+            "--dataset",
+            "digits",
+            "--name",
+            "c",
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "5",
+            *TINY_GAN,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert process.stderr is not None
     for line in process.stderr:

@@ -23,8 +23,14 @@ def test_new_store_is_migrated_to_head_with_wal_and_foreign_keys(store: Store) -
     tables = set(inspect(store.engine).get_table_names())
     assert {"datasets", "dataset_items", "models", "training_runs", "gallery_items", "gallery_lineage"} <= tables
     gallery_indexes = {ix["name"] for ix in inspect(store.engine).get_indexes("gallery_items")}
-    assert {"ix_gallery_created", "ix_gallery_model_created", "ix_gallery_rating_created",
-            "ix_gallery_flag_created", "ix_gallery_family_created", "ix_gallery_seed"} <= gallery_indexes
+    assert {
+        "ix_gallery_created",
+        "ix_gallery_model_created",
+        "ix_gallery_rating_created",
+        "ix_gallery_flag_created",
+        "ix_gallery_family_created",
+        "ix_gallery_seed",
+    } <= gallery_indexes
     assert store.backups_made == []  # nothing to back up in a brand-new home
 
 
@@ -145,9 +151,21 @@ def test_a_grown_gallery_gets_planner_statistics_at_open(home: DataHome) -> None
 
     store = open_store(home)
     with store.session() as session:
-        session.execute(insert(GalleryItem), [
-            {"path": f"gallery/{i}.png", "model_name": "m", "family": "gan", "width": 8, "height": 8,
-             "params": {}, "created_at": datetime(2026, 1, 1)} for i in range(3000)])
+        session.execute(
+            insert(GalleryItem),
+            [
+                {
+                    "path": f"gallery/{i}.png",
+                    "model_name": "m",
+                    "family": "gan",
+                    "width": 8,
+                    "height": 8,
+                    "params": {},
+                    "created_at": datetime(2026, 1, 1),
+                }
+                for i in range(3000)
+            ],
+        )
     store.close()
     open_store(home).close()
     with sqlite3.connect(home.database) as connection:

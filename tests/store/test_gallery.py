@@ -75,12 +75,21 @@ def _gallery(store: Store, count: int = 12) -> list[int]:
     start = datetime(2026, 1, 1, 12, 0)
     for i in range(count):
         model, family = ("alpha", "gan") if i % 2 == 0 else ("beta", "vae")
-        entry = repo.add(_file(store, f"g{i}.png"), model, family, 8, 8, seed=i,
-                         backend="onnx" if i % 3 == 0 else "torch", provider="cpu")
+        entry = repo.add(
+            _file(store, f"g{i}.png"),
+            model,
+            family,
+            8,
+            8,
+            seed=i,
+            backend="onnx" if i % 3 == 0 else "torch",
+            provider="cpu",
+        )
         ids.append(entry.id)
         with store.session() as session:
-            session.execute(update(GalleryItem).where(GalleryItem.id == entry.id)
-                            .values(created_at=start + timedelta(minutes=i)))
+            session.execute(
+                update(GalleryItem).where(GalleryItem.id == entry.id).values(created_at=start + timedelta(minutes=i))
+            )
     return ids
 
 
@@ -89,8 +98,11 @@ def test_filters_sorts_and_cursors_cover_every_item_once(store: Store) -> None:
     repo = GalleryRepository(store)
     repo.rate(ids[:4], 3)
     repo.rate([ids[5]], 5)
-    for sort, expected in (("newest", ids[::-1]), ("oldest", ids),
-                           ("rating", [ids[5], *ids[:4][::-1], *ids[4:5], *ids[6:][::-1]])):
+    for sort, expected in (
+        ("newest", ids[::-1]),
+        ("oldest", ids),
+        ("rating", [ids[5], *ids[:4][::-1], *ids[4:5], *ids[6:][::-1]]),
+    ):
         seen, cursor = [], None
         while True:
             page = repo.query(GalleryFilter(), sort, limit=5, after=cursor)
@@ -154,8 +166,13 @@ def test_bad_ratings_are_refused_and_change_nothing(store: Store, bad: object) -
 def test_bad_names_ids_and_notes_are_refused(store: Store) -> None:
     ids = _gallery(store, 2)
     repo = GalleryRepository(store)
-    for bad, reason in (("a\x07b", "control characters"), ("x" * 10_000, "at most 64"), ("  ", "empty"),
-                        ("line\nbreak", "control characters"), ("zero\u200bwidth", "control characters")):
+    for bad, reason in (
+        ("a\x07b", "control characters"),
+        ("x" * 10_000, "at most 64"),
+        ("  ", "empty"),
+        ("line\nbreak", "control characters"),
+        ("zero\u200bwidth", "control characters"),
+    ):
         with pytest.raises(StudioError, match=reason):
             validate_name(bad)
         with pytest.raises(StudioError, match=reason):
@@ -219,8 +236,11 @@ def test_common_tags_are_walked_along_the_sort_order_with_the_same_results(
             walked = GalleryRepository._links_to_walk(session, GalleryFilter(tag="even"))
         assert bool(walked) == (threshold == 1)
         result = []
-        for filters, sort in ((GalleryFilter(tag="EVEN"), "newest"), (GalleryFilter(collection="third"), "oldest"),
-                              (GalleryFilter(tag="even"), "rating")):
+        for filters, sort in (
+            (GalleryFilter(tag="EVEN"), "newest"),
+            (GalleryFilter(collection="third"), "oldest"),
+            (GalleryFilter(tag="even"), "rating"),
+        ):
             cursor, seen = None, []
             while True:
                 page = repo.query(filters, sort, 4, cursor)

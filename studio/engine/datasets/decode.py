@@ -24,11 +24,16 @@ try:  # libspng decodes 8-bit PNGs about 1.6x faster than Pillow; Pillow handles
 except ImportError:  # pragma: no cover - a declared dependency, absent only in odd installs
     _spng = None
 
-ALLOWED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "BMP": "BMP", "GIF": "GIF",
-                   "WEBP": "WebP", "TIFF": "TIFF"}
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff"}
-)
+ALLOWED_FORMATS = {
+    "PNG": "PNG",
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "BMP": "BMP",
+    "GIF": "GIF",
+    "WEBP": "WebP",
+    "TIFF": "TIFF",
+}
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff"})
 THUMBNAIL_SIZE = 64
 BACKGROUND = 255  # transparent pixels become white, as on a page
 
@@ -203,10 +208,7 @@ def decode_image(data: bytes, size: int, channels: int, limits: ImportLimits) ->
         if width < 1 or height < 1:
             raise Skip("corrupt image: no pixels")
         if width * height > limits.max_pixels:
-            raise Skip(
-                f"image too large: {width}x{height} pixels "
-                f"(limit {limits.max_pixels / 1e6:g} megapixels)"
-            )
+            raise Skip(f"image too large: {width}x{height} pixels (limit {limits.max_pixels / 1e6:g} megapixels)")
         try:
             if kind == "PNG" and _fast_png_ok(image, data):
                 image = _decode_png_fast(data)

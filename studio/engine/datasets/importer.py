@@ -53,9 +53,13 @@ class ImportResult:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form the CLI prints."""
         return {
-            "dataset": self.dataset.name, "imported": self.imported, "duplicates": self.duplicates,
-            "skipped": [s.as_dict() for s in self.skipped], "size": self.dataset.size,
-            "channels": self.dataset.channels, "classes": self.dataset.class_counts,
+            "dataset": self.dataset.name,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "skipped": [s.as_dict() for s in self.skipped],
+            "size": self.dataset.size,
+            "channels": self.dataset.channels,
+            "classes": self.dataset.class_counts,
         }
 
 

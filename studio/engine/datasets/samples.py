@@ -29,13 +29,16 @@ def digits_images() -> Iterator[tuple[Image.Image, str]]:
         yield Image.fromarray(image, mode="L"), str(int(label))
 
 
-def _shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float,
-           fill: tuple[int, ...]) -> None:
+def _shape(
+    draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float, fill: tuple[int, ...]
+) -> None:
     def polygon(points: int, radii: tuple[float, ...]) -> list[tuple[float, float]]:
         steps = points * len(radii)
         return [
-            (cx + radii[i % len(radii)] * math.cos(angle + 2 * math.pi * i / steps),
-             cy + radii[i % len(radii)] * math.sin(angle + 2 * math.pi * i / steps))
+            (
+                cx + radii[i % len(radii)] * math.cos(angle + 2 * math.pi * i / steps),
+                cy + radii[i % len(radii)] * math.sin(angle + 2 * math.pi * i / steps),
+            )
             for i in range(steps)
         ]
 
@@ -106,6 +109,7 @@ def add_sample(
 
         def source() -> Iterator[tuple[Image.Image, str]]:
             return shapes_images(count, seed, size)
+
     try:
         mode = "L" if channels == 1 else "RGB"
         for index, (image, label) in enumerate(source()):

@@ -143,17 +143,19 @@ class SourceScanner:
             self.skipped.append(Skipped(shown, f"cannot read: {error.strerror or error}"))
             return
         if len(members) > self.limits.max_archive_entries:
-            self.skipped.append(Skipped(
-                shown, f"zip bomb refused: {len(members)} entries (limit {self.limits.max_archive_entries})"
-            ))
+            self.skipped.append(
+                Skipped(shown, f"zip bomb refused: {len(members)} entries (limit {self.limits.max_archive_entries})")
+            )
             return
         declared = sum(member.file_size for member in members)
         if declared > self.limits.max_archive_bytes:
-            self.skipped.append(Skipped(
-                shown,
-                f"zip bomb refused: {human_bytes(declared)} uncompressed "
-                f"(limit {human_bytes(self.limits.max_archive_bytes)})",
-            ))
+            self.skipped.append(
+                Skipped(
+                    shown,
+                    f"zip bomb refused: {human_bytes(declared)} uncompressed "
+                    f"(limit {human_bytes(self.limits.max_archive_bytes)})",
+                )
+            )
             return
         for member in members:
             self._add_member(path, shown, member)

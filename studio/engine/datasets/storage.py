@@ -132,15 +132,28 @@ class DatasetSummary:
     @classmethod
     def of(cls, row: Dataset) -> DatasetSummary:
         """From a database row."""
-        return cls(row.name, row.size, row.channels, row.count, row.origin, row.folder,
-                   dict(row.class_counts or {}), row.created_at.isoformat(timespec="seconds"),
-                   dict(row.import_report or {}))
+        return cls(
+            row.name,
+            row.size,
+            row.channels,
+            row.count,
+            row.origin,
+            row.folder,
+            dict(row.class_counts or {}),
+            row.created_at.isoformat(timespec="seconds"),
+            dict(row.import_report or {}),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
         return {
-            "name": self.name, "size": self.size, "channels": self.channels, "count": self.count,
-            "origin": self.origin, "folder": self.folder, "classes": self.class_counts,
+            "name": self.name,
+            "size": self.size,
+            "channels": self.channels,
+            "count": self.count,
+            "origin": self.origin,
+            "folder": self.folder,
+            "classes": self.class_counts,
             "created_at": self.created_at,
         }
 
@@ -157,7 +170,8 @@ class DatasetWriter:
         self.images = ArrayFileWriter(self.staging.path / IMAGES_FILE, (size, size, channels))
         self.thumbnails = (
             ArrayFileWriter(self.staging.path / THUMBNAILS_FILE, (THUMBNAIL_SIZE, THUMBNAIL_SIZE, channels))
-            if size > THUMBNAIL_SIZE else None
+            if size > THUMBNAIL_SIZE
+            else None
         )
         self.duplicates = 0
         self._seen: set[str] = set()
@@ -169,8 +183,7 @@ class DatasetWriter:
         """Unique images added so far."""
         return len(self._items)
 
-    def add(self, pixels: bytes, digest: str, source: str, label: str | None,
-            thumbnail: bytes | None = None) -> bool:
+    def add(self, pixels: bytes, digest: str, source: str, label: str | None, thumbnail: bytes | None = None) -> bool:
         """Append one image unless its content was seen already; True when added."""
         if digest in self._seen:
             self.duplicates += 1
@@ -196,12 +209,20 @@ class DatasetWriter:
                 self.thumbnails.close()
             _write_preview(self._preview, self.staging.path / PREVIEW_FILE)
             class_counts = dict(sorted(Counter(i["label"] for i in self._items if i["label"]).items()))
-            write_json_atomic(self.staging.path / MANIFEST_FILE, {
-                "format": 1, "name": self.name, "size": self.size, "channels": self.channels,
-                "count": self.count, "origin": self.origin, "images": IMAGES_FILE,
-                "thumbnails": THUMBNAILS_FILE if self.thumbnails is not None else IMAGES_FILE,
-                "classes": class_counts,
-            })
+            write_json_atomic(
+                self.staging.path / MANIFEST_FILE,
+                {
+                    "format": 1,
+                    "name": self.name,
+                    "size": self.size,
+                    "channels": self.channels,
+                    "count": self.count,
+                    "origin": self.origin,
+                    "images": IMAGES_FILE,
+                    "thumbnails": THUMBNAILS_FILE if self.thumbnails is not None else IMAGES_FILE,
+                    "classes": class_counts,
+                },
+            )
             fsync_path(self.staging.path)
             destination = _free_folder(self.store.home.datasets, self.name)
             self.staging.publish(destination)
@@ -210,9 +231,14 @@ class DatasetWriter:
                 with self.store.session() as session:
                     ensure_name_free(self.store, self.name, session)
                     row = Dataset(
-                        name=self.name, folder=self.store.home.relative(destination), size=self.size,
-                        channels=self.channels, count=self.count, origin=self.origin,
-                        class_counts=class_counts, import_report=report or {},
+                        name=self.name,
+                        folder=self.store.home.relative(destination),
+                        size=self.size,
+                        channels=self.channels,
+                        count=self.count,
+                        origin=self.origin,
+                        class_counts=class_counts,
+                        import_report=report or {},
                     )
                     session.add(row)
                     session.flush()
@@ -273,11 +299,10 @@ def _free_folder(parent: Path, name: str) -> Path:
 
 def ensure_name_free(store: Store, name: str, session: Any = None) -> None:
     """Raise AlreadyExistsError when a dataset of that name exists."""
+
     def check(active: Any) -> None:
         if active.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
-            raise AlreadyExistsError(
-                f"a dataset named '{name}' already exists: choose another name or delete it first"
-            )
+            raise AlreadyExistsError(f"a dataset named '{name}' already exists: choose another name or delete it first")
 
     if session is not None:
         check(session)

@@ -31,9 +31,7 @@ class Precision:
     def __init__(self, device: torch.device, enabled: bool = True) -> None:
         self.device = device
         self.enabled = enabled and device.type == "cuda"
-        self.dtype = (
-            torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
-        )
+        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -118,9 +116,7 @@ class GeneratorFamily(ABC):
         schema = {h.name: h for h in cls.full_schema()}
         unknown = sorted(set(values) - set(schema))
         if unknown:
-            raise StudioError(
-                f"unknown setting '{unknown[0]}' for {cls.name}: choose from {', '.join(sorted(schema))}"
-            )
+            raise StudioError(f"unknown setting '{unknown[0]}' for {cls.name}: choose from {', '.join(sorted(schema))}")
         return {name: h.validate(values[name]) if name in values else h.default for name, h in schema.items()}
 
     @classmethod
@@ -187,8 +183,9 @@ class GeneratorFamily(ABC):
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
         """The inference networks to export to ONNX, with example and parity inputs drawn from `rng`."""
 
-    def random_images(self, rng: np.random.Generator, count: int, height: int | None = None,
-                      width: int | None = None) -> np.ndarray:
+    def random_images(
+        self, rng: np.random.Generator, count: int, height: int | None = None, width: int | None = None
+    ) -> np.ndarray:
         """Uniform float32 NCHW images in [-1, 1] at the model's size (or another), for parity checks."""
         shape = (count, self.channels, height or self.resolution, width or self.resolution)
         return rng.uniform(-1, 1, shape).astype(np.float32)
@@ -197,9 +194,7 @@ class GeneratorFamily(ABC):
     def pipeline(self) -> Pipeline:
         """The family's numpy procedures (sample, interpolate, inpaint) over this object's torch networks."""
 
-    def numpy_function(
-        self, call: Callable[..., Any], modules: Sequence[nn.Module]
-    ) -> Callable[..., Any]:
+    def numpy_function(self, call: Callable[..., Any], modules: Sequence[nn.Module]) -> Callable[..., Any]:
         """Wrap a torch computation as numpy arrays in, float32 numpy arrays out, in eval mode, no grad."""
 
         def run(*arrays: np.ndarray) -> Any:
@@ -236,7 +231,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 __all__ = [
-    "COMMON_SCHEMA", "Diagnostics", "GeneratorFamily", "Hyperparameter", "NetworkExport", "Precision",
+    "COMMON_SCHEMA",
+    "Diagnostics",
+    "GeneratorFamily",
+    "Hyperparameter",
+    "NetworkExport",
+    "Precision",
     "gaussian_noise",
-    "iterate_batches", "seed_generators", "to_uint8",
+    "iterate_batches",
+    "seed_generators",
+    "to_uint8",
 ]

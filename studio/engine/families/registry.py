@@ -63,8 +63,13 @@ def full_schema(name: str) -> tuple[Hyperparameter, ...]:
 def describe_families() -> list[dict[str, Any]]:
     """Every family's name, title, description, capabilities and schema (what the UI shows)."""
     return [
-        {"name": d.name, "title": d.title, "description": d.description, "capabilities": sorted(d.capabilities),
-         "schema": [h.as_dict() for h in full_schema(d.name)]}
+        {
+            "name": d.name,
+            "title": d.title,
+            "description": d.description,
+            "capabilities": sorted(d.capabilities),
+            "schema": [h.as_dict() for h in full_schema(d.name)],
+        }
         for d in declarations()
     ]
 

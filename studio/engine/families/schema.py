@@ -66,8 +66,13 @@ class Hyperparameter:
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the UI and `studio models show`."""
         return {
-            "name": self.name, "type": self.kind.__name__, "default": self.default, "help": self.help,
-            "group": self.group, "minimum": self.minimum, "maximum": self.maximum,
+            "name": self.name,
+            "type": self.kind.__name__,
+            "default": self.default,
+            "help": self.help,
+            "group": self.group,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
             "choices": list(self.choices) if self.choices else None,
         }
 
@@ -79,8 +84,14 @@ class Hyperparameter:
             raise StudioError(f"setting {data.get('name')!r} has an unknown type {data.get('type')!r}")
         choices = data.get("choices")
         return cls(
-            str(data["name"]), kind, data["default"], str(data.get("help", "")), str(data.get("group", "sampling")),
-            data.get("minimum"), data.get("maximum"), tuple(choices) if choices else None,
+            str(data["name"]),
+            kind,
+            data["default"],
+            str(data.get("help", "")),
+            str(data.get("group", "sampling")),
+            data.get("minimum"),
+            data.get("maximum"),
+            tuple(choices) if choices else None,
         )
 
 
@@ -99,8 +110,9 @@ def validate_options(
     merged = {name: defaults.get(name, h.default) for name, h in by_name.items()}
     for name, value in values.items():
         setting = by_name[name]
-        merged[name] = setting.parse(value) if isinstance(value, str) and setting.kind is not str else (
-            setting.validate(value))
+        merged[name] = (
+            setting.parse(value) if isinstance(value, str) and setting.kind is not str else (setting.validate(value))
+        )
     return merged
 
 

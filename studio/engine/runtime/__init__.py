@@ -9,6 +9,12 @@ from studio.engine.runtime.package import ExportError, OnnxModel, load_exported,
 from studio.engine.runtime.providers import PROVIDER_CHOICES, available_providers
 
 __all__ = [
-    "PROVIDER_CHOICES", "Endpoint", "ExportError", "OnnxModel", "Pipeline", "available_providers",
-    "load_exported", "read_manifest",
+    "PROVIDER_CHOICES",
+    "Endpoint",
+    "ExportError",
+    "OnnxModel",
+    "Pipeline",
+    "available_providers",
+    "load_exported",
+    "read_manifest",
 ]

@@ -44,13 +44,28 @@ def file_sha256(path: Path) -> str:
 
 def metadata_for(manifest: Mapping[str, Any], role: str, precision: str) -> dict[str, str]:
     """The metadata_props of one exported file: the manifest's facts as strings (JSON where structured)."""
-    facts = {key: manifest[key] for key in (
-        "family", "model", "resolution", "channels", "value_range", "latent_shape", "scheduler", "reach",
-        "studio_version", "weights_hash", "steps_trained", "hyperparameters",
-    )}
+    facts = {
+        key: manifest[key]
+        for key in (
+            "family",
+            "model",
+            "resolution",
+            "channels",
+            "value_range",
+            "latent_shape",
+            "scheduler",
+            "reach",
+            "studio_version",
+            "weights_hash",
+            "steps_trained",
+            "hyperparameters",
+        )
+    }
     facts.update(role=role, precision=precision)
-    return {f"studio.{key}": value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-            for key, value in facts.items()}
+    return {
+        f"studio.{key}": value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        for key, value in facts.items()
+    }
 
 
 def recover_export(model_folder: Path) -> None:
@@ -76,8 +91,19 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ExportError(f"{path} does not describe an export")
     if int(manifest.get("format", 0)) > MANIFEST_FORMAT:
         raise ExportError(f"{path} was written by a newer Studio (format {manifest['format']})")
-    missing = [key for key in ("family", "resolution", "channels", "networks", "hyperparameters",
-                               "sampling_schema", "weights_hash") if key not in manifest]
+    missing = [
+        key
+        for key in (
+            "family",
+            "resolution",
+            "channels",
+            "networks",
+            "hyperparameters",
+            "sampling_schema",
+            "weights_hash",
+        )
+        if key not in manifest
+    ]
     if missing:
         raise ExportError(f"{path} lacks {', '.join(missing)}: export the model again")
     if manifest["family"] not in registry.family_names():
@@ -126,8 +152,9 @@ def load_exported(
                     f"not this {expect.get('resolution')}px {expect.get('family')} one: export the model again"
                 )
         if expect.get("weights_hash") and manifest["weights_hash"] != expect["weights_hash"]:
-            raise ExportError("the ONNX export is out of date (the weights changed after it was made): "
-                              "export the model again")
+            raise ExportError(
+                "the ONNX export is out of date (the weights changed after it was made): export the model again"
+            )
     sessions: dict[str, ort.InferenceSession] = {}
     choice: ProviderChoice | None = None
     for role, inputs in registry.declaration(family).network_inputs().items():
@@ -165,8 +192,10 @@ def _check_metadata(
         text = props.get(f"studio.{key}")
         got = text if key in ("role", "family", "weights_hash") else _json_or_none(text)
         if got != want:
-            raise ExportError(f"{path.name} disagrees with its manifest ({key}: file {got!r}, manifest {want!r}): "
-                              "export the model again")
+            raise ExportError(
+                f"{path.name} disagrees with its manifest ({key}: file {got!r}, manifest {want!r}): "
+                "export the model again"
+            )
     names = tuple(i.name for i in session.get_inputs())
     if names != inputs:
         raise ExportError(f"{path.name} takes inputs {', '.join(names)}, expected {', '.join(inputs)}")
@@ -183,8 +212,15 @@ def spec_from_manifest(manifest: Mapping[str, Any]) -> ModelSpec:
     """The pipeline's view of a model, from its manifest."""
     try:
         schema = tuple(Hyperparameter.from_dict(h) for h in manifest["sampling_schema"])
-        return ModelSpec(manifest["family"], int(manifest["resolution"]), int(manifest["channels"]),
-                         dict(manifest["hyperparameters"]), schema, manifest.get("scheduler"), manifest.get("reach"))
+        return ModelSpec(
+            manifest["family"],
+            int(manifest["resolution"]),
+            int(manifest["channels"]),
+            dict(manifest["hyperparameters"]),
+            schema,
+            manifest.get("scheduler"),
+            manifest.get("reach"),
+        )
     except (KeyError, TypeError, ValueError) as error:
         raise ExportError(f"the manifest is malformed ({error}): export the model again") from None
 

@@ -151,7 +151,9 @@ class NoisePredictionUNet(nn.Module):
         level_channels = [width * multiplier for multiplier in CHANNEL_MULTIPLIERS[:levels]]
         time_dimension = 4 * width
         self.time_embedding = nn.Sequential(
-            SinusoidalTimeEmbedding(width), nn.Linear(width, time_dimension), nn.SiLU(),
+            SinusoidalTimeEmbedding(width),
+            nn.Linear(width, time_dimension),
+            nn.SiLU(),
             nn.Linear(time_dimension, time_dimension),
         )
         self.input = nn.Conv2d(channels, width, 3, padding=1)
@@ -178,7 +180,8 @@ class NoisePredictionUNet(nn.Module):
         for deeper_channels in reversed(level_channels[1:]):
             self.upsamples.append(Upsample(deeper_channels))
         self.output = nn.Sequential(
-            nn.GroupNorm(_group_count(current), current), nn.SiLU(),
+            nn.GroupNorm(_group_count(current), current),
+            nn.SiLU(),
             _zero_initialised(nn.Conv2d(current, channels, 3, padding=1)),
         )
 
@@ -206,7 +209,6 @@ class DiffusionFamily(GeneratorFamily):
     """Denoising diffusion (DDPM training, DDPM or DDIM sampling) with a small noise-predicting U-Net."""
 
     declaration = DECLARATION
-
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -283,11 +285,17 @@ class DiffusionFamily(GeneratorFamily):
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
         """The averaged denoiser: (noisy sample, int64 timestep) -> predicted noise."""
         size, batch = self.resolution, {0: "batch"}
-        return [NetworkExport(
-            "denoiser", self.ema, (torch.zeros(2, self.channels, size, size), torch.zeros(2, dtype=torch.int64)),
-            ("sample", "timestep"), ("noise",), {"sample": batch, "timestep": batch},
-            [(self.random_images(rng, 3) * 2, rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64))],
-        )]
+        return [
+            NetworkExport(
+                "denoiser",
+                self.ema,
+                (torch.zeros(2, self.channels, size, size), torch.zeros(2, dtype=torch.int64)),
+                ("sample", "timestep"),
+                ("noise",),
+                {"sample": batch, "timestep": batch},
+                [(self.random_images(rng, 3) * 2, rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64))],
+            )
+        ]
 
     def pipeline(self) -> DiffusionPipeline:
         """Sampling, interpolation and inpainting over the EMA network."""

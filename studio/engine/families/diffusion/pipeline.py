@@ -82,8 +82,11 @@ class DiffusionPipeline(Pipeline):
             raise StudioError(f"latents must be N x {' x '.join(map(str, self.latent_shape()))}, not {latents.shape}")
         if len(latents) == 0:
             return np.zeros((0, *self.spec.shape), np.uint8)
-        return to_uint8(np.concatenate([self.denoise(latents[part], [], options)
-                                        for part in iterate_batches(len(latents), self.chunk)]))
+        return to_uint8(
+            np.concatenate(
+                [self.denoise(latents[part], [], options) for part in iterate_batches(len(latents), self.chunk)]
+            )
+        )
 
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """RePaint: after every step the known pixels are put back at the sample's noise level, and each
@@ -97,8 +100,11 @@ class DiffusionPipeline(Pipeline):
         completed = []
         for part in iterate_batches(len(seeds), self.chunk):
             generators = seed_generators(seeds[part])
-            completed.append(self.denoise(self.initial_noise(generators), generators, options,
-                                          known=known_images[part], keep=keep[part]))
+            completed.append(
+                self.denoise(
+                    self.initial_noise(generators), generators, options, known=known_images[part], keep=keep[part]
+                )
+            )
         return to_uint8(np.concatenate(completed))
 
     def denoise(

@@ -40,8 +40,10 @@ class DcganGenerator(nn.Module):
         features = [min(width * 2 ** (blocks - i), width * 8) for i in range(blocks + 1)]
         self.latent_dim = latent_dim
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, features[0] * 16, bias=False), nn.Unflatten(1, (features[0], 4, 4)),
-            nn.BatchNorm2d(features[0]), nn.ReLU(inplace=True),
+            nn.Linear(latent_dim, features[0] * 16, bias=False),
+            nn.Unflatten(1, (features[0], 4, 4)),
+            nn.BatchNorm2d(features[0]),
+            nn.ReLU(inplace=True),
         )
         layers: list[nn.Module] = []
         for before, after in itertools.pairwise(features):
@@ -76,7 +78,6 @@ class GanFamily(GeneratorFamily):
     """DCGAN with spectral norm, hinge loss and an EMA generator for sampling."""
 
     declaration = DECLARATION
-
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -128,9 +129,12 @@ class GanFamily(GeneratorFamily):
             g_loss = -score.mean() if hinge else F.softplus(-score).mean()
         precision.step(g_loss, self._optimizers["generator"])
         self._update_ema(step)
-        return {"d_loss": d_loss.detach().item(), "g_loss": g_loss.detach().item(),
-                "d_real": real_score.detach().float().mean().item(),
-                "d_fake": fake_score.detach().float().mean().item()}
+        return {
+            "d_loss": d_loss.detach().item(),
+            "g_loss": g_loss.detach().item(),
+            "d_real": real_score.detach().float().mean().item(),
+            "d_fake": fake_score.detach().float().mean().item(),
+        }
 
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:
@@ -145,10 +149,17 @@ class GanFamily(GeneratorFamily):
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
         """The averaged generator: latents -> images."""
         dim = self.hparams["latent_dim"]
-        return [NetworkExport(
-            "generator", self.ema, (torch.zeros(2, dim),), ("latent",), ("image",),
-            {"latent": {0: "batch"}}, [(rng.standard_normal((3, dim)).astype(np.float32),)],
-        )]
+        return [
+            NetworkExport(
+                "generator",
+                self.ema,
+                (torch.zeros(2, dim),),
+                ("latent",),
+                ("image",),
+                {"latent": {0: "batch"}},
+                [(rng.standard_normal((3, dim)).astype(np.float32),)],
+            )
+        ]
 
     def pipeline(self) -> GanPipeline:
         """Sampling and interpolation over the EMA generator."""
@@ -171,7 +182,5 @@ class GanFamily(GeneratorFamily):
         diversity = float(spread_fake / spread_real)
         warnings = []
         if diversity < MODE_COLLAPSE_RATIO:
-            warnings.append(
-                f"possible mode collapse: samples are only {diversity:.0%} as varied as the data"
-            )
+            warnings.append(f"possible mode collapse: samples are only {diversity:.0%} as varied as the data")
         return Diagnostics({"diversity": diversity}, warnings)

@@ -45,5 +45,9 @@ class GanPipeline(Pipeline):
         latents = np.asarray(latents, np.float32)
         if len(latents) == 0:
             return np.zeros((0, *self.spec.shape), np.uint8)
-        return np.concatenate([to_uint8(self.generator(np.ascontiguousarray(latents[part])))
-                               for part in iterate_batches(len(latents), self.chunk)])
+        return np.concatenate(
+            [
+                to_uint8(self.generator(np.ascontiguousarray(latents[part])))
+                for part in iterate_batches(len(latents), self.chunk)
+            ]
+        )

@@ -57,8 +57,13 @@ class MaskedConv2d(nn.Conv2d):
     mask: torch.Tensor  # a buffer (register_buffer below); declared for type checkers
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_width: int,
-        in_groups: torch.Tensor, out_groups: torch.Tensor, mask_type: str,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_width: int,
+        in_groups: torch.Tensor,
+        out_groups: torch.Tensor,
+        mask_type: str,
     ) -> None:
         super().__init__(in_channels, out_channels, (1, kernel_width))
         if mask_type not in ("A", "B"):
@@ -137,8 +142,11 @@ class GatedPixelCnn(nn.Module):
         # A ModuleList yields plain Modules to a type checker: loops over it cast to GatedLayer (a no-op).
         self.layers = nn.ModuleList(
             GatedLayer(
-                channels if index == 0 else width, width, channels,
-                FIRST_KERNEL if index == 0 else KERNEL, first=index == 0,
+                channels if index == 0 else width,
+                width,
+                channels,
+                FIRST_KERNEL if index == 0 else KERNEL,
+                first=index == 0,
             )
             for index in range(layers)
         )
@@ -180,8 +188,12 @@ class GatedPixelCnn(nn.Module):
             if row == 0:
                 # Nothing above the first row: the full forward pass shifts in zeros here.
                 above = torch.zeros(
-                    images.shape[0], layer.vertical_to_horizontal.in_channels, 1, images.shape[3],
-                    dtype=images.dtype, device=images.device,
+                    images.shape[0],
+                    layer.vertical_to_horizontal.in_channels,
+                    1,
+                    images.shape[3],
+                    dtype=images.dtype,
+                    device=images.device,
                 )
                 links.append(layer.vertical_to_horizontal(above))
                 continue
@@ -216,7 +228,6 @@ class PixelCnnFamily(GeneratorFamily):
     """The autoregressive family: a Gated PixelCNN trained by maximum likelihood, sampled sub-pixel by sub-pixel."""
 
     declaration = DECLARATION
-
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -253,11 +264,17 @@ class PixelCnnFamily(GeneratorFamily):
         """The PixelCNN, with dynamic height and width: the runtime feeds the window around each sub-pixel."""
         size = self.resolution
         spatial = {0: "batch", 2: "height", 3: "width"}
-        return [NetworkExport(
-            "pixelcnn", self.network, (torch.zeros(2, self.channels, size, size),), ("image",), ("logits",),
-            {"image": spatial},
-            [(self.random_images(rng, 3),), (self.random_images(rng, 2, max(1, size // 2), max(1, size - 3)),)],
-        )]
+        return [
+            NetworkExport(
+                "pixelcnn",
+                self.network,
+                (torch.zeros(2, self.channels, size, size),),
+                ("image",),
+                ("logits",),
+                {"image": spatial},
+                [(self.random_images(rng, 3),), (self.random_images(rng, 2, max(1, size // 2), max(1, size - 3)),)],
+            )
+        ]
 
     def pipeline(self) -> PixelCnnPipeline:
         """Raster sampling and completion; logits come from the row-wise fast path below."""

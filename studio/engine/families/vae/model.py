@@ -54,7 +54,9 @@ class ConvDecoder(nn.Module):
         levels = _levels(resolution)
         features = [min(width * 2 ** (levels - i), width * 8) for i in range(levels + 1)]
         layers: list[nn.Module] = [
-            nn.Linear(latent_dim, features[0] * 16), nn.Unflatten(1, (features[0], 4, 4)), nn.ReLU(True)
+            nn.Linear(latent_dim, features[0] * 16),
+            nn.Unflatten(1, (features[0], 4, 4)),
+            nn.ReLU(True),
         ]
         for before, after in itertools.pairwise(features):
             layers += [nn.ConvTranspose2d(before, after, 4, 2, 1), nn.BatchNorm2d(after), nn.ReLU(True)]
@@ -82,7 +84,6 @@ class VaeFamily(GeneratorFamily):
     """Convolutional VAE with a beta weight on the KL term and a KL warm-up."""
 
     declaration = DECLARATION
-
 
     def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
         super().__init__(resolution, channels, hparams)
@@ -116,18 +117,35 @@ class VaeFamily(GeneratorFamily):
         kl = 0.5 * (mean.float().pow(2) + log_variance.float().exp() - 1 - log_variance.float()).sum(1).mean()
         loss = reconstruction + self.kl_weight(step) * kl
         precision.step(loss, self._optimizers["vae"], clip=100.0)
-        return {"loss": loss.detach().item(), "reconstruction": reconstruction.detach().item(),
-                "kl": kl.detach().item()}
+        return {
+            "loss": loss.detach().item(),
+            "reconstruction": reconstruction.detach().item(),
+            "kl": kl.detach().item(),
+        }
 
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
         """The decoder (mapped to images in [-1, 1]) and the encoder (mean, log-variance)."""
         dim, size = self.hparams["latent_dim"], self.resolution
         batch = {0: "batch"}
         return [
-            NetworkExport("decoder", ImageDecoder(self.decoder), (torch.zeros(2, dim),), ("latent",), ("image",),
-                          {"latent": batch}, [(rng.standard_normal((3, dim)).astype(np.float32),)]),
-            NetworkExport("encoder", self.encoder, (torch.zeros(2, self.channels, size, size),), ("image",),
-                          ("mean", "log_variance"), {"image": batch}, [(self.random_images(rng, 3),)]),
+            NetworkExport(
+                "decoder",
+                ImageDecoder(self.decoder),
+                (torch.zeros(2, dim),),
+                ("latent",),
+                ("image",),
+                {"latent": batch},
+                [(rng.standard_normal((3, dim)).astype(np.float32),)],
+            ),
+            NetworkExport(
+                "encoder",
+                self.encoder,
+                (torch.zeros(2, self.channels, size, size),),
+                ("image",),
+                ("mean", "log_variance"),
+                {"image": batch},
+                [(self.random_images(rng, 3),)],
+            ),
         ]
 
     def pipeline(self) -> VaePipeline:
@@ -158,8 +176,13 @@ class VaeFamily(GeneratorFamily):
     def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """A row of originals, the row of their reconstructions beneath, then samples: blur made visible."""
         shown = min(8, real.shape[0], max(1, len(seeds) // 4))
-        return np.concatenate([to_uint8(real[:shown]), self.reconstruct(real[:shown]),
-                               self.sample(seeds[: max(0, len(seeds) - 2 * shown)], options)])
+        return np.concatenate(
+            [
+                to_uint8(real[:shown]),
+                self.reconstruct(real[:shown]),
+                self.sample(seeds[: max(0, len(seeds) - 2 * shown)], options),
+            ]
+        )
 
     @torch.no_grad()
     def reconstruct(self, real: torch.Tensor) -> np.ndarray:

@@ -43,12 +43,20 @@ class VaePipeline(Pipeline):
         return self.decode(self.seed_latents(seeds, options), options)
 
     def _decode_float(self, latents: Array) -> Array:
-        return np.concatenate([np.asarray(self.decoder(np.ascontiguousarray(latents[part], np.float32)), np.float32)
-                               for part in iterate_batches(len(latents), self.chunk)])
+        return np.concatenate(
+            [
+                np.asarray(self.decoder(np.ascontiguousarray(latents[part], np.float32)), np.float32)
+                for part in iterate_batches(len(latents), self.chunk)
+            ]
+        )
 
     def _encode_float(self, images: Array) -> Array:
-        return np.concatenate([np.asarray(self.encoder(np.ascontiguousarray(images[part])), np.float32)
-                               for part in iterate_batches(len(images), self.chunk)])
+        return np.concatenate(
+            [
+                np.asarray(self.encoder(np.ascontiguousarray(images[part])), np.float32)
+                for part in iterate_batches(len(images), self.chunk)
+            ]
+        )
 
     def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
         """The decoder's mean images."""
