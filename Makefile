@@ -26,12 +26,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check studio tests bench main.py
+	$(BIN)/python -m ruff format --check --quiet studio tests bench main.py
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check studio tests bench main.py
+	$(BIN)/python -m ruff format --check --quiet studio tests bench main.py
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports
 

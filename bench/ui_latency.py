@@ -98,60 +98,71 @@ def describe(delays: np.ndarray) -> dict[str, float]:
     if delays.size == 0:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "ticks": 0}
     p50, p95, p99 = np.percentile(delays, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(delays.max()),
-            "ticks": int(delays.size)}
+    return {
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(delays.max()),
+        "ticks": int(delays.size),
+    }
 
 
 def row(label: str, figures: dict[str, float], baseline_p99: float | None = None) -> str:
     """One line of the table."""
     ratio = f"{figures['p99'] / max(baseline_p99, 0.01):>7.1f}x" if baseline_p99 is not None else f"{'':>8}"
-    return (f"{label:<28} {figures['ticks']:>6} {figures['p50']:>7.2f} {figures['p95']:>7.2f} {figures['p99']:>7.2f} "
-            f"{figures['max']:>8.1f} {ratio}")
+    return (
+        f"{label:<28} {figures['ticks']:>6} {figures['p50']:>7.2f} {figures['p95']:>7.2f} {figures['p99']:>7.2f} "
+        f"{figures['max']:>8.1f} {ratio}"
+    )
 
 
-def run_configuration(window: Any, heartbeat: Heartbeat, args: argparse.Namespace, threads: int,
-                      index: int) -> tuple[np.ndarray, str]:
+def run_configuration(
+    window: Any, heartbeat: Heartbeat, args: argparse.Namespace, threads: int, index: int
+) -> tuple[np.ndarray, str]:
     """Start a run through the Train page, measure while it trains, cancel it; the delays and notes."""
     from PySide6.QtCore import QCoreApplication
 
     page = window.page["train"]
     window.show_page("train")
-    page.set_mode("new")
-    page.set_family(args.family)
-    page.set_dataset("digits")
-    page.name_edit.setText(f"latency-{index}")
-    page.steps_check.setChecked(True)
-    page.steps_spin.setValue(10_000_000)  # the run is cancelled after the measurement
-    page.minutes_check.setChecked(False)
-    page.preview_every_spin.setValue(args.preview_every)
-    page.checkpoint_every_spin.setValue(1_000_000)
-    page.threads_spin.setValue(threads)
+    page.setup.set_mode("new")
+    page.setup.set_family(args.family)
+    page.setup.set_dataset("digits")
+    page.setup.name_edit.setText(f"latency-{index}")
+    page.setup.steps_check.setChecked(True)
+    page.setup.steps_spin.setValue(10_000_000)  # the run is cancelled after the measurement
+    page.setup.minutes_check.setChecked(False)
+    page.setup.preview_every_spin.setValue(args.preview_every)
+    page.setup.checkpoint_every_spin.setValue(1_000_000)
+    page.setup.threads_spin.setValue(threads)
 
     clock = SlotClock()
     page._job_event = clock.wrap("event slot", page._job_event)  # connected at start(), so this one is used
-    page.plot_timer.timeout.disconnect()
-    page.plot_timer.timeout.connect(clock.wrap("plot redraw", page._redraw_plot))
+    page.monitor.plot_timer.timeout.disconnect()
+    page.monitor.plot_timer.timeout.connect(clock.wrap("plot redraw", page.monitor.redraw_plot))
     events: dict[str, int] = {}
     handle = page.start()
     if handle is None:
         raise SystemExit(f"the page refused to start: {window.last_error}")
-    handle.event.connect(lambda event: events.__setitem__(type(event).__name__,
-                                                          events.get(type(event).__name__, 0) + 1))
+    handle.progressed.connect(
+        lambda event: events.__setitem__(type(event).__name__, events.get(type(event).__name__, 0) + 1)
+    )
     while handle.state == "queued":  # the model is built and the data loaded before the first step
         QCoreApplication.processEvents()
         time.sleep(0.005)
     heartbeat.measure(1.0)  # settle: the first steps allocate and warm caches
-    first_step = page.current_step
+    first_step = page.monitor.current_step
     started = time.perf_counter()
     delays = heartbeat.measure(args.seconds)
     elapsed = time.perf_counter() - started
-    last_step = page.current_step
+    last_step = page.monitor.current_step
     page.cancel()
     window.runner.wait_idle(120_000)
     rate = (last_step - first_step) / elapsed
     counts = ", ".join(f"{name} {count}" for name, count in sorted(events.items()))
-    notes = (f"  threads={threads}: {rate:.1f} steps/s, {handle.state}; events: {counts}\n"
-             f"    GUI-thread slots: {clock.summary()}")
+    notes = (
+        f"  threads={threads}: {rate:.1f} steps/s, {handle.state}; events: {counts}\n"
+        f"    GUI-thread slots: {clock.summary()}"
+    )
     return delays, notes
 
 
@@ -163,8 +174,9 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=5.0)
     parser.add_argument("--preview-every", type=int, default=50)
     parser.add_argument("--threads", default="", help="comma-separated torch thread counts (default: the page's)")
-    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" /
-                        "ui_latency-cpu.txt")
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).resolve().parent / "results" / "ui_latency-cpu.txt"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="studio-latency-bench-"))
@@ -178,7 +190,7 @@ def main() -> None:
     from studio.home import DataHome
     from studio.store.database import open_store
     from studio.ui.main_window import MainWindow
-    from studio.ui.pages.train import default_threads
+    from studio.ui.train.setup import default_threads
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setStyle("Fusion")
@@ -198,25 +210,30 @@ def main() -> None:
         window.show()
         window.show_page("train")
         thread_counts = [int(t) for t in args.threads.split(",") if t.strip()] or [default_threads()]
-        say(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        say(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"Qt platform {app.platformName()}; {args.family} default settings on digits "
             f"{args.size}x{args.size}x1, preview every {args.preview_every} steps; heartbeat {HEARTBEAT_MS} ms; "
-            f"{args.seconds:g} s measured per configuration")
+            f"{args.seconds:g} s measured per configuration"
+        )
         heartbeat = Heartbeat()
         baseline = describe(heartbeat.measure(args.baseline_seconds))
-        say(f"{'GUI event-loop delay (ms)':<28} {'ticks':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} "
-            f"{'p99/idle':>8}")
+        say(
+            f"{'GUI event-loop delay (ms)':<28} {'ticks':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} "
+            f"{'p99/idle':>8}"
+        )
         say(row("idle window (baseline)", baseline))
         notes = []
         for index, threads in enumerate(thread_counts):
             delays, note = run_configuration(window, heartbeat, args, threads, index)
-            say(row(f"training, {threads} torch thread{'s' if threads > 1 else ''}", describe(delays),
-                    baseline["p99"]))
+            say(row(f"training, {threads} torch thread{'s' if threads > 1 else ''}", describe(delays), baseline["p99"]))
             notes.append(note)
         for note in notes:
             say(note)
-        say(f"target: p99 < {TARGET_P99_MS:g} ms while training (the page's default: {default_threads()} "
-            f"torch thread(s), one core left to the GUI)")
+        say(
+            f"target: p99 < {TARGET_P99_MS:g} ms while training (the page's default: {default_threads()} "
+            f"torch thread(s), one core left to the GUI)"
+        )
     finally:
         if window is not None:
             window.close()

@@ -123,3 +123,13 @@ def test_runtime_source_imports_neither_torch_nor_the_torch_side_of_the_engine()
             if forbidden or outside:
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+def test_no_module_under_studio_passes_700_lines() -> None:
+    """A file that grows past 700 lines is usually two: split it before it lands."""
+    too_long = [
+        f"{path.relative_to(ROOT)}: {count} lines"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > 700
+    ]
+    assert too_long == []

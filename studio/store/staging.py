@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from studio.files import StagingFolder, hold_lock
+from studio.files import StagingFolder
 from studio.store.database import Store
 from studio.store.tables import Dataset, Model
 
@@ -29,6 +29,3 @@ def delete_row_and_folder(store: Store, folder: Path, row_type: type[Dataset | M
         raise
     if staged is not None:
         staged.discard()
-
-
-__all__ = ["delete_row_and_folder", "hold_lock"]  # hold_lock: transitional, for code being moved to studio.files

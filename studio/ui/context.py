@@ -1,21 +1,25 @@
-"""What every page shares: the store, the job runner, settings, and app-wide change notifications."""
+"""What every page shares: the store, the job runner, settings, and app-wide signals.
+
+The context never holds the main window: `go_to`, `notify` and `error` emit signals on
+`StudioSignals` that the window connects to its own slots, so pages and the window import
+nothing of each other.
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QMetaMethod, QObject, QSettings, Signal
 
 from studio.store.database import Store
 from studio.ui.jobs import JobRunner
 
-if TYPE_CHECKING:
-    from studio.ui.main_window import MainWindow
-
 
 class StudioSignals(QObject):
-    """Changes one page makes that others show: emitted in the GUI thread after a job ends."""
+    """App-wide notifications, emitted in the GUI thread: changes one page makes that others show, and
+    requests for the window (show a page, a status message, an error dialog)."""
 
     datasetsChanged = Signal()  # noqa: N815 - Qt naming
     modelsChanged = Signal()  # noqa: N815
@@ -24,6 +28,11 @@ class StudioSignals(QObject):
     restoreGenerateSettings = Signal(dict)  # noqa: N815
     # Items chosen in the gallery for the Interpolate or Inpaint page: (page key, item ids).
     useGalleryItems = Signal(str, list)  # noqa: N815
+    # Requests the main window answers: a page key; a status-bar message and its timeout in ms;
+    # an error's title and one-line message.
+    goToPage = Signal(str)  # noqa: N815
+    statusMessage = Signal(str, int)  # noqa: N815
+    errorRaised = Signal(str, str)  # noqa: N815
 
 
 @dataclass
@@ -34,22 +43,21 @@ class StudioContext:
     runner: JobRunner
     settings: QSettings
     signals: StudioSignals
-    window: MainWindow | None = None
 
     def go_to(self, page_key: str) -> None:
         """Show another page (e.g. Generate after a PNG's settings were restored)."""
-        if self.window is not None:
-            self.window.show_page(page_key)
+        self.signals.goToPage.emit(page_key)
 
     def notify(self, message: str, timeout_ms: int = 6000) -> None:
         """A short message in the status bar."""
-        if self.window is not None:
-            self.window.statusBar().showMessage(message, timeout_ms)
+        self.signals.statusMessage.emit(message, timeout_ms)
 
     def error(self, title: str, message: str) -> None:
-        """A readable error the app survives (a dialog in the window; stderr when there is none)."""
-        if self.window is not None:
-            self.window.show_error(title, message)
+        """A readable error the app survives (a dialog in the window; stderr when no window listens)."""
+        if self.signals.isSignalConnected(QMetaMethod.fromSignal(self.signals.errorRaised)):
+            self.signals.errorRaised.emit(title, message)
+        else:
+            print(f"studio: {title}: {message}", file=sys.stderr)
 
     def value(self, key: str, default: Any = None) -> Any:
         """A remembered UI setting."""

@@ -14,16 +14,17 @@ import itertools
 import queue
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from studio.engine.datasets.importer import host_is_threaded
-from studio.engine.jobs import CancelToken, Finished, Job
+from studio.engine.jobs import CancelToken, Finished
 from studio.errors import CancelledError, StudioError
 
-JobFactory = Callable[[CancelToken], Job]
+# An engine job builder: any generator of events (a training job yields more kinds than Progress).
+JobFactory = Callable[[CancelToken], Iterable[object]]
 _STOP = object()
 
 
@@ -52,7 +53,7 @@ class JobHandle(QObject):
     """One submitted job: its title, its cancel token, and the signals its events arrive through."""
 
     started = Signal()
-    event = Signal(object)  # every event the job yields except Finished (Progress, TrainingProgress...)
+    progressed = Signal(object)  # every event the job yields except Finished (Progress, TrainingProgress...)
     finished = Signal(object)  # the job's result
     failed = Signal(str)  # a one-line reason
     cancelled = Signal()
@@ -71,7 +72,7 @@ class JobHandle(QObject):
         self.error: str | None = None
         self.last_event: Any = None
         self.error_shown = False  # a page showed the failure itself: the window adds no dialog of its own
-        self.event.connect(self._remember)
+        self.progressed.connect(self._remember)
 
     def _remember(self, event: Any) -> None:
         self.last_event = event
@@ -129,7 +130,10 @@ class _EngineThread(QThread):
                     result = event.result
                 else:
                     report(handle, "event", event)
-            if getattr(result, "status", None) == "cancelled" or (handle.token.cancelled and result is None):
+            # Read the token again: the user may have cancelled while the job ran (a property mypy would
+            # otherwise consider settled by the check at the top).
+            cancelled_meanwhile: bool = getattr(handle.token, "cancelled")  # noqa: B009
+            if getattr(result, "status", None) == "cancelled" or (cancelled_meanwhile and result is None):
                 report(handle, "cancelled", result)
             else:
                 report(handle, "finished", result)
@@ -194,7 +198,7 @@ class JobRunner(QObject):
             handle.started.emit()
             return
         if what == "event":
-            handle.event.emit(payload)
+            handle.progressed.emit(payload)
             return
         if what == "finished":
             handle.state, handle.result = JobState.FINISHED, payload

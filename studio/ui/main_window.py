@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from studio.store.database import Store
 from studio.ui.context import StudioContext, StudioSignals
-from studio.ui.jobs import JobHandle, JobRunner
+from studio.ui.jobs import JobHandle, JobRunner, JobState
 from studio.ui.pages import PAGES
 
 
@@ -57,7 +57,12 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.runner = JobRunner(self)
         self.settings = settings or QSettings()
-        self.context = StudioContext(store, self.runner, self.settings, StudioSignals(self), self)
+        self.context = StudioContext(store, self.runner, self.settings, StudioSignals(self))
+        # The pages ask for the window through the context's signals (it never holds the window):
+        # connected before any page is built, so a page's first error already shows here.
+        self.context.signals.goToPage.connect(self.show_page)
+        self.context.signals.statusMessage.connect(self._show_status)
+        self.context.signals.errorRaised.connect(self.show_error)
         # Tests and scripts replace this to answer "quit while a job runs?" without a dialog.
         self.confirm_close = self._ask_to_close
 
@@ -151,6 +156,9 @@ class MainWindow(QMainWindow):
         """F5: reload the page on show from the store."""
         getattr(self.pages.currentWidget(), "refresh", lambda: None)()
 
+    def _show_status(self, message: str, timeout_ms: int) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
+
     def show_error(self, title: str, message: str) -> None:
         """A readable error; the app keeps running."""
         self.statusBar().showMessage(f"{title}: {message}", 10_000)
@@ -168,7 +176,7 @@ class MainWindow(QMainWindow):
         self.job_progress.setRange(0, 0)  # busy until the first progress figure
         self.job_progress.setVisible(True)
         self.job_cancel.setVisible(True)
-        handle.event.connect(self._job_event)
+        handle.progressed.connect(self._job_event)
 
     def _job_event(self, event: Any) -> None:
         done, total = None, None
@@ -186,11 +194,11 @@ class MainWindow(QMainWindow):
         return current.title if current else ""
 
     def _job_ended(self, handle: JobHandle) -> None:
-        if handle.state == "failed" and not getattr(handle, "error_shown", False):
+        if handle.state is JobState.FAILED and not handle.error_shown:
             self.statusBar().showMessage(f"{handle.title} failed: {handle.error}", 10_000)
-        elif handle.state == "cancelled":
+        elif handle.state is JobState.CANCELLED:
             self.statusBar().showMessage(f"{handle.title}: cancelled", 6000)
-        elif handle.state == "finished":
+        elif handle.state is JobState.FINISHED:
             self.statusBar().showMessage(f"{handle.title}: done", 4000)
 
     def _queue_changed(self) -> None:
@@ -243,7 +251,8 @@ class MainWindow(QMainWindow):
     def _ask_to_close(self) -> bool:
         current = self.runner.pending[0].title if self.runner.pending else "a job"
         answer = QMessageBox.question(
-            self, "A job is running",
+            self,
+            "A job is running",
             f"{current} is still running. Cancel it and quit? A training run keeps its last checkpoint.",
         )
         return answer == QMessageBox.StandardButton.Yes

@@ -21,8 +21,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-INTERACTIVE = (QAbstractButton, QComboBox, QLineEdit, QAbstractSpinBox, QAbstractItemView, QAbstractSlider,
-               QTextEdit, QPlainTextEdit)
+INTERACTIVE = (
+    QAbstractButton,
+    QComboBox,
+    QLineEdit,
+    QAbstractSpinBox,
+    QAbstractItemView,
+    QAbstractSlider,
+    QTextEdit,
+    QPlainTextEdit,
+)
 # Widgets that are not controls but that tests and tools address by name.
 LANDMARKS = ("lossPlot", "previewGrid", "inpaintCanvas", "compareView", "deviceLabel", "jobProgress", "jobLabel")
 
@@ -42,15 +50,18 @@ def _inside_composite(widget: QWidget) -> bool:
 def interactive_controls(root: QWidget) -> list[QWidget]:
     """Every control under `root` a user can act on, leaving out the parts Qt and pyqtgraph build inside
     composite widgets (scroll bars, popups, a plot's own buttons)."""
-    found = []
+    found: list[QWidget] = []
     for widget in root.findChildren(QWidget):
         if not isinstance(widget, INTERACTIVE) or isinstance(widget, QScrollBar):
             continue
         parent = widget.parentWidget()
         if _inside_composite(widget) or type(widget).__module__.startswith("pyqtgraph"):
             continue
-        if parent is not None and (type(parent).__module__.startswith("pyqtgraph")
-                                   or parent.objectName().startswith("qt_") or isinstance(parent, QAbstractItemView)):
+        if parent is not None and (
+            type(parent).__module__.startswith("pyqtgraph")
+            or parent.objectName().startswith("qt_")
+            or isinstance(parent, QAbstractItemView)
+        ):
             continue
         if widget.objectName().startswith("qt_"):
             continue
@@ -69,17 +80,25 @@ def _row(widget: QWidget) -> str:
 
 def markdown(window: QWidget, page_keys: list[str]) -> str:
     """docs/ui.md: one table per page, then the window's own controls."""
-    lines = ["# UI object names", "",
-             "Every page and every control a user acts on has a stable `objectName` (for tests and automation)",
-             "and an `accessibleName` (for screen readers). This file is written by `python -m studio.ui.names`",
-             "and a test fails when a control is missing from it or has no names.", ""]
+    lines = [
+        "# UI object names",
+        "",
+        "Every page and every control a user acts on has a stable `objectName` (for tests and automation)",
+        "and an `accessibleName` (for screen readers). This file is written by `python -m studio.ui.names`",
+        "and a test fails when a control is missing from it or has no names.",
+        "",
+    ]
     pages = {key: window.findChild(QWidget, f"{key}Page") for key in page_keys}
     listed: set[str] = set()
     for page in pages.values():
         if page is None:
             continue
-        lines += [f"## {page.accessibleName()} (`{page.objectName()}`)", "",
-                  "| objectName | widget | accessibleName | what it does |", "|---|---|---|---|"]
+        lines += [
+            f"## {page.accessibleName()} (`{page.objectName()}`)",
+            "",
+            "| objectName | widget | accessibleName | what it does |",
+            "|---|---|---|---|",
+        ]
         widgets = interactive_controls(page) + _landmarks(page)
         for widget in sorted(widgets, key=lambda w: w.objectName()):
             if widget.objectName() in listed:
@@ -88,8 +107,13 @@ def markdown(window: QWidget, page_keys: list[str]) -> str:
             lines.append(_row(widget))
         lines.append("")
     rest = [w for w in interactive_controls(window) + _landmarks(window) if w.objectName() not in listed]
-    lines += ["## Main window and status bar", "", "| objectName | widget | accessibleName | what it does |",
-              "|---|---|---|---|", "| `mainWindow` | MainWindow | Studio | the main window |"]
+    lines += [
+        "## Main window and status bar",
+        "",
+        "| objectName | widget | accessibleName | what it does |",
+        "|---|---|---|---|",
+        "| `mainWindow` | MainWindow | Studio | the main window |",
+    ]
     for widget in sorted(rest, key=lambda w: w.objectName()):
         if widget.objectName() in listed:
             continue

@@ -23,9 +23,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
-from studio.engine.jobs import CancelToken, Job
 from studio.errors import StudioError
-from studio.ui.jobs import JobHandle, JobRunner, JobState
+from studio.ui.jobs import JobFactory, JobHandle, JobRunner, JobState
 
 T = TypeVar("T")
 
@@ -47,7 +46,7 @@ class EngineOp(Generic[T]):
     with no `failure` callback opens the window's error dialog once.
     """
 
-    def __init__(self, context: Any, title: str, factory: Callable[[CancelToken], Job]) -> None:
+    def __init__(self, context: Any, title: str, factory: JobFactory) -> None:
         self.context = context
         self.title = title
         self.factory = factory
@@ -95,7 +94,7 @@ class EngineOp(Generic[T]):
         for callback in self._on_started:
             handle.started.connect(callback)
         for event_callback in self._on_event:
-            handle.event.connect(event_callback)
+            handle.progressed.connect(event_callback)
         for success_callback in self._on_success:
             handle.finished.connect(success_callback)
         handle.failed.connect(lambda message: self._failed(handle, message))
@@ -176,6 +175,7 @@ class QueryOp(Generic[T]):
         self._on_success: list[Callable[[T], None]] = []
         self._on_failure: list[Callable[[str], None]] = []
         self._on_ended: list[Callable[[], None]] = []
+        self._on_dropped: list[Callable[[], None]] = []
         self._priority = 0
 
     def success(self, callback: Callable[[T], None]) -> QueryOp[T]:
@@ -191,6 +191,12 @@ class QueryOp(Generic[T]):
     def ended(self, callback: Callable[[], None]) -> QueryOp[T]:
         """Call `callback()` after success or failure (not for a dropped answer)."""
         self._on_ended.append(callback)
+        return self
+
+    def dropped(self, callback: Callable[[], None]) -> QueryOp[T]:
+        """Call `callback()` when the read ran but a newer query of its key had been asked for meanwhile (so
+        its answer is dropped); for counting overtaken reads. A read skipped before it ran calls nothing."""
+        self._on_dropped.append(callback)
         return self
 
     def latest_only(self, key: object) -> QueryOp[T]:
@@ -222,7 +228,12 @@ class QueryOp(Generic[T]):
     def _answered(self, handle: QueryHandle, succeeded: bool, payload: Any) -> None:
         handle.done = True
         QueryOp._in_flight.discard(self)
-        if handle.cancelled or self.superseded(handle) or not shiboken6.isValid(self.parent):
+        if handle.cancelled or not shiboken6.isValid(self.parent):
+            return
+        if self.superseded(handle):
+            if succeeded or payload is not None:  # it ran (a read skipped before running has nothing to drop)
+                for dropped_callback in self._on_dropped:
+                    dropped_callback()
             return
         if succeeded:
             for callback in self._on_success:

@@ -38,8 +38,19 @@ def _prepare(home_root: Path) -> None:
     try:
         run_job(add_sample(store, "digits", size=16))
         run_job(add_sample(store, "shapes", size=32, count=400))
-        run_job(train(store, TrainOptions("digits-vae", family="vae", dataset="digits", steps=600, preview_every=0,
-                      settings={"kl_warmup": 100})))
+        run_job(
+            train(
+                store,
+                TrainOptions(
+                    "digits-vae",
+                    family="vae",
+                    dataset="digits",
+                    steps=600,
+                    preview_every=0,
+                    settings={"kl_warmup": 100},
+                ),
+            )
+        )
         run_job(train(store, TrainOptions("digits-gan", family="gan", dataset="digits", steps=800, preview_every=0)))
         run_job(export_model(store, "digits-vae"))
         made = run_job(generate(store, "digits-gan", 24, seed=100)).items
@@ -51,8 +62,9 @@ def _prepare(home_root: Path) -> None:
         repository.set_flag(ids[:4], "pick")
         repository.set_flag(ids[20:22], "reject")
         repository.tag(ids[:8], "keepers")
-        run_job(interpolate(store, "digits-vae", EndpointRef(seed=200), EndpointRef(seed=205), frames=8,
-                            backend="onnx"))
+        run_job(
+            interpolate(store, "digits-vae", EndpointRef(seed=200), EndpointRef(seed=205), frames=8, backend="onnx")
+        )
         mask = np.zeros((16, 16), bool)
         mask[8:] = True
         run_job(inpaint(store, "digits-vae", f"#{ids[24]}", mask, count=4, seed=7, backend="onnx"))
@@ -81,7 +93,8 @@ def capture(destination: Path) -> list[Path]:
         from studio.store.database import open_store
         from studio.ui.main_window import MainWindow
 
-        app = QApplication.instance() or QApplication(["studio-screenshots"])
+        existing = QApplication.instance()
+        app = existing if isinstance(existing, QApplication) else QApplication(["studio-screenshots"])
         app.setStyle("Fusion")
         store = open_store(DataHome(root / "home"))
         window = MainWindow(store, QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat))
@@ -117,12 +130,12 @@ def _stage(window: object, key: str, app: object) -> None:
     elif key == "models":
         page.refresh(select="digits-vae")
     elif key == "train":
-        page.set_mode("new")
-        page.set_family("diffusion")
-        page.set_dataset("digits")
-        page.name_edit.setText("digits-diffusion")
-        page.steps_spin.setValue(100_000)
-        page.preview_every_spin.setValue(60)
+        page.setup.set_mode("new")
+        page.setup.set_family("diffusion")
+        page.setup.set_dataset("digits")
+        page.setup.name_edit.setText("digits-diffusion")
+        page.setup.steps_spin.setValue(100_000)
+        page.setup.preview_every_spin.setValue(60)
         page.start()
         # Long enough for the loss curve to take shape and two previews to arrive.
         _settle(app, 25)
@@ -152,12 +165,15 @@ def _stage(window: object, key: str, app: object) -> None:
         page.refresh()
         from studio.store.gallery import GalleryFilter, GalleryRepository
 
-        items = GalleryRepository(page.context.store).query(
-            GalleryFilter(model="digits-vae", operation="sample"), "oldest", 1).items
+        items = (
+            GalleryRepository(page.context.store)
+            .query(GalleryFilter(model="digits-vae", operation="sample"), "oldest", 1)
+            .items
+        )
         if items:
             page.load_gallery_item(items[0].id)
             canvas = page.findChild(object, "inpaintCanvas")
-            mask = np.zeros(canvas.mask().shape, np.float32)
+            mask = np.zeros(canvas.mask_values().shape, np.float32)
             mask[mask.shape[0] // 2 :] = 1.0
             canvas.set_mask(mask)
             page.run()

@@ -36,9 +36,9 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-
 def test_drop_imports_through_the_dialog_and_reports_the_broken_file(
-        qtbot: QtBot, window: MainWindow, page: DatasetsPage, folder: Path, store: Store) -> None:
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, folder: Path, store: Store
+) -> None:
     window.show_page("train")
     window.handle_drop([folder])
     assert window.current_key == "datasets"
@@ -71,8 +71,9 @@ def test_drop_imports_through_the_dialog_and_reports_the_broken_file(
     report.close()
 
 
-def test_the_dialog_refuses_bad_and_taken_names(qtbot: QtBot, window: MainWindow, page: DatasetsPage,
-                                                folder: Path) -> None:
+def test_the_dialog_refuses_bad_and_taken_names(
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, folder: Path
+) -> None:
     qtbot.mouseClick(page.digits_button, Qt.MouseButton.LeftButton)
     assert window.runner.wait_idle(20_000)
     window.handle_drop([folder])
@@ -90,8 +91,9 @@ def test_the_dialog_refuses_bad_and_taken_names(qtbot: QtBot, window: MainWindow
     assert not dialog.isVisible() and not window.runner.busy
 
 
-def test_sample_buttons_add_digits_and_shapes(qtbot: QtBot, window: MainWindow, page: DatasetsPage,
-                                              store: Store) -> None:
+def test_sample_buttons_add_digits_and_shapes(
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, store: Store
+) -> None:
     assert page.findChild(object, "addDigitsButton") is page.digits_button
     qtbot.mouseClick(page.digits_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(page.shapes_button, Qt.MouseButton.LeftButton)
@@ -113,8 +115,9 @@ def test_sample_buttons_add_digits_and_shapes(qtbot: QtBot, window: MainWindow, 
     assert thumbnails.data(thumbnails.index(511), Qt.ItemDataRole.ToolTipRole).startswith("image 512, class")
 
 
-def test_dropping_nothing_importable_says_why(qtbot: QtBot, window: MainWindow, page: DatasetsPage,
-                                              tmp_path: Path) -> None:
+def test_dropping_nothing_importable_says_why(
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, tmp_path: Path
+) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     window.handle_drop([notes, tmp_path / "missing.png"])
@@ -136,15 +139,16 @@ def test_dropping_nothing_importable_says_why(qtbot: QtBot, window: MainWindow, 
     assert page.report_dialog is None and not page.panel.isVisible()
 
 
-def test_a_drop_during_another_job_is_queued_and_can_be_cancelled(qtbot: QtBot, window: MainWindow,
-                                                                  page: DatasetsPage, folder: Path) -> None:
+def test_a_drop_during_another_job_is_queued_and_can_be_cancelled(
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, folder: Path
+) -> None:
     slow = window.runner.submit("Train 'big'", slow_job(10_000))
     qtbot.waitUntil(lambda: slow.state == "running", timeout=5000)
     window.handle_drop([folder])
     page.import_dialog.accept()
     assert "queued after Train 'big'" in window.statusBar().currentMessage()
-    assert "queued after Train 'big'" in page.panel_label.text() and page.panel.isVisible()
-    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)  # cancels the page's import, not training
+    assert "queued after Train 'big'" in page.panel.label.text() and page.panel.isVisible()
+    qtbot.mouseClick(page.panel.cancel_button, Qt.MouseButton.LeftButton)  # cancels the page's import, not training
     assert slow.state == "running"
     slow.cancel()
     assert window.runner.wait_idle(20_000)
@@ -152,8 +156,9 @@ def test_a_drop_during_another_job_is_queued_and_can_be_cancelled(qtbot: QtBot, 
     assert "cancelled" in window.statusBar().currentMessage()
 
 
-def test_delete_asks_then_removes(qtbot: QtBot, window: MainWindow, page: DatasetsPage, store: Store,
-                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_delete_asks_then_removes(
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     save(noise(16, 16, 1), tmp_path / "one" / "a.png")
     save(noise(16, 16, 2), tmp_path / "one" / "b.png")
     window.handle_drop([tmp_path / "one"])
@@ -196,10 +201,9 @@ def test_names_and_importability_helpers(tmp_path: Path) -> None:
     assert unimportable_reason([tmp_path / "x.webp"]) is None
 
 
-
 def test_a_large_import_decodes_in_worker_processes_from_the_engine_thread(
-        qtbot: QtBot, window: MainWindow, page: DatasetsPage, store: Store, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    qtbot: QtBot, window: MainWindow, page: DatasetsPage, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Past the engine's parallel threshold, decoding workers start from this threaded process.
     from studio.engine.datasets import importer
 
@@ -224,8 +228,9 @@ def test_a_large_import_decodes_in_worker_processes_from_the_engine_thread(
     page.report_dialog.close()
 
 
-def test_a_damaged_dataset_says_so_instead_of_showing_images(window: MainWindow, page: DatasetsPage,
-                                                             store: Store) -> None:
+def test_a_damaged_dataset_says_so_instead_of_showing_images(
+    window: MainWindow, page: DatasetsPage, store: Store
+) -> None:
     page.add_sample("shapes")
     assert window.runner.wait_idle(20_000)
     # Shapes at 8 px keep no separate thumbnails: the grid reads images.npy itself.

@@ -28,17 +28,17 @@ from studio.errors import StudioError
 from studio.home import DataHome
 from studio.store.database import Store, open_store
 from studio.store.gallery import GalleryFilter, GalleryRepository, thumbnail_path
-from studio.store.models import GalleryItem
-from studio.ui.main_window import MainWindow
-from studio.ui.pages.gallery import GalleryPage
-from studio.ui.widgets.thumbnail_grid import (
+from studio.store.tables import GalleryItem
+from studio.ui.gallery import GalleryPage
+from studio.ui.gallery.model import (
     BLOCK_SIZE,
     ENTRY_ROLE,
     INLINE_FETCH_BUDGET,
     MAX_BLOCKS,
     STATE_ROLE,
-    selection_count,
 )
+from studio.ui.gallery.view import selection_count
+from studio.ui.main_window import MainWindow
 
 TINY_GAN = {"width": 8, "latent_dim": 8, "batch_size": 8}
 SEEDS = list(range(100, 106))  # items 1-6, made in this order: the grid (newest first) shows 6..1
@@ -219,6 +219,87 @@ def test_delete_moves_to_trash_and_ctrl_z_restores(qtbot: QtBot, gallery_window:
     assert _ids(page) == [6, 5, 4, 3, 2, 1]
     assert not repository.get(2).deleted and all(path.exists() for path in files.values())
     assert sorted(page.selected_ids()) == [2, 4]  # what was deleted comes back selected
+
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+
+
+def test_ctrl_shift_z_and_ctrl_y_redo_what_ctrl_z_undid(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    _select(qtbot, page, [3])
+    assert not page.undo_action.isEnabled() and not page.redo_action.isEnabled()
+    qtbot.keyClick(page.view, Qt.Key.Key_4)
+    qtbot.keyClick(page.view, Qt.Key.Key_P)
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    assert (repository.get(3).rating, repository.get(3).flag) == (0, "none") and page.redo_action.isEnabled()
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL_SHIFT)  # the rating again
+    assert (repository.get(3).rating, repository.get(3).flag) == (4, "none")
+    qtbot.keyClick(page.view, Qt.Key.Key_Y, CTRL)  # and the pick
+    assert repository.get(3).flag == "pick" and page.model.entry(page.model.row_of(3)).flag == "pick"
+    assert not page.redo_action.isEnabled() and "pick" in page.detail_flag.currentData()
+
+    _select(qtbot, page, [2, 4])  # a delete is redone too: to the trash again, files and all
+    qtbot.keyClick(page.view, Qt.Key.Key_Delete)
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    assert _ids(page) == [6, 5, 4, 3, 2, 1] and not repository.get(2).deleted
+    page.view.setFocus()
+    qtbot.keyClick(page.view, Qt.Key.Key_Y, CTRL)
+    assert _ids(page) == [6, 5, 3, 1] and repository.get(2).deleted and repository.get(4).deleted
+    assert not page.store.home.absolute(repository.get(2).path).exists()
+
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)  # a new change after an undo: nothing left to redo
+    _select(qtbot, page, [1])
+    qtbot.keyClick(page.view, Qt.Key.Key_1)
+    assert not page.redo_action.isEnabled()
+    qtbot.keyClick(page.view, Qt.Key.Key_Y, CTRL)
+    assert repository.get(1).rating == 1 and not repository.get(2).deleted
+    assert _no_error_dialog(gallery_window)
+
+
+def test_tag_and_untag_are_undone_and_redone(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    repository.tag([5], "keeper")  # 5 has the tag already: undoing the tagging below leaves it on
+    page.refresh()
+    _select(qtbot, page, [5, 6])
+    page.tag_edit.setText("Keeper")
+    page.add_tag_button.click()
+    assert repository.get(5).tags == repository.get(6).tags == ("keeper",)  # the stored spelling wins
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    assert repository.get(5).tags == ("keeper",) and repository.get(6).tags == ()
+    assert page.model.entry(page.model.row_of(6)).tags == ()
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL_SHIFT)
+    assert repository.get(6).tags == ("keeper",) and page.model.entry(page.model.row_of(6)).tags == ("keeper",)
+
+    page.tag_edit.setText("keeper")
+    page.remove_tag_button.click()
+    assert repository.get(5).tags == repository.get(6).tags == ()
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)  # back on both
+    assert repository.get(5).tags == repository.get(6).tags == ("keeper",)
+    assert page.tag_list.count() == 1
+    qtbot.keyClick(page.view, Qt.Key.Key_Y, CTRL)
+    assert repository.get(5).tags == repository.get(6).tags == ()
+    assert _no_error_dialog(gallery_window)
+
+
+def test_undo_passes_over_steps_about_items_the_emptied_trash_took(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    _select(qtbot, page, [1])
+    qtbot.keyClick(page.view, Qt.Key.Key_3)
+    _select(qtbot, page, [2])
+    qtbot.keyClick(page.view, Qt.Key.Key_Delete)
+    page.confirm = lambda title, question: True
+    page.empty_trash_action.trigger()
+    _settle(page)
+    assert page.undo_action.isEnabled()  # the rating can still be undone; the delete cannot
+    page.view.setFocus()
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    assert repository.get(1).rating == 0 and repository.count() == 5
+    assert not page.undo_action.isEnabled() and _no_error_dialog(gallery_window)
 
 
 def test_rating_flag_tag_and_date_filters_show_only_matching_items(qtbot: QtBot, gallery_window: MainWindow) -> None:

@@ -21,8 +21,12 @@ def _train(store: Store, *families: str) -> None:
     """The digits sample at 8x8 and one tiny model per family, named after it."""
     run_job(add_sample(store, "digits", size=8))
     for family in families:
-        run_job(train(store, TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family],
-                      preview_every=0)))
+        run_job(
+            train(
+                store,
+                TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family], preview_every=0),
+            )
+        )
 
 
 def _page(window: MainWindow) -> GeneratePage:
@@ -35,8 +39,17 @@ def _page(window: MainWindow) -> GeneratePage:
 def test_generate_fills_the_gallery_and_shows_the_strip(qtbot: QtBot, window: MainWindow, store: Store) -> None:
     _train(store, "gan")
     page = _page(window)
-    for name in ("generateModelCombo", "generateBackendCombo", "generateProviderCombo", "generateCountSpin",
-                 "generateSeedSpin", "seedDiceButton", "generateButton", "generateResults", "generateOptions"):
+    for name in (
+        "generateModelCombo",
+        "generateBackendCombo",
+        "generateProviderCombo",
+        "generateCountSpin",
+        "generateSeedSpin",
+        "seedDiceButton",
+        "generateButton",
+        "generateResults",
+        "generateOptions",
+    ):
         widget = window.findChild(object, name)
         assert widget is not None and widget.accessibleName(), name
     assert page.model_picker.current_name() == "gan"
@@ -100,10 +113,17 @@ def test_restore_settings_fills_the_form(qtbot: QtBot, window: MainWindow, store
     page = _page(window)
     window.show_page("gallery")
     page.model_picker.select("gan")
-    window.context.signals.restoreGenerateSettings.emit({
-        "model": "vae", "family": "vae", "seed": 987_654_321_012, "operation": "sample",
-        "params": {"temperature": 0.25, "inpaint_iterations": 7}, "backend": "torch", "provider": "cpu",
-    })
+    window.context.signals.restoreGenerateSettings.emit(
+        {
+            "model": "vae",
+            "family": "vae",
+            "seed": 987_654_321_012,
+            "operation": "sample",
+            "params": {"temperature": 0.25, "inpaint_iterations": 7},
+            "backend": "torch",
+            "provider": "cpu",
+        }
+    )
     assert window.current_key == "generate"
     assert page.model_picker.current_name() == "vae"
     assert page.seed_spin.value() == 987_654_321_012
@@ -125,13 +145,13 @@ def test_restore_asking_for_onnx_without_an_export_falls_back_to_torch(window: M
     _train(store, "gan")
     page = _page(window)
     window.context.signals.restoreGenerateSettings.emit(
-        {"model": "gan", "seed": 3, "params": {"truncation": 0.7}, "backend": "onnx", "provider": "cpu"})
+        {"model": "gan", "seed": 3, "params": {"truncation": 0.7}, "backend": "onnx", "provider": "cpu"}
+    )
     assert page.backend.backend() == "torch" and "no ONNX export" in page.status.text()
     assert page.form.value("truncation") == 0.7
 
 
-def test_onnx_backend_is_disabled_with_a_reason_until_exported(qtbot: QtBot, window: MainWindow,
-                                                               store: Store) -> None:
+def test_onnx_backend_is_disabled_with_a_reason_until_exported(qtbot: QtBot, window: MainWindow, store: Store) -> None:
     _train(store, "gan")
     page = _page(window)
     onnx = page.backend.backend_combo.model().item(1)
@@ -159,8 +179,9 @@ def test_onnx_backend_is_disabled_with_a_reason_until_exported(qtbot: QtBot, win
     assert "on onnx/cpu" in page.status.text()
 
 
-def test_a_failing_job_is_reported_once_and_the_button_comes_back(qtbot: QtBot, window: MainWindow,
-                                                                  store: Store) -> None:
+def test_a_failing_job_is_reported_once_and_the_button_comes_back(
+    qtbot: QtBot, window: MainWindow, store: Store
+) -> None:
     _train(store, "gan")
     page = _page(window)
     page.refresh()

@@ -29,8 +29,12 @@ LEFT = Qt.MouseButton.LeftButton
 def _train(store: Store, *families: str) -> None:
     run_job(add_sample(store, "digits", size=8))
     for family in families:
-        run_job(train(store, TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family],
-                      preview_every=0)))
+        run_job(
+            train(
+                store,
+                TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family], preview_every=0),
+            )
+        )
 
 
 def _page(window: MainWindow) -> InpaintPage:
@@ -56,21 +60,51 @@ def _stroke(qtbot: QtBot, canvas: MaskCanvas, points: list[tuple[float, float]])
 
 def _wheel(widget: MaskCanvas, up: bool, modifiers: Qt.KeyboardModifier) -> None:
     centre = QPointF(widget.width() / 2, widget.height() / 2)
-    event = QWheelEvent(centre, widget.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120 if up else -120),
-                        Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        centre,
+        widget.mapToGlobal(centre),
+        QPoint(0, 0),
+        QPoint(0, 120 if up else -120),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(widget, event)
 
 
-def test_painting_sets_mask_pixels_and_undo_redo_work(qtbot: QtBot, window: MainWindow, store: Store,
-                                                      tmp_path: Path) -> None:
+def test_painting_sets_mask_pixels_and_undo_redo_work(
+    qtbot: QtBot, window: MainWindow, store: Store, tmp_path: Path
+) -> None:
     page = _page(window)
-    for name in ("inpaintOpenButton", "inpaintItemEdit", "inpaintItemLoadButton", "inpaintCanvas",
-                 "inpaintBrushButton", "inpaintEraserButton", "inpaintBrushSize", "inpaintSoftEdgeCheck",
-                 "inpaintUndoButton", "inpaintRedoButton", "inpaintClearButton", "inpaintInvertButton",
-                 "inpaintZoomInButton", "inpaintZoomOutButton", "inpaintZoomFitButton", "inpaintModelCombo",
-                 "inpaintBackendCombo", "inpaintProviderCombo", "inpaintCountSpin", "inpaintSeedSpin",
-                 "inpaintSeedDiceButton", "inpaintRunButton", "inpaintResults", "inpaintComparison",
-                 "inpaintOpenGalleryButton", "inpaintCompareMaskCheck"):
+    for name in (
+        "inpaintOpenButton",
+        "inpaintItemEdit",
+        "inpaintItemLoadButton",
+        "inpaintCanvas",
+        "inpaintBrushButton",
+        "inpaintEraserButton",
+        "inpaintBrushSize",
+        "inpaintSoftEdgeCheck",
+        "inpaintUndoButton",
+        "inpaintRedoButton",
+        "inpaintClearButton",
+        "inpaintInvertButton",
+        "inpaintZoomInButton",
+        "inpaintZoomOutButton",
+        "inpaintZoomFitButton",
+        "inpaintModelCombo",
+        "inpaintBackendCombo",
+        "inpaintProviderCombo",
+        "inpaintCountSpin",
+        "inpaintSeedSpin",
+        "inpaintSeedDiceButton",
+        "inpaintRunButton",
+        "inpaintResults",
+        "inpaintComparison",
+        "inpaintOpenGalleryButton",
+        "inpaintCompareMaskCheck",
+    ):
         widget = window.findChild(object, name)
         assert widget is not None and widget.accessibleName(), name
     assert page.open_image_file(_image_file(tmp_path))
@@ -104,8 +138,7 @@ def test_painting_sets_mask_pixels_and_undo_redo_work(qtbot: QtBot, window: Main
     assert canvas.mask_bool()[1, 1]
 
 
-def test_the_eraser_clears_and_the_soft_edge_is_thresholded(qtbot: QtBot, window: MainWindow,
-                                                            tmp_path: Path) -> None:
+def test_the_eraser_clears_and_the_soft_edge_is_thresholded(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
     page = _page(window)
     page.open_image_file(_image_file(tmp_path, 16, 16))
     canvas = page.canvas
@@ -136,7 +169,7 @@ def test_the_eraser_clears_and_the_soft_edge_is_thresholded(qtbot: QtBot, window
     qtbot.mouseClick(page.soft_check, LEFT)
     assert canvas.soft_edge
     _stroke(qtbot, canvas, [(4, 10)])
-    soft = canvas.mask()
+    soft = canvas.mask_values()
     assert ((soft > 0) & (soft < 1)).any()
     assert np.array_equal(canvas.mask_bool(), hard)
 
@@ -195,8 +228,9 @@ def test_inpainting_keeps_the_unmasked_pixels(qtbot: QtBot, window: MainWindow, 
     assert f"#{results[1].id}" in page.comparison.result_caption
 
 
-def test_a_file_of_another_size_is_completed_at_the_models_resolution(qtbot: QtBot, window: MainWindow,
-                                                                     store: Store, tmp_path: Path) -> None:
+def test_a_file_of_another_size_is_completed_at_the_models_resolution(
+    qtbot: QtBot, window: MainWindow, store: Store, tmp_path: Path
+) -> None:
     _train(store, "pixelcnn")
     page = _page(window)
     page.open_image_file(_image_file(tmp_path, 20, 16))  # not square: the centre 16x16 reaches the model
@@ -215,8 +249,9 @@ def test_a_file_of_another_size_is_completed_at_the_models_resolution(qtbot: QtB
     assert 0 < (~kept).sum() < 64 and np.array_equal(result[kept], source[kept])
 
 
-def test_an_empty_mask_is_refused_and_nothing_is_stored(qtbot: QtBot, window: MainWindow, store: Store,
-                                                        tmp_path: Path) -> None:
+def test_an_empty_mask_is_refused_and_nothing_is_stored(
+    qtbot: QtBot, window: MainWindow, store: Store, tmp_path: Path
+) -> None:
     _train(store, "vae")
     page = _page(window)
     page.open_image_file(_image_file(tmp_path))

@@ -24,8 +24,12 @@ from tests.engine.conftest import TINY
 def _train(store: Store, *families: str) -> None:
     run_job(add_sample(store, "digits", size=8))
     for family in families:
-        run_job(train(store, TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family],
-                      preview_every=0)))
+        run_job(
+            train(
+                store,
+                TrainOptions(family, family=family, dataset="digits", steps=3, settings=TINY[family], preview_every=0),
+            )
+        )
 
 
 def _page(window: MainWindow) -> InterpolatePage:
@@ -33,14 +37,23 @@ def _page(window: MainWindow) -> InterpolatePage:
     return window.page["interpolate"]
 
 
-def test_interpolating_between_two_seeds_makes_k_gallery_items(qtbot: QtBot, window: MainWindow,
-                                                                store: Store) -> None:
+def test_interpolating_between_two_seeds_makes_k_gallery_items(qtbot: QtBot, window: MainWindow, store: Store) -> None:
     _train(store, "gan")
     page = _page(window)
-    for name in ("interpolateModelCombo", "interpolateFromEdit", "interpolateToEdit", "interpolateFromDiceButton",
-                 "interpolateToDiceButton", "interpolateFromBrowseButton", "interpolateToBrowseButton",
-                 "interpolateFramesSpin", "interpolateBackendCombo", "interpolateProviderCombo",
-                 "interpolateButton", "interpolateFrames"):
+    for name in (
+        "interpolateModelCombo",
+        "interpolateFromEdit",
+        "interpolateToEdit",
+        "interpolateFromDiceButton",
+        "interpolateToDiceButton",
+        "interpolateFromBrowseButton",
+        "interpolateToBrowseButton",
+        "interpolateFramesSpin",
+        "interpolateBackendCombo",
+        "interpolateProviderCombo",
+        "interpolateButton",
+        "interpolateFrames",
+    ):
         widget = window.findChild(object, name)
         assert widget is not None and widget.accessibleName(), name
     assert page.frames_spin.minimum() == 2 and page.frames_spin.maximum() == 1000

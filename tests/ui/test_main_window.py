@@ -15,8 +15,15 @@ from studio.ui.main_window import MainWindow
 from studio.ui.pages import PAGES
 from tests.ui.helpers import slow_job
 
-PAGE_NAMES = ("datasetsPage", "trainPage", "modelsPage", "generatePage", "galleryPage", "interpolatePage",
-              "inpaintPage")
+PAGE_NAMES = (
+    "datasetsPage",
+    "trainPage",
+    "modelsPage",
+    "generatePage",
+    "galleryPage",
+    "interpolatePage",
+    "inpaintPage",
+)
 
 
 def test_every_page_is_there_with_stable_names(window: MainWindow) -> None:
@@ -49,7 +56,6 @@ def test_shortcuts_switch_pages(qtbot: QtBot, window: MainWindow) -> None:
 
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
     assert window.current_key == "models"
-
 
 
 def test_jobs_run_off_the_gui_thread_and_report_through_signals(qtbot: QtBot, window: MainWindow) -> None:

@@ -10,18 +10,38 @@ from studio.ui.main_window import MainWindow
 from studio.ui.names import interactive_controls
 
 REQUIRED = (
-    "datasetsPage", "trainPage", "modelsPage", "generatePage", "galleryPage", "interpolatePage", "inpaintPage",
-    "importButton", "trainStartButton", "trainPauseButton", "trainCancelButton", "lossPlot", "previewGrid",
-    "exportButton", "generateButton", "galleryView", "ratingFilter", "interpolateButton", "inpaintCanvas",
-    "inpaintRunButton", "jobCancelButton",
+    "datasetsPage",
+    "trainPage",
+    "modelsPage",
+    "generatePage",
+    "galleryPage",
+    "interpolatePage",
+    "inpaintPage",
+    "importButton",
+    "trainStartButton",
+    "trainPauseButton",
+    "trainCancelButton",
+    "lossPlot",
+    "previewGrid",
+    "exportButton",
+    "generateButton",
+    "galleryView",
+    "ratingFilter",
+    "interpolateButton",
+    "inpaintCanvas",
+    "inpaintRunButton",
+    "jobCancelButton",
 )
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "ui.md"
 
 
 def test_every_control_is_named_for_automation_and_screen_readers(window: MainWindow) -> None:
-    unnamed = [f"{type(w).__name__} in {w.parentWidget().objectName() or type(w.parentWidget()).__name__}"
-               f" ({w.text() if hasattr(w, 'text') else ''})"
-               for w in interactive_controls(window) if not w.objectName() or not w.accessibleName()]
+    unnamed = [
+        f"{type(w).__name__} in {w.parentWidget().objectName() or type(w.parentWidget()).__name__}"
+        f" ({w.text() if hasattr(w, 'text') else ''})"
+        for w in interactive_controls(window)
+        if not w.objectName() or not w.accessibleName()
+    ]
     assert unnamed == []
 
 

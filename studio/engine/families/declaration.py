@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from studio.engine.families.schema import COMMON_SCHEMA, Hyperparameter
 from studio.errors import StudioError
@@ -51,6 +52,9 @@ class FamilyDeclaration:
     interpolation_note: str = ""  # how this family interpolates, when users would not guess it
     # A sampling setting bounded by one of the model's hyperparameters (diffusion: steps <= timesteps).
     sampling_limits: Mapping[str, str] = field(default_factory=dict)
+    # Sampling settings interpolation fixes (diffusion: deterministic DDIM), and those only inpainting uses.
+    interpolation_settings: Mapping[str, Any] = field(default_factory=dict)
+    inpainting_settings: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
@@ -73,6 +77,13 @@ class FamilyDeclaration:
     def sampling_schema(self) -> tuple[Hyperparameter, ...]:
         """The settings a generation may change (`--set` at generate time)."""
         return tuple(h for h in self.full_schema() if h.group == "sampling")
+
+    def settings_for(self, operation: str) -> tuple[Hyperparameter, ...]:
+        """The sampling settings a user may choose for `operation` ("sample", "interpolate" or "inpaint")."""
+        hidden = set() if operation == "inpaint" else set(self.inpainting_settings)
+        if operation == "interpolate":
+            hidden |= set(self.interpolation_settings)
+        return tuple(h for h in self.sampling_schema() if h.name not in hidden)
 
     def check_geometry(self, resolution: int, channels: int) -> None:
         """Every family takes square 8-64 px images (powers of two) with 1 or 3 channels."""

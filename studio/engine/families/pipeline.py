@@ -149,8 +149,8 @@ class Pipeline(ABC):
         raise self.unsupported("inpaint")
 
     def interpolation_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """The sampling settings an interpolation uses (diffusion forces its deterministic sampler)."""
-        return self.sampling_options(options)
+        """The sampling settings an interpolation uses: the family's fixed ones win (diffusion: DDIM, eta 0)."""
+        return self.sampling_options({**options, **self.declaration.interpolation_settings})
 
     def interpolate(self, start: Endpoint, end: Endpoint, frames: int, options: Mapping[str, Any]) -> Array:
         """`frames` images from start to end (both included): slerp between seed latents, else a line."""

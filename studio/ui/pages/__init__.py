@@ -1,4 +1,5 @@
-"""One module per page; each page is a QWidget built from a StudioContext, with a `refresh()`.
+"""One module per page (the Train and Gallery pages are the packages `studio.ui.train` and
+`studio.ui.gallery`); each page is a QWidget built from a StudioContext, with a `refresh()`.
 
 PAGES lists them in sidebar order: (key, title, module, class name). The key doubles as the page's
 objectName prefix (`<key>Page`).
@@ -6,10 +7,10 @@ objectName prefix (`<key>Page`).
 
 PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("datasets", "Datasets", "studio.ui.pages.datasets", "DatasetsPage"),
-    ("train", "Train", "studio.ui.pages.train", "TrainPage"),
+    ("train", "Train", "studio.ui.train", "TrainPage"),
     ("models", "Models", "studio.ui.pages.models", "ModelsPage"),
     ("generate", "Generate", "studio.ui.pages.generate", "GeneratePage"),
-    ("gallery", "Gallery", "studio.ui.pages.gallery", "GalleryPage"),
+    ("gallery", "Gallery", "studio.ui.gallery", "GalleryPage"),
     ("interpolate", "Interpolate", "studio.ui.pages.interpolate", "InterpolatePage"),
     ("inpaint", "Inpaint", "studio.ui.pages.inpaint", "InpaintPage"),
 )

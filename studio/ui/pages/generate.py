@@ -1,7 +1,7 @@
 """The Generate page: sample new images from a trained model into the gallery, with either backend.
 
-The controls it shares with the Interpolate and Inpaint pages (model picker, backend choice, seed
-box, result strip, job helper) live in `studio.ui.widgets.generation_controls`.
+It shares its base, `GenerationPage` (model and backend pickers, sampling settings, the run as an
+`EngineOp`), with the Interpolate and Inpaint pages: `studio.ui.widgets.generation_controls`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QWidget
 
+from studio.engine.families.registry import declaration
 from studio.engine.generation import MAX_COUNT, MAX_SEED, generate
 from studio.engine.jobs import CancelToken, Job
 from studio.engine.runtime.providers import PROVIDER_CHOICES
@@ -18,16 +19,11 @@ from studio.errors import StudioError
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.widgets import named
-from studio.ui.widgets.generation_controls import (
-    INPAINT_ONLY_SETTINGS,
-    GenerationPage,
-    ResultStrip,
-    count_spin,
-    result_summary,
-    seed_row,
-    unsupported_reason,
-)
+from studio.ui.widgets.generation_controls import GenerationPage, result_summary
+from studio.ui.widgets.model_picker import unsupported_reason
+from studio.ui.widgets.result_strip import ResultStrip
 from studio.ui.widgets.schema_form import SchemaForm
+from studio.ui.widgets.seed_box import count_spin, seed_row
 
 
 def restore_form(form: SchemaForm, values: Mapping[str, Any]) -> list[str]:
@@ -47,22 +43,28 @@ def restore_form(form: SchemaForm, values: Mapping[str, Any]) -> list[str]:
 class GeneratePage(GenerationPage):
     """Choose a model, a backend, a seed and the family's sampling settings; generate into the gallery."""
 
-    EXCLUDED_SETTINGS = INPAINT_ONLY_SETTINGS
+    OPERATION = "sample"
     RUN_TIP = "make the images and add them to the gallery (Ctrl+Return)"
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(context, "generate", "Generate", parent)
         self._build_model_controls("sample", "the model to sample from")
-        self.count_spin = count_spin("generateCountSpin", "Number of images",
-                                     "how many images to make (seeds seed, seed+1, ...)",
-                                     int(context.value("generate/count", 8)))
+        self.count_spin = count_spin(
+            "generateCountSpin",
+            "Number of images",
+            "how many images to make (seeds seed, seed+1, ...)",
+            int(context.value("generate/count", 8)),
+        )
         seeds, self.seed_spin, self.dice_button = seed_row("generate", MAX_SEED - MAX_COUNT, "seedDiceButton")
         self.generate_button = self._build_run_controls("Generate", "generateButton", "Generation")
         self.generate_button.setDefault(True)
-        self.strip = named(ResultStrip(96), "generateResults", "Generated images",
-                           "the images just made: click one to open the gallery")
-        self.results_caption = QLabel("Results appear here, each as #gallery id · seed; click one to open "
-                                      "the gallery.")
+        self.strip = named(
+            ResultStrip(96),
+            "generateResults",
+            "Generated images",
+            "the images just made: click one to open the gallery",
+        )
+        self.results_caption = QLabel("Results appear here, each as #gallery id · seed; click one to open the gallery.")
         self.results_caption.setObjectName("generateResultsCaption")
         settings = self._build_settings((("Backend", self.backend), ("Images", self.count_spin), ("Seed", seeds)))
         self._lay_out(self._strip_body(settings, self.results_caption))
@@ -70,20 +72,24 @@ class GeneratePage(GenerationPage):
         self.strip.itemChosen.connect(self._open_in_gallery)
         context.signals.restoreGenerateSettings.connect(self.restore_settings)
         self._start(self.generate)
-        self.backend.set_backend(str(context.value("generate/backend", "torch")),
-                                 str(context.value("generate/provider", "auto")))
+        self.backend.set_backend(
+            str(context.value("generate/backend", "torch")), str(context.value("generate/provider", "auto"))
+        )
 
     # --- state ---------------------------------------------------------------------------
 
     def _no_model_text(self) -> str:
-        return ("No model yet: train one on the Train page, or import one on the Models page."
-                if not self.model_picker.count() else "Choose a model.")
+        return (
+            "No model yet: train one on the Train page, or import one on the Models page."
+            if not self.model_picker.count()
+            else "Choose a model."
+        )
 
     # --- actions -------------------------------------------------------------------------
 
     def generate(self) -> JobHandle | None:
         """Queue a generation job with the settings on show; None when something is missing."""
-        if self.job.running:
+        if self.running:
             return None
         model = self.model_picker.current()
         if model is None:
@@ -96,8 +102,12 @@ class GeneratePage(GenerationPage):
             return None
         name, count, seed = model.name, self.count_spin.value(), self.seed_spin.value()
         backend, provider, store = self.backend.backend(), self.backend.provider(), self.store
-        for key, value in (("model", name), ("count", count), ("backend", backend),
-                           ("provider", self.backend.provider_combo.currentData())):
+        for key, value in (
+            ("model", name),
+            ("count", count),
+            ("backend", backend),
+            ("provider", self.backend.provider_combo.currentData()),
+        ):
             self.context.settings.setValue(f"generate/{key}", value)
         self.strip.show_items([])
         self.results_caption.setText(f"Generating {count} image{'s' if count != 1 else ''} from {name}…")
@@ -106,7 +116,7 @@ class GeneratePage(GenerationPage):
             # Runs in the engine thread: it captures plain values only, never a widget.
             return generate(store, name, count, seed, options, backend=backend, provider=provider, cancel=token)
 
-        return self.job.submit(f"Generate {count} from {name}", factory, self._finished, "Generation failed")
+        return self._run_job(f"Generate {count} from {name}", factory, self._finished, "Generation failed")
 
     def _finished(self, result: Any) -> None:
         self.status.setText(result_summary(result))
@@ -134,8 +144,10 @@ class GeneratePage(GenerationPage):
             )
             return
         if not self.model_picker.select(name):
-            self.context.error("Cannot generate with this model", unsupported_reason(
-                self.model_picker.models[name].family, "sample") or f"'{name}' cannot sample")
+            self.context.error(
+                "Cannot generate with this model",
+                unsupported_reason(self.model_picker.models[name].family, "sample") or f"'{name}' cannot sample",
+            )
             return
         notes = []
         backend = str(metadata.get("backend") or "torch")
@@ -144,7 +156,9 @@ class GeneratePage(GenerationPage):
             notes.append(f"torch is used instead of onnx ({self.backend.onnx_problem()})")
         params = metadata.get("params")
         skipped = restore_form(self.form, params) if isinstance(params, Mapping) else []
-        skipped = [setting for setting in skipped if setting not in INPAINT_ONLY_SETTINGS]
+        # Settings only another operation uses (inpainting's resample...) are not this page's to restore.
+        elsewhere = declaration(self.model_picker.models[name].family).inpainting_settings
+        skipped = [setting for setting in skipped if setting not in elsewhere]
         if skipped:
             notes.append(f"not restored: {', '.join(skipped)}")
         operation = metadata.get("operation")

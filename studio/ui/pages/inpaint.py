@@ -50,16 +50,11 @@ from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.pages.interpolate import IMAGE_FILTER
 from studio.ui.widgets import named
-from studio.ui.widgets.generation_controls import (
-    GenerationPage,
-    ResultStrip,
-    count_spin,
-    model_caption,
-    result_summary,
-    scroll_column,
-    seed_row,
-)
+from studio.ui.widgets.generation_controls import GenerationPage, result_summary, scroll_column
 from studio.ui.widgets.mask_canvas import MASK_COLOUR, MaskCanvas
+from studio.ui.widgets.model_picker import families_that_can, model_caption
+from studio.ui.widgets.result_strip import ResultStrip
+from studio.ui.widgets.seed_box import count_spin, seed_row
 
 MAX_SIDE = 4096  # larger images would make the mask and its undo history needlessly heavy
 RIGHT_COLUMN_WIDTH = 300
@@ -94,8 +89,9 @@ class InpaintComparison(QWidget):
         self.setMinimumSize(200, 140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
-    def set_images(self, original: QImage | None, result: QImage | None, mask: np.ndarray | None,
-                   caption: str = "Result") -> None:
+    def set_images(
+        self, original: QImage | None, result: QImage | None, mask: np.ndarray | None, caption: str = "Result"
+    ) -> None:
         """Show an original, a result and (optionally) the regenerated area over the original."""
         self.original, self.result, self.result_caption = original, result, caption
         self.overlay = mask_overlay(mask) if mask is not None else None
@@ -125,13 +121,16 @@ class InpaintComparison(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         gap, caption = 8, 20
         side = max(1, min((self.width() - gap) // 2, self.height() - caption))
-        panels = (("Original (model input)", self.original, self.overlay if self.show_mask else None),
-                  (self.result_caption, self.result, None))
+        panels = (
+            ("Original (model input)", self.original, self.overlay if self.show_mask else None),
+            (self.result_caption, self.result, None),
+        )
         for index, (title, image, overlay) in enumerate(panels):
             left = index * (side + gap)
             painter.setPen(self.palette().windowText().color())
-            painter.drawText(QRect(left, 0, side, caption), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             title)
+            painter.drawText(
+                QRect(left, 0, side, caption), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title
+            )
             frame = QRect(left, caption, side, side)
             painter.fillRect(frame, QColor(40, 40, 40))
             if image is None or image.isNull():
@@ -150,14 +149,14 @@ class InpaintComparison(QWidget):
         longest = max(size.width(), size.height(), 1)
         scale = frame.width() // longest if longest <= frame.width() else frame.width() / longest
         width, height = size.width() * scale, size.height() * scale
-        return QRectF(frame.x() + (frame.width() - width) / 2, frame.y() + (frame.height() - height) / 2,
-                      width, height)
+        return QRectF(frame.x() + (frame.width() - width) / 2, frame.y() + (frame.height() - height) / 2, width, height)
 
 
 class InpaintPage(GenerationPage):
     """Open an image, paint the part to regenerate, choose a model and run; completions go to the gallery."""
 
-    NO_USABLE_MODEL = "No model here can inpaint: train a VAE, PixelCNN or diffusion model."
+    OPERATION = "inpaint"
+    NO_USABLE_MODEL = "No model here can inpaint: train a {families} model."
     RUN_TIP = "regenerate the painted area (Ctrl+Return)"
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
@@ -167,29 +166,46 @@ class InpaintPage(GenerationPage):
         self._fit_pending = False
 
         # The source image.
-        self.open_button = named(QPushButton("Open image…"), "inpaintOpenButton", "Open an image file",
-                                 "open an image file to complete")
-        self.item_edit = named(QLineEdit(), "inpaintItemEdit", "Gallery item to complete",
-                               "a gallery item id such as #12 (Return loads it)")
+        self.open_button = named(
+            QPushButton("Open image…"), "inpaintOpenButton", "Open an image file", "open an image file to complete"
+        )
+        self.item_edit = named(
+            QLineEdit(),
+            "inpaintItemEdit",
+            "Gallery item to complete",
+            "a gallery item id such as #12 (Return loads it)",
+        )
         self.item_edit.setPlaceholderText("#ID")
-        self.item_button = named(QPushButton("Load"), "inpaintItemLoadButton", "Load the gallery item",
-                                 "load the gallery item typed on the left")
-        self.source_info = named(QLabel("No image yet: open a file or load a gallery item."), "inpaintSourceInfo",
-                                 "The image being completed")
+        self.item_button = named(
+            QPushButton("Load"),
+            "inpaintItemLoadButton",
+            "Load the gallery item",
+            "load the gallery item typed on the left",
+        )
+        self.source_info = named(
+            QLabel("No image yet: open a file or load a gallery item."),
+            "inpaintSourceInfo",
+            "The image being completed",
+        )
         self.source_info.setWordWrap(True)
 
         # Model and sampling.
         self._build_model_controls(
-            "inpaint", "the model that regenerates the masked part (GANs cannot, so they are disabled)")
-        self.count_spin = count_spin("inpaintCountSpin", "Number of completions",
-                                     "how many completions to make (seeds seed, seed+1, ...)",
-                                     int(context.value("inpaint/count", 4)))
+            "inpaint", "the model that regenerates the masked part (families that cannot are disabled)"
+        )
+        self.count_spin = count_spin(
+            "inpaintCountSpin",
+            "Number of completions",
+            "how many completions to make (seeds seed, seed+1, ...)",
+            int(context.value("inpaint/count", 4)),
+        )
         seeds, self.seed_spin, self.dice_button = seed_row("inpaint", MAX_SEED - MAX_COUNT)
         self.run_button = self._build_run_controls("Inpaint", "inpaintRunButton", "Inpainting")
 
         # The canvas and its tools.
-        self.canvas = named(MaskCanvas(), "inpaintCanvas", "Mask canvas",
-                            "paint the area to regenerate; Ctrl+wheel zooms")
+        self.canvas = named(
+            MaskCanvas(), "inpaintCanvas", "Mask canvas", "paint the area to regenerate; Ctrl+wheel zooms"
+        )
         self.canvas_scroll = named(QScrollArea(), "inpaintCanvasScroll", "Mask canvas view")
         self.canvas_scroll.setWidget(self.canvas)
         self.canvas_scroll.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -203,16 +219,24 @@ class InpaintPage(GenerationPage):
         tools.setExclusive(True)
         tools.addButton(self.brush_button)
         tools.addButton(self.eraser_button)
-        self.size_slider = named(QSlider(Qt.Orientation.Horizontal), "inpaintBrushSize", "Brush size",
-                                 "the brush's diameter in image pixels ([ and ] change it)")
+        self.size_slider = named(
+            QSlider(Qt.Orientation.Horizontal),
+            "inpaintBrushSize",
+            "Brush size",
+            "the brush's diameter in image pixels ([ and ] change it)",
+        )
         self.size_slider.setRange(1, 32)
         self.size_slider.setValue(self.canvas.brush_size)
         self.size_slider.setMinimumWidth(80)
         self.size_label = QLabel()
         self.size_label.setObjectName("inpaintBrushSizeLabel")
         self.size_label.setMinimumWidth(36)
-        self.soft_check = named(QCheckBox("Soft edge"), "inpaintSoftEdgeCheck", "Soft edge",
-                                "a feathered brush rim; the mask is cut at half strength when run")
+        self.soft_check = named(
+            QCheckBox("Soft edge"),
+            "inpaintSoftEdgeCheck",
+            "Soft edge",
+            "a feathered brush rim; the mask is cut at half strength when run",
+        )
         self.undo_button = self._tool_button("Undo", "inpaintUndoButton", "undo the last stroke (Ctrl+Z)")
         self.redo_button = self._tool_button("Redo", "inpaintRedoButton", "redo (Ctrl+Shift+Z)")
         self.clear_button = self._tool_button("Clear", "inpaintClearButton", "clear the mask")
@@ -227,13 +251,21 @@ class InpaintPage(GenerationPage):
 
         # The results.
         self.comparison = named(InpaintComparison(), "inpaintComparison", "Original and result side by side")
-        self.mask_check = named(QCheckBox("Tint the regenerated area"), "inpaintCompareMaskCheck",
-                                "Tint the regenerated area on the original")
+        self.mask_check = named(
+            QCheckBox("Tint the regenerated area"),
+            "inpaintCompareMaskCheck",
+            "Tint the regenerated area on the original",
+        )
         self.mask_check.setChecked(True)
-        self.strip = named(ResultStrip(72), "inpaintResults", "Inpainting results",
-                           "click a result to compare it with the original; double-click opens the gallery")
-        self.gallery_button = named(QPushButton("Open in gallery"), "inpaintOpenGalleryButton",
-                                    "Open the results in the gallery")
+        self.strip = named(
+            ResultStrip(72),
+            "inpaintResults",
+            "Inpainting results",
+            "click a result to compare it with the original; double-click opens the gallery",
+        )
+        self.gallery_button = named(
+            QPushButton("Open in gallery"), "inpaintOpenGalleryButton", "Open the results in the gallery"
+        )
         self.gallery_button.setEnabled(False)
 
         self._build_layout(seeds)
@@ -260,12 +292,19 @@ class InpaintPage(GenerationPage):
         source.addWidget(self.open_button)
         source.addLayout(item_row)
         source.addWidget(self.source_info)
-        settings = self._build_settings((("Backend", self.backend), ("Results", self.count_spin), ("Seed", seeds)),
-                                        top=(source_box,))
+        settings = self._build_settings(
+            (("Backend", self.backend), ("Results", self.count_spin), ("Seed", seeds)), top=(source_box,)
+        )
 
         paint_tools = QHBoxLayout()
-        for widget in (self.brush_button, self.eraser_button, QLabel("Size"), self.size_slider, self.size_label,
-                       self.soft_check):
+        for widget in (
+            self.brush_button,
+            self.eraser_button,
+            QLabel("Size"),
+            self.size_slider,
+            self.size_label,
+            self.soft_check,
+        ):
             paint_tools.addWidget(widget)
         paint_tools.addStretch(1)
         edit_tools = QHBoxLayout()
@@ -324,8 +363,10 @@ class InpaintPage(GenerationPage):
         # Window shortcuts on the page (Ctrl+Return runs it: GenerationPage._start): Qt matches them only
         # while the page is visible, and a focused text field keeps Ctrl+Z for its own undo.
         shortcuts = (
-            (("Ctrl+Z",), self.canvas.undo), (("Ctrl+Shift+Z", "Ctrl+Y"), self.canvas.redo),
-            (("Ctrl++", "Ctrl+="), self.canvas.zoom_in), (("Ctrl+-",), self.canvas.zoom_out),
+            (("Ctrl+Z",), self.canvas.undo),
+            (("Ctrl+Shift+Z", "Ctrl+Y"), self.canvas.redo),
+            (("Ctrl++", "Ctrl+="), self.canvas.zoom_in),
+            (("Ctrl+-",), self.canvas.zoom_out),
             (("Ctrl+0",), self.fit_canvas),
         )
         for keys, slot in shortcuts:
@@ -333,7 +374,8 @@ class InpaintPage(GenerationPage):
                 QShortcut(QKeySequence(key), self, slot)
         # Single keys only while the canvas area has the focus: elsewhere they are typing.
         tool_keys = (
-            ("B", lambda: self.brush_button.setChecked(True)), ("E", lambda: self.eraser_button.setChecked(True)),
+            ("B", lambda: self.brush_button.setChecked(True)),
+            ("E", lambda: self.eraser_button.setChecked(True)),
             ("[", lambda: self.size_slider.setValue(self.size_slider.value() - 1)),
             ("]", lambda: self.size_slider.setValue(self.size_slider.value() + 1)),
         )
@@ -349,13 +391,17 @@ class InpaintPage(GenerationPage):
         super().showEvent(event)
         if self._fit_pending:
             self._fit_pending = False
-            self.layout().activate()
+            layout = self.layout()
+            if layout is not None:
+                layout.activate()
             self.fit_canvas()
 
     def _model_text(self, model: ModelSummary) -> str:
         size = model.resolution
-        return (f"{model_caption(model)}. It completes {size}x{size} images: the image is centre-cropped to a "
-                "square and scaled to that size, the mask with it.")
+        return (
+            f"{model_caption(model)}. It completes {size}x{size} images: the image is centre-cropped to a "
+            "square and scaled to that size, the mask with it."
+        )
 
     def _run_problem(self) -> str | None:
         if not self.canvas.has_image():
@@ -378,8 +424,17 @@ class InpaintPage(GenerationPage):
     def _enable_tools(self) -> None:
         """The painting tools wait for an image."""
         loaded = self.canvas.has_image()
-        for widget in (self.brush_button, self.eraser_button, self.size_slider, self.soft_check, self.clear_button,
-                       self.invert_button, self.zoom_in_button, self.zoom_out_button, self.zoom_fit_button):
+        for widget in (
+            self.brush_button,
+            self.eraser_button,
+            self.size_slider,
+            self.soft_check,
+            self.clear_button,
+            self.invert_button,
+            self.zoom_in_button,
+            self.zoom_out_button,
+            self.zoom_fit_button,
+        ):
             widget.setEnabled(loaded)
         if loaded:
             self._zoom_changed(self.canvas.zoom)
@@ -432,8 +487,11 @@ class InpaintPage(GenerationPage):
         if image is None:
             return False
         self.item_edit.setText(f"#{entry.id}")
-        self._set_source(image, f"#{entry.id}", f"gallery item #{entry.id} ({entry.operation} by {entry.model}): "
-                                                 f"{image.width()}x{image.height()}")
+        self._set_source(
+            image,
+            f"#{entry.id}",
+            f"gallery item #{entry.id} ({entry.operation} by {entry.model}): {image.width()}x{image.height()}",
+        )
         self.model_picker.select(entry.model)  # the model that made it, when it can inpaint
         return True
 
@@ -441,8 +499,10 @@ class InpaintPage(GenerationPage):
         reader = QImageReader(str(path))
         size = reader.size()
         if size.isValid() and max(size.width(), size.height()) > MAX_SIDE:
-            self.context.error("Image too large", f"{what} is {size.width()}x{size.height()}: "
-                                                  f"open images up to {MAX_SIDE} pixels a side")
+            self.context.error(
+                "Image too large",
+                f"{what} is {size.width()}x{size.height()}: open images up to {MAX_SIDE} pixels a side",
+            )
             return None
         image = reader.read()
         if image.isNull():
@@ -457,8 +517,10 @@ class InpaintPage(GenerationPage):
         self.canvas.crop = QRect((image.width() - side) // 2, (image.height() - side) // 2, side, side)
         self.size_slider.setRange(1, max(8, max(image.width(), image.height()) // 2))
         self.size_slider.setValue(max(1, round(max(image.width(), image.height()) / 8)))
-        self.source_info.setText(description + ("" if image.width() == image.height() else
-                                                ". Only the centre square (outlined) reaches the model."))
+        self.source_info.setText(
+            description
+            + ("" if image.width() == image.height() else ". Only the centre square (outlined) reaches the model.")
+        )
         self._fit_pending = not self.isVisible()  # a hidden view has no meaningful size yet
         self.fit_canvas()
         self._enable_tools()
@@ -488,10 +550,10 @@ class InpaintPage(GenerationPage):
         if not self.canvas.has_image() or self.source is None:
             return "No image", "open an image file or a gallery item (#ID) first, then paint the area to regenerate"
         if self.model_picker.current() is None:
-            return "No model", "choose a model that can inpaint (a VAE, PixelCNN or diffusion model)"
+            return "No model", f"choose a model that can inpaint (a {families_that_can('inpaint')} model)"
         mask = self.canvas.mask_bool()
         crop = self.canvas.crop or QRect(0, 0, mask.shape[1], mask.shape[0])
-        seen = mask[crop.y(): crop.y() + crop.height(), crop.x(): crop.x() + crop.width()]
+        seen = mask[crop.y() : crop.y() + crop.height(), crop.x() : crop.x() + crop.width()]
         if not seen.any():
             if mask.any():
                 return "Empty mask", "the painted area lies outside the centre square the model sees: paint inside it"
@@ -502,7 +564,7 @@ class InpaintPage(GenerationPage):
 
     def run(self) -> JobHandle | None:
         """Queue the inpainting job; None (with a readable message) when it cannot run."""
-        if self.job.running:
+        if self.running:
             return None
         refused = self.refusal()
         if refused is not None:
@@ -524,11 +586,12 @@ class InpaintPage(GenerationPage):
 
         def factory(token: CancelToken) -> Job:
             # Runs in the engine thread: plain values and a copy of the mask, never a widget.
-            return inpaint(store, name, source, mask, count, seed, options, backend=backend, provider=provider,
-                           cancel=token)
+            return inpaint(
+                store, name, source, mask, count, seed, options, backend=backend, provider=provider, cancel=token
+            )
 
         shown = source if source.startswith("#") else Path(source).name
-        return self.job.submit(f"Inpaint {shown} with {name}", factory, self._finished, "Inpainting failed")
+        return self._run_job(f"Inpaint {shown} with {name}", factory, self._finished, "Inpainting failed")
 
     def _finished(self, result: Any) -> None:
         self._results = list(result.items)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.families.registry import declaration
 from studio.engine.generation import MAX_FRAMES, EndpointRef, interpolate
 from studio.engine.jobs import CancelToken, Job
 from studio.engine.library import ModelSummary
@@ -32,18 +33,11 @@ from studio.store.gallery import GalleryRepository
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.widgets import named
-from studio.ui.widgets.generation_controls import (
-    DICE_RANGE,
-    INPAINT_ONLY_SETTINGS,
-    GenerationPage,
-    ResultStrip,
-    result_summary,
-    unsupported_reason,
-)
+from studio.ui.widgets.generation_controls import GenerationPage, result_summary
+from studio.ui.widgets.model_picker import families_that_can, unsupported_reason
+from studio.ui.widgets.result_strip import ResultStrip
+from studio.ui.widgets.seed_box import DICE_RANGE
 
-# Interpolation forces diffusion's deterministic DDIM (only it maps one x_T to one image), so the
-# sampler and its noise are not choices here.
-FORCED_SETTINGS = frozenset({"sampler", "eta"})
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.gif *.tif *.tiff);;All files (*)"
 
 
@@ -62,8 +56,9 @@ class EndpointField(QWidget):
         layout.setSpacing(2)
         row = QHBoxLayout()
         self.edit = named(QLineEdit(), f"interpolate{side}Edit", f"{title}: seed, #item or image file")
-        self.dice = named(QToolButton(), f"interpolate{side}DiceButton", f"{title}: draw a random seed",
-                          "draw a random seed")
+        self.dice = named(
+            QToolButton(), f"interpolate{side}DiceButton", f"{title}: draw a random seed", "draw a random seed"
+        )
         self.dice.setText("Random")
         self.browse = named(QToolButton(), f"interpolate{side}BrowseButton", f"{title}: choose an image file")
         self.browse.setText("File…")
@@ -95,8 +90,10 @@ class EndpointField(QWidget):
         self.browse.setEnabled(problem is None)
         self.browse.setToolTip("choose an image file to encode" if problem is None else problem)
         self.edit.setPlaceholderText("seed (42) or gallery item (#12)" + (" or image file" if problem is None else ""))
-        self.edit.setToolTip("a seed such as 42, a gallery item such as #12"
-                             + (", or the path of an image file (encoded by the model)" if problem is None else ""))
+        self.edit.setToolTip(
+            "a seed such as 42, a gallery item such as #12"
+            + (", or the path of an image file (encoded by the model)" if problem is None else "")
+        )
         self._describe()
 
     def reference(self) -> EndpointRef:
@@ -131,8 +128,10 @@ class EndpointField(QWidget):
             self.info.setText(f"gallery item #{entry.id}: {entry.operation} by {entry.model}{seed}")
         else:
             assert reference.file is not None
-            self.info.setText(f"image file {reference.file.name}"
-                              + (f" ({self.encode_problem})" if self.encode_problem else ": encoded by the model"))
+            self.info.setText(
+                f"image file {reference.file.name}"
+                + (f" ({self.encode_problem})" if self.encode_problem else ": encoded by the model")
+            )
 
     def _choose_file(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(self, f"{self.title}: an image to encode", "", IMAGE_FILTER)
@@ -143,35 +142,45 @@ class EndpointField(QWidget):
 class InterpolatePage(GenerationPage):
     """Choose a model, two ends and a frame count; the frames go to the gallery and show as a strip."""
 
-    EXCLUDED_SETTINGS = INPAINT_ONLY_SETTINGS | FORCED_SETTINGS
-    NO_USABLE_MODEL = "No model here can interpolate: train a GAN, VAE or diffusion model."
+    OPERATION = "interpolate"
+    NO_USABLE_MODEL = "No model here can interpolate: train a {families} model."
     RUN_TIP = "make the frames and add them to the gallery (Ctrl+Return)"
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(context, "interpolate", "Interpolate", parent)
         self._build_model_controls(
-            "interpolate", "the model whose latent space to walk (families without latents are disabled)")
+            "interpolate", "the model whose latent space to walk (families without latents are disabled)"
+        )
         self.start = EndpointField(context, "From", "From")
         self.end = EndpointField(context, "To", "To")
         self.start.set_text("1")
         self.end.set_text("2")
-        self.frames_spin = named(QSpinBox(), "interpolateFramesSpin", "Frames",
-                                 "images from the first end to the last, both included")
+        self.frames_spin = named(
+            QSpinBox(), "interpolateFramesSpin", "Frames", "images from the first end to the last, both included"
+        )
         self.frames_spin.setRange(2, MAX_FRAMES)
         self.frames_spin.setValue(int(context.value("interpolate/frames", 8)))
         self.form_note = QLabel()
         self.form_note.setWordWrap(True)
         self.run_button = self._build_run_controls("Interpolate", "interpolateButton", "Interpolation")
-        self.strip = named(ResultStrip(96), "interpolateFrames", "Interpolation frames",
-                           "the frames, first to last: click one to open the gallery")
+        self.strip = named(
+            ResultStrip(96),
+            "interpolateFrames",
+            "Interpolation frames",
+            "the frames, first to last: click one to open the gallery",
+        )
         self.caption = QLabel("The frames appear here, first to last.")
         self.caption.setObjectName("interpolateFramesCaption")
-        settings = self._build_settings((("From", self.start), ("To", self.end), ("Frames", self.frames_spin),
-                                         ("Backend", self.backend)), notes=(self.form_note,))
-        self._lay_out(self._strip_body(settings, self.caption),
-                      "Walk through a model's latent space: between two seeds along the sphere of Gaussian "
-                      "noise (slerp), between encoded images along a straight line. Smooth, meaningful "
-                      "frames are the sign of a well-formed latent space.")
+        settings = self._build_settings(
+            (("From", self.start), ("To", self.end), ("Frames", self.frames_spin), ("Backend", self.backend)),
+            notes=(self.form_note,),
+        )
+        self._lay_out(
+            self._strip_body(settings, self.caption),
+            "Walk through a model's latent space: between two seeds along the sphere of Gaussian "
+            "noise (slerp), between encoded images along a straight line. Smooth, meaningful "
+            "frames are the sign of a well-formed latent space.",
+        )
 
         self.start.changed.connect(self._update_run_state)
         self.end.changed.connect(self._update_run_state)
@@ -186,9 +195,9 @@ class InterpolatePage(GenerationPage):
         self.start.set_encode_problem(problem)
         self.end.set_encode_problem(problem)
         if model is not None:
-            self.form_note.setText("Diffusion interpolates with deterministic DDIM (eta 0): only it gives one "
-                                   "image per starting noise." if model.family == "diffusion" else "")
-            self.form_note.setVisible(model.family == "diffusion")
+            note = declaration(model.family).interpolation_note  # e.g. diffusion's forced DDIM
+            self.form_note.setText(note)
+            self.form_note.setVisible(bool(note))
         super()._model_changed(model)
 
     def _run_problem(self) -> str | None:
@@ -202,11 +211,13 @@ class InterpolatePage(GenerationPage):
 
     def run(self) -> JobHandle | None:
         """Queue the interpolation with the settings on show; None (with a message) when something is wrong."""
-        if self.job.running:
+        if self.running:
             return None
         model = self.model_picker.current()
         if model is None:
-            self.context.error("Nothing to interpolate with", "choose a GAN, VAE or diffusion model first")
+            self.context.error(
+                "Nothing to interpolate with", f"choose a {families_that_can('interpolate')} model first"
+            )
             return None
         try:
             start, end = self.start.reference(), self.end.reference()
@@ -223,11 +234,13 @@ class InterpolatePage(GenerationPage):
 
         def factory(token: CancelToken) -> Job:
             # Runs in the engine thread: plain values only, never a widget.
-            return interpolate(store, name, start, end, frames, options, backend=backend, provider=provider,
-                               cancel=token)
+            return interpolate(
+                store, name, start, end, frames, options, backend=backend, provider=provider, cancel=token
+            )
 
-        return self.job.submit(f"Interpolate {frames} frames with {name}", factory, self._finished,
-                               "Interpolation failed")
+        return self._run_job(
+            f"Interpolate {frames} frames with {name}", factory, self._finished, "Interpolation failed"
+        )
 
     def _finished(self, result: Any) -> None:
         self.status.setText(result_summary(result, "frame"))
@@ -257,5 +270,6 @@ class InterpolatePage(GenerationPage):
             family = self.model_picker.models[entry.model].family
             self.context.notify(f"{entry.model} cannot interpolate: {unsupported_reason(family, 'interpolate')}")
         extra = f" (only the first two of {len(ids)} are used)" if len(ids) > 2 else ""
-        self.status.setText(f"Ends set from the gallery: #{chosen[0]}"
-                            + (f" to #{chosen[1]}" if len(chosen) > 1 else "") + extra)
+        self.status.setText(
+            f"Ends set from the gallery: #{chosen[0]}" + (f" to #{chosen[1]}" if len(chosen) > 1 else "") + extra
+        )

@@ -1,6 +1,6 @@
 """The Models page: every model with its shape, training, size and ONNX export state; export, import, delete.
 
-Export runs the engine's `export_model` job through the job runner and then shows the parity check:
+Export runs the engine's `export_model` job as an `EngineOp` and then shows the parity check:
 for every exported network, the largest difference between torch and ONNX Runtime against its
 tolerance. A model folder made elsewhere (button or drop) is imported under a name the user confirms
 in a `ModelImportDialog`, opened with `open()` (never `exec()`) so tests and scripts can accept it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,10 @@ from studio.engine.library import ModelSummary, delete_model, import_model, list
 from studio.engine.runtime.package import EXPORT_FOLDER, read_manifest
 from studio.errors import StudioError
 from studio.ui.context import StudioContext
-from studio.ui.jobs import JobHandle
+from studio.ui.jobs import JobHandle, JobState
+from studio.ui.operations import EngineOp
 from studio.ui.widgets import ask_yes, named
-from studio.ui.widgets.page_jobs import PageJobsMixin
+from studio.ui.widgets.job_panel import JobPanel
 
 ERROR_COLOUR = "#c0392b"
 GOOD_COLOUR = "#1e8449"
@@ -97,13 +98,20 @@ class ModelImportDialog(QDialog):
         self.setWindowTitle("Import model")
         self.folder = folder
         layout = QVBoxLayout(self)
-        source = named(QLabel(f"<b>From</b> {html.escape(str(folder))}<br>{html.escape(description)}"),
-                       "modelImportSource", "The model folder to import")
+        source = named(
+            QLabel(f"<b>From</b> {html.escape(str(folder))}<br>{html.escape(description)}"),
+            "modelImportSource",
+            "The model folder to import",
+        )
         source.setWordWrap(True)
         layout.addWidget(source)
         form = QFormLayout()
-        self.name_edit = named(QLineEdit(suggested), "modelImportNameEdit", "Model name",
-                               "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        self.name_edit = named(
+            QLineEdit(suggested),
+            "modelImportNameEdit",
+            "Model name",
+            "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
         form.addRow("&Name", self.name_edit)
         layout.addLayout(form)
         self.message = named(QLabel(), "modelImportMessage", "Model import message")
@@ -111,11 +119,13 @@ class ModelImportDialog(QDialog):
         self.message.setStyleSheet(f"color: {ERROR_COLOUR};")
         layout.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = named(buttons.button(QDialogButtonBox.StandardButton.Ok), "modelImportOkButton",
-                               "Import the model")
+        self.ok_button = named(
+            buttons.button(QDialogButtonBox.StandardButton.Ok), "modelImportOkButton", "Import the model"
+        )
         self.ok_button.setText("Import")
-        named(buttons.button(QDialogButtonBox.StandardButton.Cancel), "modelImportCancelButton",
-              "Do not import the model")
+        named(
+            buttons.button(QDialogButtonBox.StandardButton.Cancel), "modelImportCancelButton", "Do not import the model"
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -152,7 +162,7 @@ class ModelImportDialog(QDialog):
             super().accept()
 
 
-class ModelsPage(PageJobsMixin, QWidget):
+class ModelsPage(QWidget):
     """Every model with its family, shape, dataset, steps, size and export state; export, import, delete."""
 
     COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Size", "ONNX export")
@@ -166,7 +176,6 @@ class ModelsPage(PageJobsMixin, QWidget):
         self.models: dict[str, ModelSummary] = {}
         self.import_dialog: ModelImportDialog | None = None
         self.export_job: JobHandle | None = None
-        self._init_jobs()  # this page's exports and imports, queued or running
         # Replaced by tests and scripts to answer "delete this model?" without a dialog.
         self.confirm_delete: Callable[[str, str], bool] = functools.partial(ask_yes, self)
         self._build()
@@ -181,20 +190,33 @@ class ModelsPage(PageJobsMixin, QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("<h2>Models</h2>"))
         top.addStretch(1)
-        self.import_button = named(QPushButton("Import model folder…"), "importModelButton",
-                                   "Import a model folder",
-                                   "Import a model folder (config.json + checkpoint.safetensors); or drop it anywhere")
+        self.import_button = named(
+            QPushButton("Import model folder…"),
+            "importModelButton",
+            "Import a model folder",
+            "Import a model folder (config.json + checkpoint.safetensors); or drop it anywhere",
+        )
         self.import_button.clicked.connect(self.choose_folder)
-        self.fp16_check = named(QCheckBox("Also fp16"), "exportFp16Check", "Also export half precision",
-                                "Also write half-precision files (smaller, faster on GPUs; checked at a looser "
-                                "tolerance)")
-        self.export_button = named(QPushButton("Export to ONNX"), "exportButton", "Export the model to ONNX",
-                                   "Export the selected model's networks to ONNX and check them against torch "
-                                   "(Ctrl+E)")
+        self.fp16_check = named(
+            QCheckBox("Also fp16"),
+            "exportFp16Check",
+            "Also export half precision",
+            "Also write half-precision files (smaller, faster on GPUs; checked at a looser tolerance)",
+        )
+        self.export_button = named(
+            QPushButton("Export to ONNX"),
+            "exportButton",
+            "Export the model to ONNX",
+            "Export the selected model's networks to ONNX and check them against torch (Ctrl+E)",
+        )
         self.export_button.setShortcut(QKeySequence("Ctrl+E"))
         self.export_button.clicked.connect(self.export_selected)
-        self.delete_button = named(QPushButton("Delete…"), "deleteModelButton", "Delete the selected model",
-                                   "Delete the selected model and its exports (Del)")
+        self.delete_button = named(
+            QPushButton("Delete…"),
+            "deleteModelButton",
+            "Delete the selected model",
+            "Delete the selected model and its exports (Del)",
+        )
         self.delete_button.clicked.connect(self.delete_selected)
         for widget in (self.import_button, self.fp16_check, self.export_button, self.delete_button):
             top.addWidget(widget)
@@ -203,8 +225,11 @@ class ModelsPage(PageJobsMixin, QWidget):
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
 
-        layout.addWidget(self._build_job_panel("export", "Cancel: the previous export, if any, stays as it was",
-                                               self.cancel_job))
+        # The page's own progress for exports and imports (the status bar shows it too).
+        self.panel = JobPanel(
+            self.context.runner, "export", "Cancel: the previous export, if any, stays as it was", self.context.notify
+        )
+        layout.addWidget(self.panel)
 
         splitter = named(QSplitter(Qt.Orientation.Horizontal), "modelsSplitter", "Models and details")
         self.table = named(QTableWidget(0, len(self.COLUMNS)), "modelTable", "Model list")
@@ -235,8 +260,9 @@ class ModelsPage(PageJobsMixin, QWidget):
         details_layout.addWidget(self.parity_label)
         self.parity_table = named(QTableWidget(0, 5), "parityTable", "ONNX parity per network")
         self.parity_table.setHorizontalHeaderLabels(("Network", "Precision", "Max difference", "Tolerance", "Result"))
-        self.parity_table.horizontalHeaderItem(2).setToolTip("Largest absolute difference between torch and ONNX "
-                                                             "Runtime on random inputs")
+        difference_header = QTableWidgetItem("Max difference")
+        difference_header.setToolTip("Largest absolute difference between torch and ONNX Runtime on random inputs")
+        self.parity_table.setHorizontalHeaderItem(2, difference_header)
         self.parity_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.parity_table.verticalHeader().setVisible(False)
         self.parity_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -290,29 +316,39 @@ class ModelsPage(PageJobsMixin, QWidget):
         try:
             models = list_models(self.store)
         except StudioError as error:
-            self.hint.setText(f"<span style='color: {ERROR_COLOUR}'>Cannot list models: "
-                              f"{html.escape(str(error))}</span>")
+            self.hint.setText(
+                f"<span style='color: {ERROR_COLOUR}'>Cannot list models: {html.escape(str(error))}</span>"
+            )
             return
         self.models = {m.name: m for m in models}
         self.hint.setText(
             "No model yet: train one on the Train page, or import a model folder (drop it anywhere)."
-            if not models else f"{len(models)} model(s). Select one to see its details or export it to ONNX."
+            if not models
+            else f"{len(models)} model(s). Select one to see its details or export it to ONNX."
         )
         self.table.blockSignals(True)  # one selection change below, not one per cell
         self.table.clearSelection()
         self.table.setRowCount(len(models))
         for row, model in enumerate(models):
-            values = (model.name, model.family, f"{model.resolution}x{model.resolution}x{model.channels}",
-                      model.dataset or "-", f"{model.steps:,}", parameters_label(model.parameter_count),
-                      human_bytes(model.size_bytes), export_label(model.export))
+            values = (
+                model.name,
+                model.family,
+                f"{model.resolution}x{model.resolution}x{model.channels}",
+                model.dataset or "-",
+                f"{model.steps:,}",
+                parameters_label(model.parameter_count),
+                human_bytes(model.size_bytes),
+                export_label(model.export),
+            )
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if column in (4, 5, 6):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column == 0:
+                    item.setData(Qt.ItemDataRole.UserRole, model.name)
                 if column == 7:
                     item.setForeground(QBrush(QColor(self._state_colour(model.export))))
                 self.table.setItem(row, column, item)
-            self.table.item(row, 0).setData(Qt.ItemDataRole.UserRole, model.name)
         self.table.blockSignals(False)
         if models:
             target = keep if keep in self.models else models[0].name
@@ -346,8 +382,10 @@ class ModelsPage(PageJobsMixin, QWidget):
 
     def _describe(self, model: ModelSummary) -> str:
         def row(label: str, value: str) -> str:
-            return (f"<tr><td style='padding-right: 12px; color: #7f8c8d; white-space: nowrap'>{label}</td>"
-                    f"<td>{value}</td></tr>")
+            return (
+                f"<tr><td style='padding-right: 12px; color: #7f8c8d; white-space: nowrap'>{label}</td>"
+                f"<td>{value}</td></tr>"
+            )
 
         rows = [
             row("Family", html.escape(model.family)),
@@ -364,9 +402,11 @@ class ModelsPage(PageJobsMixin, QWidget):
             row("ONNX export", self._export_text(model.export)),
         ]
         hyper = "".join(row(html.escape(str(k)), html.escape(str(v))) for k, v in sorted(model.hyperparameters.items()))
-        return (f"<b style='font-size: 14pt'>{html.escape(model.name)}</b>"
-                f"<table cellspacing='2'>{''.join(rows)}</table>"
-                f"<p style='margin-top: 8px'><b>Hyperparameters</b></p><table cellspacing='2'>{hyper}</table>")
+        return (
+            f"<b style='font-size: 14pt'>{html.escape(model.name)}</b>"
+            f"<table cellspacing='2'>{''.join(rows)}</table>"
+            f"<p style='margin-top: 8px'><b>Hyperparameters</b></p><table cellspacing='2'>{hyper}</table>"
+        )
 
     def _export_text(self, export: dict[str, Any] | None) -> str:
         colour = self._state_colour(export)
@@ -429,22 +469,36 @@ class ModelsPage(PageJobsMixin, QWidget):
 
             return export_model(store, name, fp16=fp16, cancel=token)
 
-        handle = self._submit(f"Export '{name}' to ONNX", factory)
+        def ended() -> None:
+            outcome = {
+                JobState.FINISHED: f"Exported '{name}' to ONNX: every network within its tolerance",
+                JobState.CANCELLED: f"Export of '{name}' cancelled: nothing changed",
+            }
+            self._ended(outcome.get(handle.state))
+            self._update_buttons()
+
+        op = (
+            EngineOp[Any](self.context, f"Export '{name}' to ONNX", factory)
+            .started(self.panel.refresh)
+            .on_event(self.panel.refresh)
+            .success(lambda result: self._export_finished(name, result))
+            .failure(lambda message: self.context.error(f"Export of '{name}' failed", message))
+            .ended(ended)
+        )
+        handle = self.panel.add(op.run())
         self.export_job = handle
         self.export_button.setEnabled(False)
-        handle.finished.connect(lambda result: self._export_finished(handle, name, result))
-        handle.failed.connect(lambda message: self._job_failed(handle, f"Export of '{name}' failed", message))
-        handle.cancelled.connect(lambda: self._say_when_ended(handle, f"Export of '{name}' cancelled: nothing changed"))
-        handle.ended.connect(self._update_buttons)
         return handle
 
-    def _export_finished(self, handle: JobHandle, name: str, result: Any) -> None:
+    def _export_finished(self, name: str, result: Any) -> None:
         self.refresh(select=name)
         self.context.signals.modelsChanged.emit()
         worst = max((d / t for _, _, d, t in parity_rows(result.networks) if t), default=0.0)
-        self.fill_parity(result.networks, f"Exported in {result.seconds:.1f} s; parity with torch "
-                                          f"(largest difference at {worst:.0%} of its tolerance):")
-        self._say_when_ended(handle, f"Exported '{name}' to ONNX: every network within its tolerance")
+        self.fill_parity(
+            result.networks,
+            f"Exported in {result.seconds:.1f} s; parity with torch "
+            f"(largest difference at {worst:.0%} of its tolerance):",
+        )
 
     # --- import -----------------------------------------------------------------------------
 
@@ -473,8 +527,10 @@ class ModelsPage(PageJobsMixin, QWidget):
         while model_exists(self.store, candidate):
             number += 1
             candidate = f"{suggested[:60]}-{number}"
-        description = (f"a {config.get('family')} model, {config.get('resolution')}x{config.get('resolution')} px, "
-                       f"{config.get('channels')} channel(s)")
+        description = (
+            f"a {config.get('family')} model, {config.get('resolution')}x{config.get('resolution')} px, "
+            f"{config.get('channels')} channel(s)"
+        )
         if self.import_dialog is not None and self.import_dialog.isVisible():
             self.import_dialog.reject()
         dialog = ModelImportDialog(folder, candidate, description, self)
@@ -485,7 +541,7 @@ class ModelsPage(PageJobsMixin, QWidget):
     def _run_import(self, folder: Path, name: str) -> JobHandle:
         store = self.store
 
-        def factory(token: CancelToken) -> Iterator[Any]:
+        def factory(token: CancelToken) -> Job:
             # import_model is one call (load to check, copy, commit): a job so a big model never freezes the window.
             token.check()
             yield Progress("importing", 0, 1, f"checking and copying {folder.name}")
@@ -493,22 +549,40 @@ class ModelsPage(PageJobsMixin, QWidget):
             yield Progress("importing", 1, 1, "imported")
             yield Finished(summary)
 
-        handle = self._submit(f"Import model '{name}'", factory)
-
         def finished(summary: ModelSummary) -> None:
             self.refresh(select=summary.name)
             self.context.signals.modelsChanged.emit()
-            self._say_when_ended(handle, f"Imported model '{summary.name}' ({summary.family}, {summary.steps:,} steps)")
 
-        handle.finished.connect(finished)
-        handle.failed.connect(lambda message: self._job_failed(handle, "Model import failed", message))
+        def ended() -> None:
+            summary = handle.result
+            self._ended(
+                f"Imported model '{summary.name}' ({summary.family}, {summary.steps:,} steps)"
+                if handle.state is JobState.FINISHED and isinstance(summary, ModelSummary)
+                else None
+            )
+
+        op = (
+            EngineOp[ModelSummary](self.context, f"Import model '{name}'", factory)
+            .started(self.panel.refresh)
+            .on_event(self.panel.refresh)
+            .success(finished)
+            .failure(lambda message: self.context.error("Model import failed", message))
+            .ended(ended)
+        )
+        handle = self.panel.add(op.run())
         return handle
 
     # --- jobs -------------------------------------------------------------------------------
 
+    def _ended(self, message: str | None) -> None:
+        """A job of the page's ended: its fuller status line replaces the window's own "done" or "cancelled"."""
+        if message:
+            self.context.notify(message)
+        self.panel.refresh()
+
     def cancel_job(self) -> None:
         """Cancel this page's first pending export or import (nothing of it is kept)."""
-        self._cancel_first_job()
+        self.panel.cancel_first()
 
     # --- delete -----------------------------------------------------------------------------
 
@@ -537,4 +611,3 @@ class ModelsPage(PageJobsMixin, QWidget):
         self.refresh()
         self.context.signals.modelsChanged.emit()
         return True
-

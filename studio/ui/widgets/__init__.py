@@ -56,7 +56,11 @@ def image_grid(images: np.ndarray, columns: int = 8, cell: int = 64, gap: int = 
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         target = QRect(column * (cell + gap), row * (cell + gap), cell, cell)
-        painter.drawImage(target, image_to_qimage(image).scaled(
-            cell, cell, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+        painter.drawImage(
+            target,
+            image_to_qimage(image).scaled(
+                cell, cell, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+            ),
+        )
     painter.end()
     return pixmap

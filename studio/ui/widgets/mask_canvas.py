@@ -88,7 +88,7 @@ class MaskCanvas(QWidget):
         """The image's own size in pixels (0 x 0 without an image)."""
         return QSize(self._mask.shape[1], self._mask.shape[0])
 
-    def mask(self) -> np.ndarray:
+    def mask_values(self) -> np.ndarray:
         """A copy of the mask: float32 H x W in [0, 1], 1 = regenerate."""
         return self._mask.copy()
 
@@ -348,8 +348,12 @@ class MaskCanvas(QWidget):
         painter.drawImage(target, self._overlay_image())
         if self.crop is not None and self.crop != QRect(QPoint(0, 0), self.image_size()):
             # Outside the centre square the model never looks: shade it so painting there is not a surprise.
-            zoomed = QRect(self.crop.x() * self._zoom, self.crop.y() * self._zoom,
-                           self.crop.width() * self._zoom, self.crop.height() * self._zoom)
+            zoomed = QRect(
+                self.crop.x() * self._zoom,
+                self.crop.y() * self._zoom,
+                self.crop.width() * self._zoom,
+                self.crop.height() * self._zoom,
+            )
             painter.save()
             painter.setClipRegion(QRegion(target).subtracted(QRegion(zoomed)))
             painter.fillRect(target, QColor(0, 0, 0, 110))

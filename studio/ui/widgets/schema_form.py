@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.models.schema import Hyperparameter
+from studio.engine.families.schema import Hyperparameter
 
 INT_LIMIT = 2_147_483_647  # QSpinBox holds a C int
 
@@ -78,19 +78,23 @@ class SchemaForm(QWidget):
             return box
         if setting.kind is int:
             spin = QSpinBox()
-            spin.setRange(int(setting.minimum if setting.minimum is not None else -INT_LIMIT),
-                          int(min(setting.maximum, INT_LIMIT) if setting.maximum is not None else INT_LIMIT))
+            spin.setRange(
+                int(setting.minimum if setting.minimum is not None else -INT_LIMIT),
+                int(min(setting.maximum, INT_LIMIT) if setting.maximum is not None else INT_LIMIT),
+            )
             spin.setGroupSeparatorShown(True)
             spin.valueChanged.connect(self.changed)
             return spin
         if setting.kind is float:
-            spin = QDoubleSpinBox()
-            spin.setDecimals(_decimals(setting))
-            spin.setRange(float(setting.minimum if setting.minimum is not None else -1e9),
-                          float(setting.maximum if setting.maximum is not None else 1e9))
-            spin.setSingleStep(10 ** -min(spin.decimals(), 3) if spin.maximum() <= 10 else 1.0)
-            spin.valueChanged.connect(self.changed)
-            return spin
+            double_spin = QDoubleSpinBox()
+            double_spin.setDecimals(_decimals(setting))
+            double_spin.setRange(
+                float(setting.minimum if setting.minimum is not None else -1e9),
+                float(setting.maximum if setting.maximum is not None else 1e9),
+            )
+            double_spin.setSingleStep(10 ** -min(double_spin.decimals(), 3) if double_spin.maximum() <= 10 else 1.0)
+            double_spin.valueChanged.connect(self.changed)
+            return double_spin
         combo = QComboBox()
         combo.setEditable(True)
         combo.currentTextChanged.connect(self.changed)

@@ -92,4 +92,6 @@ DECLARATION = FamilyDeclaration(
     interpolation_note="Diffusion interpolates with deterministic DDIM (eta 0): only it gives one image per "
     "starting noise.",
     sampling_limits={"steps": "timesteps"},
+    interpolation_settings={"sampler": "ddim", "eta": 0.0},
+    inpainting_settings=frozenset({"resample"}),
 )

@@ -49,10 +49,6 @@ class DiffusionPipeline(Pipeline):
             raise StudioError(f"steps: {options['steps']} is above this model's {timesteps} timesteps")
         return options
 
-    def interpolation_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """Only deterministic DDIM maps each x_T to one image, so interpolation uses it."""
-        return self.sampling_options({**options, "sampler": "ddim", "eta": 0.0})
-
     def latent_shape(self) -> tuple[int, ...]:
         """x_T: C x H x W."""
         return (self.channels, self.resolution, self.resolution)

@@ -51,5 +51,6 @@ DECLARATION = FamilyDeclaration(
     model_class="VaeFamily",
     refusals={},
     preview_count=32,
+    inpainting_settings=frozenset({"inpaint_iterations"}),
     preview_caption="Row 1: real images; row 2: their reconstructions (blur shows here); then samples.",
 )

@@ -1,1 +1,0 @@
-"""Transitional: the families moved to `studio.engine.families`; these modules re-export for code being moved."""

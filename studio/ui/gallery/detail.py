@@ -1,0 +1,251 @@
+"""The gallery's detail pane: the selected item enlarged, how it was made, its rating, flag, tags, note and
+lineage. The pane shows and asks; the page makes the changes (undoable ones through its undo stack)."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.errors import StudioError
+from studio.store.database import Store
+from studio.store.gallery import GalleryEntry, GalleryRepository
+from studio.ui.gallery.painting import scale_crisp
+from studio.ui.gallery.stars import StarRating
+from studio.ui.gallery.thumbnails import image_path, load_image
+from studio.ui.widgets import named
+
+DETAIL_SIZE = 256
+FLAG_TITLES = {"none": "Unflagged", "pick": "Pick", "reject": "Reject"}
+
+
+def local_time(value: datetime) -> str:
+    """A stored (naive UTC) time in the user's time zone."""
+    return value.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parameter_rows(entry: GalleryEntry) -> list[tuple[str, str]]:
+    """How an item was made, as (label, value) rows."""
+    settings = ", ".join(f"{key}={value}" for key, value in sorted(entry.params.items())) or "defaults"
+    backend = entry.backend + (f" / {entry.provider}" if entry.provider else "")
+    return [
+        ("Model", entry.model),
+        ("Family", entry.family),
+        ("Operation", entry.operation),
+        ("Seed", "none" if entry.seed is None else str(entry.seed)),
+        ("Settings", settings),
+        ("Backend", backend),
+        ("Size", f"{entry.width} x {entry.height}"),
+        ("Created", local_time(entry.created_at)),
+        ("File", entry.path),
+    ]
+
+
+class DetailPane(QScrollArea):
+    """One item in detail, with its curation controls; signals say what the user asked for."""
+
+    rated = Signal(int)  # stars chosen
+    flagged = Signal(str)  # "pick", "reject" or "none" chosen
+    addTagRequested = Signal()  # noqa: N815 - Qt naming: Add (or Enter in the tag edit)
+    removeTagRequested = Signal()  # noqa: N815
+    saveNoteRequested = Signal()  # noqa: N815
+    itemRequested = Signal(int)  # noqa: N815 - an id in the lineage was clicked
+
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.repository = GalleryRepository(store)
+        self.entry: GalleryEntry | None = None  # the item shown
+        named(self, "detailScroll", "Details")
+        pane = QWidget()
+        self.detail_pane = named(pane, "detailPane", "Selected image details")
+        pane.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        layout = QVBoxLayout(pane)
+        self.detail_title = named(QLabel(), "detailTitle", "Selected image")
+        self.detail_title.setWordWrap(True)
+        self.detail_image = named(QLabel(), "detailImage", "Selected image, enlarged")
+        self.detail_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.detail_image.setFixedSize(DETAIL_SIZE + 4, DETAIL_SIZE + 4)
+        self.detail_image.setFrameShape(QFrame.Shape.StyledPanel)
+        self.detail_status = named(QLabel(), "detailStatus", "Image problems")
+        self.detail_status.setWordWrap(True)
+        self.detail_status.setStyleSheet("color: #c0392b;")
+        self.detail_params = named(QLabel(), "detailParams", "How the image was made")
+        self.detail_params.setTextFormat(Qt.TextFormat.RichText)
+        self.detail_params.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail_params.setWordWrap(True)
+        self.detail_params.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+
+        self.detail_rating = named(StarRating(), "detailRating", "Rating", "Click a star, or press 0-5")
+        self.detail_rating.ratingChanged.connect(self.rated)
+        self.detail_flag = named(QComboBox(), "detailFlag", "Flag")
+        for flag, title in FLAG_TITLES.items():
+            self.detail_flag.addItem(title, flag)
+        self.detail_flag.activated.connect(lambda _index: self.flagged.emit(str(self.detail_flag.currentData())))
+
+        self.tag_list = named(QListWidget(), "tagList", "Tags of the selected image")
+        self.tag_list.setMaximumHeight(52)
+        self.tag_edit = named(QLineEdit(), "tagEdit", "New tag", "Adds the tag to every selected image")
+        self.tag_edit.setPlaceholderText("add a tag…")
+        self.tag_edit.returnPressed.connect(self.addTagRequested)
+        self.tag_completer = QCompleter([], self.tag_edit)
+        self.tag_completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.tag_edit.setCompleter(self.tag_completer)
+        self.add_tag_button = named(QPushButton("Add"), "addTagButton", "Add the tag to the selection")
+        self.add_tag_button.clicked.connect(self.addTagRequested)
+        self.remove_tag_button = named(
+            QPushButton("Remove"), "removeTagButton", "Remove the chosen tag from the selection"
+        )
+        self.remove_tag_button.clicked.connect(self.removeTagRequested)
+        tag_row = QHBoxLayout()
+        tag_row.addWidget(self.add_tag_button)
+        tag_row.addWidget(self.remove_tag_button)
+        tag_row.addStretch(1)
+
+        self.note_edit = named(QPlainTextEdit(), "noteEdit", "Note")
+        self.note_edit.setPlaceholderText("a note about this image…")
+        self.note_edit.setMaximumHeight(70)
+        self.note_edit.textChanged.connect(self._note_edited)
+        self.save_note_button = named(QPushButton("Save note"), "saveNoteButton", "Save the note")
+        self.save_note_button.clicked.connect(self.saveNoteRequested)
+
+        self.lineage_label = named(QLabel(), "lineageLabel", "Lineage", "Click an id to show that item")
+        self.lineage_label.setTextFormat(Qt.TextFormat.RichText)
+        self.lineage_label.setWordWrap(True)
+        self.lineage_label.linkActivated.connect(self._lineage_clicked)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Rating", self.detail_rating)
+        form.addRow("Flag", self.detail_flag)
+        form.addRow("Tags", self.tag_list)
+        form.addRow("", self.tag_edit)
+        form.addRow("", tag_row)
+        form.addRow("Note", self.note_edit)
+        form.addRow("", self.save_note_button)
+        form.addRow("Lineage", self.lineage_label)
+
+        layout.addWidget(self.detail_title)
+        layout.addWidget(self.detail_image, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.detail_status)
+        layout.addWidget(self.detail_params)
+        layout.addLayout(form)
+        layout.addStretch(1)
+        self.setWidget(pane)
+        self.setWidgetResizable(True)
+        self.setMinimumWidth(200)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    # --- what the user typed or chose ---------------------------------------------------------
+
+    def typed_tag(self) -> str:
+        """The tag typed in the tag edit, trimmed."""
+        return self.tag_edit.text().strip()
+
+    def chosen_tag(self) -> str:
+        """The tag chosen in the list, else the one typed."""
+        chosen = self.tag_list.currentItem()
+        return chosen.text() if chosen is not None else self.typed_tag()
+
+    def note(self) -> str:
+        """The note as edited."""
+        return self.note_edit.toPlainText()
+
+    def set_tag_names(self, names: list[str]) -> None:
+        """The tags the tag edit completes to."""
+        self.tag_completer.model().setStringList(names)  # type: ignore[attr-defined]
+
+    # --- showing ------------------------------------------------------------------------------
+
+    def show_entry(self, entry: GalleryEntry | None, selected: int = 1) -> None:
+        """Fill the pane with one item (or clear it); `selected` says how many are selected with it."""
+        self.entry = entry
+        editable = entry is not None and not entry.deleted
+        for widget in (self.detail_rating, self.detail_flag, self.tag_edit, self.add_tag_button, self.note_edit):
+            widget.setEnabled(editable)
+        self.remove_tag_button.setEnabled(editable)
+        if entry is None:
+            self.detail_title.setText("<b>No image selected</b><br>Click an image; Shift or Ctrl adds more.")
+            self.detail_image.clear()
+            self.detail_status.clear()
+            self.detail_params.clear()
+            self.detail_rating.setValue(0)
+            self.tag_list.clear()
+            with QSignalBlocker(self.note_edit):
+                self.note_edit.setPlainText("")
+            self.save_note_button.setEnabled(False)
+            self.lineage_label.clear()
+            return
+        extra = f" ({selected} selected)" if selected > 1 else ""
+        state = " · in the trash" if entry.deleted else ""
+        self.detail_title.setText(f"<b>#{entry.id}</b> · {html.escape(entry.model)}{extra}{state}")
+        image, reason = load_image(image_path(self.store, entry))
+        if image is None:
+            self.detail_image.setText("image unavailable")
+            self.detail_status.setText(f"Item {entry.id}: {reason}")
+        else:
+            self.detail_image.setPixmap(scale_crisp(image, DETAIL_SIZE))
+            self.detail_status.clear()
+        rows = "".join(
+            f"<tr><td style='color:gray;padding-right:8px'>{label}</td><td>{html.escape(value)}</td></tr>"
+            for label, value in parameter_rows(entry)
+        )
+        self.detail_params.setText(f"<table>{rows}</table>")
+        self.detail_rating.setValue(entry.rating)
+        with QSignalBlocker(self.detail_flag):
+            self.detail_flag.setCurrentIndex(max(0, self.detail_flag.findData(entry.flag)))
+        self.tag_list.clear()
+        self.tag_list.addItems(list(entry.tags))
+        if entry.collections:
+            self.tag_list.setToolTip("Collections: " + ", ".join(entry.collections))
+        with QSignalBlocker(self.note_edit):
+            self.note_edit.setPlainText(entry.note)
+        self.save_note_button.setEnabled(False)
+        self.lineage_label.setText(self._lineage_html(entry.id))
+
+    def mark_outside_grid(self) -> None:
+        """Say that the item shown is not in the grid (the filters leave it out)."""
+        self.detail_title.setText(self.detail_title.text() + "<br><i>not in the grid: filtered out</i>")
+
+    def _note_edited(self) -> None:
+        self.save_note_button.setEnabled(self.entry is not None and self.note_edit.toPlainText() != self.entry.note)
+
+    def _lineage_html(self, item_id: int) -> str:
+        try:
+            parents = self.repository.parents(item_id)
+            children = self.repository.children(item_id)
+        except StudioError as error:
+            return html.escape(str(error))
+        if not parents and not children:
+            return "<span style='color:gray'>made from scratch; nothing made from it</span>"
+
+        def links(pairs: list[tuple[int, str]]) -> str:
+            return ", ".join(f"<a href='item:{i}'>#{i}</a> ({html.escape(role)})" for i, role in pairs)
+
+        parts = []
+        if parents:
+            parts.append(f"made from {links(parents)}")
+        if children:
+            parts.append(f"used by {links(children)}")
+        return "<br>".join(parts)
+
+    def _lineage_clicked(self, link: str) -> None:
+        if link.startswith("item:") and link[5:].isdigit():
+            self.itemRequested.emit(int(link[5:]))
