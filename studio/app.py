@@ -12,7 +12,6 @@ from studio import __version__
 from studio.errors import StudioError
 from studio.home import DataHome
 
-
 # The shared libraries Qt's xcb platform plugin (a window on X11) loads, and the Debian/Ubuntu package of
 # each: PySide6's wheel brings Qt, not these. Without them Qt prints "could not load the Qt platform
 # plugin xcb" and aborts; Studio names the packages instead.

@@ -4,14 +4,20 @@ Work is written to a locked staging folder, then renamed into place. A staging f
 `.studio-staging` lock file for as long as its owner is alive (an OS file lock, released by the
 kernel when the process dies). Folders whose lock can be taken belong to a job that crashed or was
 killed, so they are swept when the store opens.
+
+A lock says "this process is alive and working here", so a forked child never keeps its parent's:
+every lock taken here is closed in the child right after a fork (see `_drop_inherited_locks`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import sys
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +27,11 @@ MARKER = ".studio-staging"
 if sys.platform == "win32":  # pragma: no cover - Windows only (sys.platform: the form type checkers read)
     import msvcrt
 
-    def _try_lock(handle: BinaryIO) -> bool:
+    def _try_lock(handle: BinaryIO, shared: bool = False) -> bool:
+        if shared:
+            # msvcrt has no shared locks: readers do not lock on Windows, so there only exclusive
+            # holders (training, export, delete) exclude each other.
+            return True
         try:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
             return True
@@ -31,12 +41,38 @@ if sys.platform == "win32":  # pragma: no cover - Windows only (sys.platform: th
 else:
     import fcntl
 
-    def _try_lock(handle: BinaryIO) -> bool:
+    def _try_lock(handle: BinaryIO, shared: bool = False) -> bool:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return True
         except OSError:
             return False
+
+
+# Every lock handle this process holds, so that a forked child can let go of its copies.
+_held: weakref.WeakSet[BinaryIO] = weakref.WeakSet()
+
+
+def _held_lock(handle: BinaryIO) -> BinaryIO:
+    _held.add(handle)
+    return handle
+
+
+def _drop_inherited_locks() -> None:
+    """In a freshly forked child: close the inherited descriptors of the parent's locks.
+
+    flock() locks belong to the open file, which a fork shares: a child that kept the descriptor
+    would keep the parent's staging folder or model "alive" after the parent died, so nothing
+    would ever sweep it. Closing a copy (never LOCK_UN, which would unlock the parent) is safe.
+    """
+    for handle in list(_held):
+        with contextlib.suppress(OSError):
+            handle.close()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; spawned processes (Windows) inherit no descriptors
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class StagingFolder:
@@ -62,7 +98,7 @@ class StagingFolder:
         if not _try_lock(handle):
             handle.close()
             raise RuntimeError(f"{folder} is in use by another Studio process")
-        return handle
+        return _held_lock(handle)
 
     def abandon_change(self) -> None:
         """Undo adopt(): the folder stays as it was, permanent."""
@@ -95,7 +131,29 @@ def hold_lock(path: Path) -> BinaryIO | None:
     """Take an exclusive OS lock on `path` (created if needed); None when another process holds it."""
     handle = open(path, "ab")  # noqa: SIM115 - the caller keeps it open to keep the lock
     if _try_lock(handle):
-        return handle
+        return _held_lock(handle)
+    handle.close()
+    return None
+
+
+def hold_shared_lock(path: Path) -> BinaryIO | None:
+    """Take a shared OS lock on `path` (created if needed); None while someone holds it exclusively.
+
+    Any number of processes may share it; an exclusive `hold_lock` waits for none of them and fails
+    while one holds it. In a read-only folder an existing file is locked through a read-only handle.
+    Raises OSError when the file can be neither created nor opened.
+    """
+    handle: BinaryIO
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 - the caller keeps it open to keep the lock
+    except PermissionError:
+        handle = open(path, "rb")  # noqa: SIM115 - flock() needs no write access
+    except OSError as error:
+        if error.errno != errno.EROFS:
+            raise
+        handle = open(path, "rb")  # noqa: SIM115 - as above
+    if _try_lock(handle, shared=True):
+        return _held_lock(handle)
     handle.close()
     return None
 

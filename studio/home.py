@@ -11,6 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
+from studio.errors import StudioError
+
 APP_NAME = "studio"
 HOME_ENV = "STUDIO_HOME"
 
@@ -58,7 +60,11 @@ class DataHome:
         return self.root / "backups"
 
     def ensure(self) -> DataHome:
-        """Create the home and its folders if missing."""
+        """Create the home and its folders if missing; a home that is a file is refused in one line."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StudioError(
+                f"the data home {self.root} is a file, not a folder: point --home or ${HOME_ENV} at a folder"
+            )
         for folder in (self.root, self.datasets, self.models, self.gallery, self.staging, self.backups):
             folder.mkdir(parents=True, exist_ok=True)
         return self

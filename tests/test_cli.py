@@ -93,7 +93,7 @@ def test_gallery_list_starts_empty(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "gallery", "list")
     assert "empty" in out
     code, out, err = run(capsys, "gallery", "list", "--limit", "0")
-    assert code == 1 and "invalid limit 0" in err
+    assert code == 2 and "invalid limit 0" in err  # out of bounds: a usage error, like any malformed option
 
 
 def test_info_reports_home_and_versions(capsys: pytest.CaptureFixture[str], isolated_home: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli.context import Context
+from studio.cli.printing import say
 
 
 def cmd_backup(ctx: Context) -> dict[str, Any]:
@@ -15,7 +16,7 @@ def cmd_backup(ctx: Context) -> dict[str, Any]:
 
     destination = backup_to(ctx.home, Path(ctx.args.destination))
     if not ctx.args.json:
-        print(f"database copied to {destination}")
+        say(f"database copied to {destination}")
     return {"backup": str(destination)}
 
 
@@ -25,7 +26,7 @@ def cmd_restore(ctx: Context) -> dict[str, Any]:
 
     result = restore_database(ctx.home, Path(ctx.args.source))
     if not ctx.args.json:
-        print(
+        say(
             f"restored {result['restored']}; the previous database is at {result['previous_saved_as'] or '-'}; "
             "run `studio gallery check` to compare it with the files"
         )

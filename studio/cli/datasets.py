@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from studio.cli.arguments import bounded_int
 from studio.cli.context import Context
-from studio.cli.printing import print_table
+from studio.cli.printing import print_table, say
+from studio.limits import IMAGE_SIZE, SAMPLE_COUNT, SEED, WORKERS
 
 
 def cmd_datasets_import(ctx: Context) -> dict[str, Any]:
@@ -27,15 +29,15 @@ def cmd_datasets_import(ctx: Context) -> dict[str, Any]:
     )
     payload = result.as_dict()
     if not args.json:
-        print(
+        say(
             f"imported {result.imported} images into '{result.dataset.name}' "
             f"({result.dataset.size}x{result.dataset.size}, {result.dataset.channels} channel(s)); "
             f"{result.duplicates} duplicates dropped, {len(result.skipped)} skipped"
         )
         for skip in result.skipped:
-            print(f"  skipped {skip.path}: {skip.reason}")
+            say(f"  skipped {skip.path}: {skip.reason}")
         if result.dataset.class_counts:
-            print("  classes: " + ", ".join(f"{k} {v}" for k, v in result.dataset.class_counts.items()))
+            say("  classes: " + ", ".join(f"{k} {v}" for k, v in result.dataset.class_counts.items()))
     return payload
 
 
@@ -56,7 +58,7 @@ def cmd_datasets_add_sample(ctx: Context) -> dict[str, Any]:
         )
     )
     if not args.json:
-        print(f"added sample '{args.sample}' as dataset '{summary.name}' with {summary.count} images")
+        say(f"added sample '{args.sample}' as dataset '{summary.name}' with {summary.count} images")
     return {"dataset": summary.name, "imported": summary.count, **summary.as_dict()}
 
 
@@ -67,7 +69,7 @@ def cmd_datasets_list(ctx: Context) -> dict[str, Any]:
     datasets = list_datasets(ctx.store)
     if not ctx.args.json:
         if not datasets:
-            print("no datasets yet: try `studio datasets add-sample digits`")
+            say("no datasets yet: try `studio datasets add-sample digits`")
         else:
             print_table(
                 [
@@ -94,9 +96,9 @@ def cmd_datasets_show(ctx: Context) -> dict[str, Any]:
     payload = {**dataset.as_dict(), "path": str(ctx.home.absolute(dataset.folder)), "import": dataset.report}
     if not ctx.args.json:
         for key in ("name", "count", "size", "channels", "origin", "created_at", "path"):
-            print(f"{key:>10}: {payload[key]}")
+            say(f"{key:>10}: {payload[key]}")
         if dataset.class_counts:
-            print(f"{'classes':>10}: " + ", ".join(f"{k} {v}" for k, v in dataset.class_counts.items()))
+            say(f"{'classes':>10}: " + ", ".join(f"{k} {v}" for k, v in dataset.class_counts.items()))
     return payload
 
 
@@ -106,7 +108,7 @@ def cmd_datasets_delete(ctx: Context) -> dict[str, Any]:
 
     dataset = delete_dataset(ctx.store, ctx.args.name)
     if not ctx.args.json:
-        print(f"deleted dataset '{dataset.name}' ({dataset.count} images)")
+        say(f"deleted dataset '{dataset.name}' ({dataset.count} images)")
     return {"deleted": dataset.name, "count": dataset.count}
 
 
@@ -119,21 +121,43 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     imp = dsub.add_parser("import", parents=[common], help="import folders, zips and image files as a dataset")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="folders (recursive), .zip archives or images")
     imp.add_argument("--name", required=True, help="name of the new dataset")
-    imp.add_argument("--size", type=int, default=32, help="square size in pixels, 8-512 (default 32)")
+    imp.add_argument(
+        "--size",
+        type=bounded_int(IMAGE_SIZE),
+        default=32,
+        help=f"square size in pixels, {IMAGE_SIZE.describe()} (default 32)",
+    )
     imp.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 grey or 3 colour (default 3)")
     imp.add_argument("--no-labels", action="store_true", help="do not take class labels from folder names")
-    imp.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
+    imp.add_argument(
+        "--workers",
+        type=bounded_int(WORKERS),
+        default=None,
+        help=f"decoding processes, {WORKERS.describe()} (default: one per core, at most 8)",
+    )
     imp.set_defaults(handler=cmd_datasets_import)
 
     sample = dsub.add_parser("add-sample", parents=[common], help="add a built-in sample dataset (no download)")
     sample.add_argument("sample", choices=("digits", "shapes"))
     sample.add_argument("--name", default=None, help="dataset name (default: the sample's name)")
-    sample.add_argument("--size", type=int, default=32, help="square size in pixels (default 32)")
+    sample.add_argument(
+        "--size",
+        type=bounded_int(IMAGE_SIZE),
+        default=32,
+        help=f"square size in pixels, {IMAGE_SIZE.describe()} (default 32)",
+    )
     sample.add_argument(
         "--channels", type=int, choices=(1, 3), default=None, help="1 or 3 (default: 1 for digits, 3 for shapes)"
     )
-    sample.add_argument("--count", type=int, default=2000, help="images to draw (shapes only, default 2000)")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (shapes only)")
+    sample.add_argument(
+        "--count",
+        type=bounded_int(SAMPLE_COUNT),
+        default=2000,
+        help=f"images to draw, {SAMPLE_COUNT.describe()} (shapes only, default 2000)",
+    )
+    sample.add_argument(
+        "--seed", type=bounded_int(SEED), default=0, help=f"random seed, {SEED.describe()} (shapes only, default 0)"
+    )
     sample.set_defaults(handler=cmd_datasets_add_sample)
 
     dsub.add_parser("list", parents=[common], help="list datasets").set_defaults(handler=cmd_datasets_list)

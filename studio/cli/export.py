@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from studio.cli.context import Context
+from studio.cli.printing import say
 
 
 def cmd_export(ctx: Context) -> dict[str, Any]:
@@ -15,13 +16,13 @@ def cmd_export(ctx: Context) -> dict[str, Any]:
 
     result = ctx.run(export_model(ctx.store, ctx.args.model, fp16=ctx.args.fp16))
     if not ctx.args.json:
-        print(f"exported '{result.model}' to {result.folder} in {result.seconds:.1f}s")
+        say(f"exported '{result.model}' to {result.folder} in {result.seconds:.1f}s")
         for role, entry in result.networks.items():
             difference, tolerance = entry["max_abs_difference"], entry["tolerance"]
             line = f"  {role:<10} {entry['file']:<18} parity {difference:.2g} (<= {tolerance:g})"
             if "fp16" in entry:
                 line += f"; fp16 {entry['fp16']['max_abs_difference']:.2g}"
-            print(line)
+            say(line)
     return result.as_dict()
 
 

@@ -6,10 +6,12 @@ import argparse
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from studio.cli.arguments import BACKEND_CHOICES, family_choices
+from studio.cli.arguments import BACKEND_CHOICES, bounded_int, family_choices, item_id
 from studio.cli.context import Context
-from studio.cli.printing import print_table
+from studio.cli.printing import print_table, say
 from studio.errors import StudioError
+from studio.failures import explain
+from studio.limits import MIN_RATING, PAGE, SEED
 
 if TYPE_CHECKING:
     from studio.store.gallery import GalleryFilter
@@ -55,13 +57,7 @@ def filters_from(args: argparse.Namespace) -> GalleryFilter:
 
 
 def _ids(values: list[str]) -> list[int]:
-    ids = []
-    for value in values:
-        text = value.lstrip("#")
-        if not text.isdigit():
-            raise StudioError(f"'{value}' is not a gallery item id")
-        ids.append(int(text))
-    return ids
+    return [item_id(value) for value in values]
 
 
 def _split(values: list[str], what: str) -> tuple[list[int], str]:
@@ -79,7 +75,7 @@ def _repository(ctx: Context) -> Any:
 
 def _bulk(ctx: Context, result: Any, line: str) -> dict[str, Any]:
     if not ctx.args.json:
-        print(line)
+        say(line)
     return result.as_dict()
 
 
@@ -89,7 +85,7 @@ def cmd_list(ctx: Context) -> dict[str, Any]:
     page = _repository(ctx).query(filters_from(args), args.sort, args.limit, args.after)
     if not args.json:
         if not page.items:
-            print(
+            say(
                 "no gallery items match"
                 if args.after or filters_from(args).describe()
                 else "the gallery is empty: generated images will appear here"
@@ -113,7 +109,7 @@ def cmd_list(ctx: Context) -> dict[str, Any]:
                 ["ID", "MODEL", "FAMILY", "OPERATION", "SEED", "RATING", "FLAG", "TAGS", "CREATED"],
             )
             if page.next_cursor:
-                print(f"more: --after {page.next_cursor}")
+                say(f"more: --after {page.next_cursor}")
     return page.as_dict()
 
 
@@ -123,18 +119,18 @@ def cmd_facets(ctx: Context) -> dict[str, Any]:
     repository = _repository(ctx)
     payload = {"count": repository.count(filters), "facets": repository.facets(filters)}
     if not ctx.args.json:
-        print(f"{payload['count']} item(s)")
+        say(f"{payload['count']} item(s)")
         for facet, counts in payload["facets"].items():
             shown = ", ".join(f"{value} {count}" for value, count in sorted(counts.items()))
-            print(f"{facet:>10}: {shown or '-'}")
+            say(f"{facet:>10}: {shown or '-'}")
     return payload
 
 
 def cmd_rate(ctx: Context) -> dict[str, Any]:
     """studio gallery rate ID... STARS"""
     ids, stars = _split(ctx.args.values, "rating (0-5)")
-    if not stars.isdigit():
-        raise StudioError(f"invalid rating {stars!r}: choose 0 to 5 stars")
+    if not (stars.isascii() and stars.isdigit()) or len(stars) > 2:
+        raise StudioError(f"invalid rating {stars[:20]!r}: choose 0 to 5 stars")
     result = _repository(ctx).rate(ids, int(stars))
     return _bulk(ctx, result, f"rated {len(ids)} item(s) {'*' * int(stars) or '0 stars'}")
 
@@ -221,8 +217,9 @@ def cmd_show(ctx: Context) -> dict[str, Any]:
 
         try:
             payload["thumbnail"] = str(ensure_thumbnail(ctx.store, entry))
-        except StudioError as error:
-            payload["thumbnail_error"] = str(error)
+        except (StudioError, OSError) as error:
+            # A thumbnail is a cache: a read-only or full home must not keep the item from showing.
+            payload["thumbnail_error"] = str(explain(error, ctx.home.root) or error)
     if not ctx.args.json:
         for key in (
             "id",
@@ -243,13 +240,13 @@ def cmd_show(ctx: Context) -> dict[str, Any]:
             "created_at",
             "deleted",
         ):
-            print(f"{key:>12}: {payload[key]}")
+            say(f"{key:>12}: {payload[key]}")
         for key, value in entry.params.items():
-            print(f"{key:>12}= {value}")
+            say(f"{key:>12}= {value}")
         for link in payload["parents"]:
-            print(f"{'parent':>12}: #{link['id']} ({link['role']})")
+            say(f"{'parent':>12}: #{link['id']} ({link['role']})")
         for link in payload["children"]:
-            print(f"{'child':>12}: #{link['id']} ({link['role']})")
+            say(f"{'child':>12}: #{link['id']} ({link['role']})")
     return payload
 
 
@@ -260,7 +257,7 @@ def cmd_reproduce(ctx: Context) -> dict[str, Any]:
     result = reproduce(ctx.store, ctx.args.file, ctx.args.backend)
     if not ctx.args.json:
         verdict = "reproduced: the pixels match" if result.match else "NOT reproduced: the pixels differ"
-        print(
+        say(
             f"{verdict} (largest difference {result.max_difference}/255, {result.operation} by "
             f"'{result.model}' on {result.backend})"
         )
@@ -274,7 +271,7 @@ def cmd_export(ctx: Context) -> dict[str, Any]:
     args = ctx.args
     result = ctx.run(export_selection(ctx.store, args.destination, filters_from(args), args.sort, as_zip=args.zip))
     if not args.json:
-        print(f"exported {result.count} image(s) and manifest.json to {result.destination}")
+        say(f"exported {result.count} image(s) and manifest.json to {result.destination}")
     return result.as_dict()
 
 
@@ -285,7 +282,7 @@ def cmd_to_dataset(ctx: Context) -> dict[str, Any]:
     args = ctx.args
     summary = ctx.run(gallery_to_dataset(ctx.store, args.name, filters_from(args), label_by=args.label))
     if not args.json:
-        print(f"dataset '{summary.name}': {summary.count} images of {summary.size}x{summary.size}x{summary.channels}")
+        say(f"dataset '{summary.name}': {summary.count} images of {summary.size}x{summary.size}x{summary.channels}")
     return summary.as_dict()
 
 
@@ -295,16 +292,20 @@ def cmd_check(ctx: Context) -> dict[str, Any]:
 
     report = ctx.run(check_gallery(ctx.store, repair=ctx.args.repair))
     if not ctx.args.json:
-        print(
+        say(
             f"checked {report.checked} item(s): {len(report.rows_without_files)} without a file, "
             f"{len(report.files_without_rows)} file(s) without a row, {len(report.stale_thumbnails)} "
             f"stale thumbnail(s), {len(report.stray_files)} leftover file(s)"
         )
         if report.repaired:
             done = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in report.repaired.items())
-            print(f"repaired: {done}")
+            say(f"repaired: {done}")
+        if report.skipped:
+            say(f"skipped {len(report.skipped)} file(s) it cannot read (left as they are):")
+            for skipped in report.skipped:
+                say(f"  {skipped['path']}: {skipped['reason']}")
         elif not report.clean:
-            print("run with --repair to fix what can be fixed")
+            say("run with --repair to fix what can be fixed")
     return report.as_dict()
 
 
@@ -314,7 +315,7 @@ def cmd_tags(ctx: Context) -> dict[str, Any]:
     payload = {"tags": repository.tags(), "collections": repository.collections()}
     if not ctx.args.json:
         for kind in ("tags", "collections"):
-            print(f"{kind}: " + (", ".join(f"{t['name']} ({t['count']})" for t in payload[kind]) or "none"))
+            say(f"{kind}: " + (", ".join(f"{t['name']} ({t['count']})" for t in payload[kind]) or "none"))
     return payload
 
 
@@ -322,13 +323,18 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group = parser.add_argument_group("filters")
     group.add_argument("--model", help="made by this model")
     group.add_argument("--family", choices=family_choices())
-    group.add_argument("--min-rating", type=int, metavar="N", help="rated at least N stars (1-5)")
+    group.add_argument(
+        "--min-rating",
+        type=bounded_int(MIN_RATING),
+        metavar="N",
+        help=f"rated at least N stars, {MIN_RATING.describe()}",
+    )
     group.add_argument("--flag", choices=("pick", "reject", "none"))
     group.add_argument("--tag", help="carrying this tag")
     group.add_argument("--collection", help="in this collection")
     group.add_argument("--since", metavar="DATE", help="made on or after DATE (YYYY-MM-DD or ISO time)")
     group.add_argument("--until", metavar="DATE", help="made up to DATE (a bare date includes that day)")
-    group.add_argument("--seed", type=int)
+    group.add_argument("--seed", type=bounded_int(SEED), help=f"made with this seed, {SEED.describe()}")
     group.add_argument("--backend", choices=BACKEND_CHOICES)
     group.add_argument("--provider", help="cpu, cuda, ...")
     group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
@@ -346,7 +352,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", parents=[common], help="list items (filtered, sorted, a page at a time)")
     _filter_arguments(listing)
     listing.add_argument("--trash", action="store_true", help="list the trash instead")
-    listing.add_argument("--limit", type=int, default=50, help="items per page (default 50)")
+    listing.add_argument(
+        "--limit", type=bounded_int(PAGE), default=50, help=f"items per page, {PAGE.describe()} (default 50)"
+    )
     listing.add_argument("--after", metavar="CURSOR", help="the next page: the cursor a page printed")
     listing.set_defaults(handler=cmd_list)
     facets = sub.add_parser("facets", parents=[common], help="counts per model, family, rating, flag, tag...")

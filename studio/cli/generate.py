@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.arguments import BACKEND_CHOICES, DEVICE_CHOICES
+from studio.cli.arguments import BACKEND_CHOICES, DEVICE_CHOICES, PROVIDER_CHOICES, bounded_int
 from studio.cli.context import Context
-from studio.cli.printing import print_note
+from studio.cli.printing import print_note, say
 from studio.errors import StudioError
+from studio.limits import COUNT, FRAMES, SEED
 
 
 def _sampling_overrides(ctx: Context) -> dict[str, Any]:
@@ -26,13 +27,13 @@ def _print_generated(ctx: Context, result: Any, what: str) -> dict[str, Any]:
     if result.note:
         print_note(result.note)
     if not ctx.args.json:
-        print(
+        say(
             f"{len(result.items)} {what} in {result.seconds:.2f}s "
             f"({result.seconds / max(1, len(result.items)):.3f}s each, {result.backend} on {result.device})"
         )
         for item in result.items:
             label = f"seed {item['seed']}" if item["seed"] is not None else result.operation
-            print(f"  #{item['id']} {label}: {item['path']}")
+            say(f"  #{item['id']} {label}: {item['path']}")
     return result.as_dict()
 
 
@@ -102,8 +103,6 @@ def cmd_inpaint(ctx: Context) -> dict[str, Any]:
 
 def _backend_arguments(parser: argparse.ArgumentParser) -> None:
     """--backend, --device, --provider and --set, shared by generate, interpolate and inpaint."""
-    from studio.engine.runtime.providers import PROVIDER_CHOICES
-
     parser.add_argument(
         "--backend",
         default="torch",
@@ -130,8 +129,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add `generate`, `interpolate` and `inpaint` to the top-level subparsers."""
     gen = commands.add_parser("generate", parents=[common], help="sample images from a model into the gallery")
     gen.add_argument("model")
-    gen.add_argument("--count", type=int, default=8, help="images to make (default 8)")
-    gen.add_argument("--seed", type=int, default=None, help="first seed (default: random); image i uses seed+i")
+    gen.add_argument(
+        "--count", type=bounded_int(COUNT), default=8, help=f"images to make, {COUNT.describe()} (default 8)"
+    )
+    gen.add_argument(
+        "--seed",
+        type=bounded_int(SEED),
+        default=None,
+        help=f"first seed, {SEED.describe()} (default: random); image i uses seed+i",
+    )
     _backend_arguments(gen)
     gen.set_defaults(handler=cmd_generate)
 
@@ -145,7 +151,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a seed (123), a gallery item (#45) or, for a VAE, an image file",
     )
     interp.add_argument("--to", dest="end", required=True, metavar="SEED|#ITEM|FILE", help="the other end")
-    interp.add_argument("--frames", type=int, default=8, help="frames, both ends included (default 8)")
+    interp.add_argument(
+        "--frames",
+        type=bounded_int(FRAMES),
+        default=8,
+        help=f"frames, both ends included, {FRAMES.describe()} (default 8)",
+    )
     _backend_arguments(interp)
     interp.set_defaults(handler=cmd_interpolate)
 
@@ -158,7 +169,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="an image of the same size: white where new pixels are wanted, black where kept",
     )
-    paint.add_argument("--count", type=int, default=4, help="completions to make (default 4)")
-    paint.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
+    paint.add_argument(
+        "--count", type=bounded_int(COUNT), default=4, help=f"completions to make, {COUNT.describe()} (default 4)"
+    )
+    paint.add_argument(
+        "--seed", type=bounded_int(SEED), default=None, help=f"first seed, {SEED.describe()} (default: random)"
+    )
     _backend_arguments(paint)
     paint.set_defaults(handler=cmd_inpaint)

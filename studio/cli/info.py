@@ -8,6 +8,7 @@ from typing import Any
 
 from studio import __version__
 from studio.cli.context import Context
+from studio.cli.printing import say
 
 
 def cmd_info(ctx: Context) -> dict[str, Any]:
@@ -44,12 +45,12 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
     if not ctx.args.json:
         for key, value in payload.items():
             if key not in ("versions", "devices", "providers"):
-                print(f"{key:>9}: {value}")
-        print(f"{'devices':>9}: {', '.join(d['name'] for d in payload['devices'])}")
+                say(f"{key:>9}: {value}")
+        say(f"{'devices':>9}: {', '.join(d['name'] for d in payload['devices'])}")
         providers = payload["providers"]
-        print(f"{'onnx':>9}: available {', '.join(providers['available'])}; usable {', '.join(providers['usable'])}")
+        say(f"{'onnx':>9}: available {', '.join(providers['available'])}; usable {', '.join(providers['usable'])}")
         for package, version in versions.items():
-            print(f"{package:>20} {version}")
+            say(f"{package:>20} {version}")
     return payload
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli.context import Context
-from studio.cli.printing import print_table
+from studio.cli.printing import print_table, say
 
 
 def cmd_models_list(ctx: Context) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def cmd_models_list(ctx: Context) -> dict[str, Any]:
     models = list_models(ctx.store)
     if not ctx.args.json:
         if not models:
-            print("no models yet: try `studio train --family vae --dataset digits --name first --steps 500`")
+            say("no models yet: try `studio train --family vae --dataset digits --name first --steps 500`")
         else:
             print_table(
                 [
@@ -60,7 +60,7 @@ def cmd_models_show(ctx: Context) -> dict[str, Any]:
             "updated_at",
             "path",
         ):
-            print(f"{key:>16}: {payload[key]}")
+            say(f"{key:>16}: {payload[key]}")
         export = model.export
         state = (
             "not exported"
@@ -72,9 +72,9 @@ def cmd_models_show(ctx: Context) -> dict[str, Any]:
                 f"{'' if export['current'] else ', out of date: export again'}"
             )
         )
-        print(f"{'onnx':>16}: {state}")
+        say(f"{'onnx':>16}: {state}")
         for key, value in model.hyperparameters.items():
-            print(f"{key:>16}= {value}")
+            say(f"{key:>16}= {value}")
     return payload
 
 
@@ -84,7 +84,7 @@ def cmd_models_delete(ctx: Context) -> dict[str, Any]:
 
     model = delete_model(ctx.store, ctx.args.name)
     if not ctx.args.json:
-        print(f"deleted model '{model.name}' ({model.family}, {model.steps} steps)")
+        say(f"deleted model '{model.name}' ({model.family}, {model.steps} steps)")
     return {"deleted": model.name}
 
 
@@ -94,7 +94,7 @@ def cmd_models_import(ctx: Context) -> dict[str, Any]:
 
     model = import_model(ctx.store, Path(ctx.args.folder), ctx.args.name)
     if not ctx.args.json:
-        print(
+        say(
             f"imported model '{model.name}' ({model.family}, {model.resolution}px x {model.channels}, "
             f"{model.steps} steps)"
         )
@@ -108,15 +108,15 @@ def cmd_families(ctx: Context) -> dict[str, Any]:
     families = describe_families()
     if not ctx.args.json:
         for family in families:
-            print(f"{family['name']}: {family['title']}  [{', '.join(family['capabilities'])}]")
-            print(f"  {family['description']}")
+            say(f"{family['name']}: {family['title']}  [{', '.join(family['capabilities'])}]")
+            say(f"  {family['description']}")
             for h in family["schema"]:
                 bounds = (
                     f" {h['choices']}"
                     if h["choices"]
                     else (f" [{h['minimum']:g}..{h['maximum']:g}]" if h["minimum"] is not None else "")
                 )
-                print(f"    {h['name']:<14} {h['group']:<9} default {h['default']!s:<8}{bounds}  {h['help']}")
+                say(f"    {h['name']:<14} {h['group']:<9} default {h['default']!s:<8}{bounds}  {h['help']}")
     return {"families": families}
 
 

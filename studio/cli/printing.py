@@ -7,6 +7,7 @@ a script can read stdout alone.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -18,30 +19,60 @@ EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
+# C0 controls (NUL, newline, ESC...), DEL and C1 controls (0x80-0x9f, which some terminals read as
+# escape sequences too), plus the bidirectional overrides and isolates that reorder what a terminal
+# shows. Names from files and folders may hold any of them; printed raw they could redraw the
+# screen, set the window title or hide text.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(text: object) -> str:
+    """`text` with every control character escaped as Python writes it (\\x1b, \\n); other Unicode kept."""
+    return _CONTROLS.sub(_escape, str(text))
+
+
+def say(text: object = "") -> None:
+    """Print one line of a command's human-readable result on stdout, control characters escaped."""
+    print(printable(text))
+
 
 def print_table(rows: list[list[str]], headers: list[str]) -> None:
-    """Print rows under headers in left-aligned columns, two spaces apart."""
-    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows, strict=False)]
-    for row in [headers, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+    """Print rows under headers in left-aligned columns, two spaces apart (cells escaped first)."""
+    cells = [[printable(v) for v in row] for row in [headers, *rows]]
+    widths = [max(len(v) for v in column) for column in zip(*cells, strict=False)]
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+
+
+def as_json(payload: object) -> str:
+    """One JSON document, with C1 controls and DEL escaped too (json.dumps escapes only C0 itself)."""
+    # default=str: dates and paths in payloads print as text rather than failing the command.
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    # Outside strings JSON has no such characters, so escaping them everywhere stays valid JSON.
+    return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def print_json(payload: dict[str, Any]) -> None:
     """Print a command's result as the one JSON object on stdout."""
-    # default=str: dates and paths in payloads print as text rather than failing the command.
-    print(json.dumps(payload, ensure_ascii=False, default=str))
+    print(as_json(payload))
 
 
-def print_error(message: str, as_json: bool) -> None:
+def print_error(message: str, as_json_too: bool) -> None:
     """Report a failure in one line on stderr, and as {"error": ...} on stdout for --json."""
-    print(f"studio: error: {message}", file=sys.stderr)
-    if as_json:
-        print(json.dumps({"error": message}))
+    print(f"studio: error: {printable(message)}", file=sys.stderr)
+    if as_json_too:
+        print(as_json({"error": message}))
 
 
 def print_note(message: str) -> None:
     """A remark about a result (not the result itself) on stderr."""
-    print(f"studio: {message}", file=sys.stderr)
+    print(f"studio: {printable(message)}", file=sys.stderr)
 
 
 def clock(seconds: float | None) -> str:
@@ -69,7 +100,7 @@ class ProgressPrinter:
             return
         fraction = event.fraction
         percent = f"{fraction * 100:5.1f}%" if fraction is not None else "     "
-        line = f"{event.stage:<10} {percent} {event.message}"
+        line = printable(f"{event.stage:<10} {percent} {event.message}")
         if self.tty:
             # Throttled: redrawing on every event would cost more than some jobs' steps.
             now = time.monotonic()
@@ -103,7 +134,8 @@ class TrainingPrinter(ProgressPrinter):
         if self.quiet:
             return
         if isinstance(event, TrainingWarning):
-            self.stream.write(("\n" if self.tty else "") + f"warning at step {event.step}: {event.message}\n")
+            warning = printable(f"warning at step {event.step}: {event.message}")
+            self.stream.write(("\n" if self.tty else "") + warning + "\n")
         elif isinstance(event, CheckpointSaved) and not self.tty:
             self.stream.write(f"checkpoint saved at step {event.step}\n")
         elif isinstance(event, TrainingProgress):

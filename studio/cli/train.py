@@ -6,11 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.arguments import DEVICE_CHOICES, family_choices
+from studio.cli.arguments import DEVICE_CHOICES, bounded_int, family_choices
 from studio.cli.context import Context, Interrupted
-from studio.cli.printing import TrainingPrinter
+from studio.cli.printing import TrainingPrinter, say
 from studio.engine.jobs import run_job
 from studio.errors import StudioError
+from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SEED, STEPS, THREADS
 
 
 def cmd_train(ctx: Context) -> dict[str, Any]:
@@ -58,12 +59,12 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
         printer.close()
     if not args.json:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
-        print(
+        say(
             f"{result.status}: '{result.model}' ({result.family}) at step {result.steps} on {result.device} "
             f"in {result.seconds:.1f}s; {losses}"
         )
         for warning in result.warnings:
-            print(f"  warning: {warning}")
+            say(f"  warning: {warning}")
     return result.as_dict()
 
 
@@ -73,9 +74,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     trainer.add_argument("--name", required=True, help="the model's name")
     trainer.add_argument("--family", choices=family_choices(), help="generator family")
     trainer.add_argument("--dataset", help="dataset to train on")
-    trainer.add_argument("--steps", type=int, help="stop at this total step count")
+    trainer.add_argument("--steps", type=bounded_int(STEPS), help=f"stop at this total step count, {STEPS.describe()}")
     trainer.add_argument("--minutes", type=float, help="stop after this much training time")
-    trainer.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    trainer.add_argument(
+        "--seed",
+        type=bounded_int(SEED),
+        default=0,
+        help=f"random seed, {SEED.describe()} (default 0; the range SQLite, numpy and torch all take)",
+    )
     trainer.add_argument("--init-from", metavar="MODEL", help="fine-tune: start from this model's weights")
     trainer.add_argument("--resume", action="store_true", help="continue the model from its last checkpoint")
     trainer.add_argument(
@@ -86,13 +92,24 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a hyperparameter (see `studio families`); repeatable",
     )
     trainer.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    trainer.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints")
+    trainer.add_argument(
+        "--checkpoint-every",
+        type=bounded_int(CHECKPOINT_EVERY),
+        default=500,
+        metavar="N",
+        help=f"steps between checkpoints, {CHECKPOINT_EVERY.describe()} (default 500)",
+    )
     trainer.add_argument(
         "--diagnostics-every",
-        type=int,
+        type=bounded_int(DIAGNOSTICS_EVERY),
         default=250,
         metavar="N",
-        help="steps between diagnostics such as the GAN diversity check (0: off)",
+        help=f"steps between diagnostics such as the GAN diversity check, {DIAGNOSTICS_EVERY.describe()} (0: off)",
     )
-    trainer.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    trainer.add_argument(
+        "--threads",
+        type=bounded_int(THREADS),
+        default=None,
+        help=f"CPU threads for torch, {THREADS.describe()} (default: all)",
+    )
     trainer.set_defaults(handler=cmd_train)

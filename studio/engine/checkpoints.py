@@ -18,19 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 
 from studio import __version__
 from studio.engine.families.base import GeneratorFamily
 from studio.engine.families.registry import family_class
+from studio.engine.untrusted.model_files import (
+    FORMAT,
+    META_KEY,
+    CheckpointHeader,
+    first_non_finite,
+    read_checkpoint_header,
+    read_model_config,
+)
+from studio.engine.untrusted.values import shown
 from studio.errors import StudioError
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
-FORMAT = 1
-_META_KEY = "studio"
 
 
 class CheckpointError(StudioError):
@@ -135,7 +141,7 @@ def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState,
         "weights_hash": digest,
         "studio_version": __version__,
     }
-    data = save_safetensors(tensors, metadata={_META_KEY: json.dumps(meta)})
+    data = save_safetensors(tensors, metadata={META_KEY: json.dumps(meta)})
     _write_atomic(folder / CHECKPOINT_FILE, data)
     write_config(folder, {**config, "steps": state.step, "weights_hash": digest})
     return digest
@@ -152,24 +158,16 @@ class LoadedModel:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    """config.json of a model folder, checked for the fields Studio needs."""
+    """config.json of a model folder, checked: bounded JSON; family, size, settings, steps and hash typed."""
     path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise CheckpointError(f"not a folder: {folder}")
     if not path.is_file():
         raise CheckpointError(f"not a Studio model folder: {folder} has no {CONFIG_FILE}")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} does not describe a model")
-    missing = [key for key in ("family", "resolution", "channels", "hyperparameters") if key not in config]
-    if missing:
-        raise CheckpointError(f"{path} lacks {', '.join(missing)}")
-    if config.get("format", FORMAT) > FORMAT:
-        raise CheckpointError(f"{path} was written by a newer Studio (format {config['format']})")
-    return config
+        return read_model_config(path).values
+    except StudioError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def build_family(config: Mapping[str, Any]) -> GeneratorFamily:
@@ -188,25 +186,43 @@ def build_family(config: Mapping[str, Any]) -> GeneratorFamily:
         raise CheckpointError(f"config.json does not describe a valid {cls.name} model: {error}") from None
 
 
-def load_model(folder: Path, device: torch.device | None = None, with_optimizers: bool = True) -> LoadedModel:
-    """Read a model folder into a family object (weights, and optimiser state if asked)."""
+def load_model(
+    folder: Path, device: torch.device | None = None, with_optimizers: bool = True, check_every_tensor: bool = False
+) -> LoadedModel:
+    """Read a model folder into a family object (weights, and optimiser state if asked).
+
+    The checkpoint is memory-mapped and its tensors copied out one at a time, after its header
+    has been checked against the file and the model (names and shapes), so a huge or forged
+    file is refused before it costs memory. Every tensor loaded must be finite; with
+    `check_every_tensor` (an import) so must every tensor in the file, read in blocks.
+    """
     config = read_config(folder)
     family = build_family(config)
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"not a Studio model folder: {folder} has no {CHECKPOINT_FILE}")
     try:
-        data = path.read_bytes()
-        tensors = load_safetensors(data)
-        header_length = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_length])
-        meta = json.loads(header.get("__metadata__", {}).get(_META_KEY, "{}"))
-    except (OSError, SafetensorError, ValueError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is damaged or not a safetensors file ({error})") from None
-    if meta.get("family") != family.name:
+        header = read_checkpoint_header(path)
+        bad = first_non_finite(path, header) if check_every_tensor else None
+    except StudioError as error:
+        raise CheckpointError(str(error)) from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: {_non_finite(bad)}")
+    if header.meta.family != family.name:
         raise CheckpointError(
-            f"{path} holds a {meta.get('family', 'unknown')} model but config.json says {family.name}"
+            f"{path} holds a {header.meta.family or 'unknown'} model but config.json says {family.name}"
         )
+    meta = dict(header.meta.values or {})
+    wanted = [name for name in header.tensors if name.startswith("rng.")]
+    for name in wanted:  # torch takes a generator state only as a flat byte tensor: refuse anything else now
+        if header.tensors[name].dtype != "U8" or len(header.tensors[name].shape) != 1:
+            raise CheckpointError(f"{path}: {shown(name)} is not a random-number state (a flat U8 tensor)")
+    for name, network in family.networks().items():
+        _check_fit(path, family, name, network, header)
+        wanted += [f"network.{name}.{key}" for key in network.state_dict()]
+    if with_optimizers:
+        wanted += [name for name in header.tensors if name.startswith("optimizer.")]
+    tensors = _read_tensors(path, header, wanted)
     for name, network in family.networks().items():
         prefix = f"network.{name}."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -214,21 +230,18 @@ def load_model(folder: Path, device: torch.device | None = None, with_optimizers
             network.load_state_dict(weights, strict=True)
         except RuntimeError as error:
             first = str(error).splitlines()[0] if str(error) else "mismatch"
-            raise CheckpointError(
-                f"{path}: the {name} weights do not fit a {family.name} model "
-                f"of {family.resolution}px x {family.channels} with these settings ({first})"
-            ) from None
+            raise CheckpointError(f"{path}: {_misfit(family, name)} ({first})") from None
     if with_optimizers:
         for name, optimizer in family.optimizers().items():
-            info = meta.get("optimizers", {}).get(name)
+            info = (header.meta.optimizers or {}).get(name)
             if info is not None:
                 try:
                     optimizer.load_state_dict(_optimizer_join(name, tensors, info))
                 except (ValueError, KeyError, RuntimeError) as error:
                     raise CheckpointError(f"{path}: optimiser state does not fit ({error})") from None
     state = TrainingState(
-        step=int(meta.get("step", config.get("steps", 0))),
-        seed=int(meta.get("seed", 0)),
+        step=header.meta.step if "step" in meta else int(config.get("steps") or 0),
+        seed=header.meta.seed,
         sampler_state=tensors.get("rng.sampler", torch.Generator().get_state()),
         torch_rng=tensors.get("rng.torch", torch.get_rng_state()),
         cuda_rng=[tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")] or None,
@@ -236,3 +249,48 @@ def load_model(folder: Path, device: torch.device | None = None, with_optimizers
     if device is not None:
         family.to(device)
     return LoadedModel(config, family, state, meta)
+
+
+def _misfit(family: GeneratorFamily, network: str) -> str:
+    return (
+        f"the {network} weights do not fit a {family.name} model "
+        f"of {family.resolution}px x {family.channels} with these settings"
+    )
+
+
+def _check_fit(
+    path: Path, family: GeneratorFamily, name: str, network: torch.nn.Module, header: CheckpointHeader
+) -> None:
+    """The header's tensors for a network match its state_dict by name and shape (checked before reading any)."""
+    prefix = f"network.{name}."
+    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    found = {key[len(prefix) :]: entry.shape for key, entry in header.tensors.items() if key.startswith(prefix)}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {shown(unexpected[0])}"
+        raise CheckpointError(f"{path}: {_misfit(family, name)} ({what})")
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise CheckpointError(
+                f"{path}: {_misfit(family, name)} ({key} is {list(found[key])} in the file, {list(shape)} in the model)"
+            )
+
+
+def _read_tensors(path: Path, header: CheckpointHeader, names: list[str]) -> dict[str, torch.Tensor]:
+    """The named tensors, copied out of a memory map one at a time, each one checked to be finite."""
+    tensors: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            for name in names:
+                tensor = handle.get_tensor(name)
+                if header.tensors[name].is_float and not bool(torch.isfinite(tensor).all()):
+                    raise CheckpointError(f"{path}: {_non_finite(name)}")
+                tensors[name] = tensor
+    except (OSError, SafetensorError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} is damaged or not a safetensors file ({detail})") from None
+    return tensors
+
+
+def _non_finite(name: str) -> str:
+    return f"the tensor {shown(name, 80)} holds NaN or infinite values (damaged, or trained until it diverged)"

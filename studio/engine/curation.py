@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ from sqlalchemy import select
 
 from studio.engine.datasets.storage import DatasetSummary, DatasetWriter
 from studio.engine.families.pipeline import Endpoint
-from studio.engine.generation import METADATA_KEY, EndpointRef, open_model, resolve_endpoint
+from studio.engine.generation import EndpointRef, OpenedModel, open_model, resolve_endpoint
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.thumbnails import THUMBNAILS_FOLDER, ensure_thumbnail, thumbnail_is_current, thumbnail_path
+from studio.engine.untrusted.png import MAX_SIDE, PILLOW_ERRORS, InterpolationEnd, PngMetadata, read_png_metadata
+from studio.engine.untrusted.values import shown
 from studio.errors import StudioError
 from studio.store.database import Store
 from studio.store.gallery import TRASH_FOLDER, GalleryEntry, GalleryFilter, GalleryRepository
@@ -52,74 +54,40 @@ class ReproduceResult:
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The `studio` JSON chunk of a PNG, checked, or a one-line reason why not."""
-    try:
-        with Image.open(path) as image:
-            if image.format != "PNG":
-                raise StudioError(f"{path.name} is a {image.format} file: Studio metadata lives in PNGs")
-            text = getattr(image, "text", {}).get(METADATA_KEY)
-            pixels = np.asarray(image)
-    except FileNotFoundError:
-        raise StudioError(f"no file at {path}") from None
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise StudioError(f"{path.name} is not a readable image ({str(error).splitlines()[0]})") from None
-    if text is None:
-        raise StudioError(f"{path.name} carries no Studio metadata (not made by Studio, or stripped by an editor)")
-    try:
-        metadata = json.loads(text)
-    except json.JSONDecodeError:
-        raise StudioError(f"{path.name} has malformed Studio metadata (not JSON)") from None
-    if not isinstance(metadata, dict):
-        raise StudioError(f"{path.name} has malformed Studio metadata (not an object)")
-    missing = [key for key in ("operation", "model", "family", "params", "backend") if key not in metadata]
-    if missing or not isinstance(metadata.get("params"), dict):
-        raise StudioError(f"{path.name} has malformed Studio metadata (missing {', '.join(missing) or 'params'})")
-    metadata["_pixels"] = pixels if pixels.ndim == 3 else pixels[..., None]
-    return metadata
+    """The `studio` JSON chunk of a PNG, checked (`untrusted.png`), with its pixels under `_pixels`."""
+    metadata = read_png_metadata(path)
+    return {**metadata.values, "_pixels": metadata.pixels}
 
 
 def reproduce(store: Store, file: str | Path, backend: str | None = None) -> ReproduceResult:
     """Make the image of a Studio PNG again from its metadata alone and compare the pixels."""
     path = Path(file).expanduser()
-    metadata = read_metadata(path)
-    expected: np.ndarray = metadata.pop("_pixels")
-    name = str(metadata["model"])
+    metadata = read_png_metadata(path)
+    expected = metadata.pixels
+    assert expected is not None  # read with its pixels
+    name = metadata.model
     with store.sessions() as session:
         row = session.scalar(select(Model).where(Model.name == name))
         if row is None:
             raise StudioError(f"{path.name} was made by model '{name}', which is not in this library")
-        if row.family != metadata["family"]:
+        if row.family != metadata.family:
             raise StudioError(
-                f"{path.name} was made by a {metadata['family']} model '{name}'; "
+                f"{path.name} was made by a {metadata.family} model '{name}'; "
                 f"the library's '{name}' is a {row.family} model"
             )
         current_hash = row.weights_hash
-    if metadata.get("weights_hash") and metadata["weights_hash"] != current_hash:
+    if metadata.weights_hash and metadata.weights_hash != current_hash:
         raise StudioError(
             f"{path.name} was made by other weights of '{name}' (trained further or replaced since): "
             "it cannot be reproduced"
         )
-    chosen = backend or str(metadata["backend"])
-    opened = open_model(store, name, chosen)
-    pipeline = opened.pipeline
-    options = metadata["params"]
-    operation = metadata["operation"]
-    if operation == "sample":
-        seed = _metadata_int(metadata, "seed", path)
-        images = pipeline.sample([seed], options)
-    elif operation == "interpolate":
-        ends = [_endpoint(store, opened, metadata.get(side), path) for side in ("from", "to")]
-        frames, frame = _metadata_int(metadata, "frames", path), _metadata_int(metadata, "frame", path)
-        if not 0 <= frame < frames:
-            raise StudioError(f"{path.name} has malformed Studio metadata (frame {frame} of {frames})")
-        images = pipeline.interpolate(ends[0], ends[1], frames, options)[frame : frame + 1]
-    elif operation == "inpaint":
-        seed = _metadata_int(metadata, "seed", path)
-        source = _input_image(store, metadata.get("source"), path, "source")
-        mask = _input_image(store, metadata.get("mask"), path, "mask")[..., 0] >= 128
-        images = pipeline.inpaint(source[None], ~mask[None], [seed], options)
-    else:
+    operation = metadata.operation
+    if operation not in ("sample", "interpolate", "inpaint"):
         raise StudioError(f"{path.name}: cannot reproduce a '{operation}' image")
+    if operation != "interpolate" and metadata.seed is None:
+        raise StudioError(f"{path.name} has malformed Studio metadata (no seed)")
+    with open_model(store, name, backend or metadata.backend) as opened:
+        images = _make_again(store, opened, metadata, path)
     made = images[0]
     if made.shape != expected.shape:
         return ReproduceResult(str(path), name, operation, opened.backend, False, 255)
@@ -128,31 +96,37 @@ def reproduce(store: Store, file: str | Path, backend: str | None = None) -> Rep
     return ReproduceResult(str(path), name, operation, opened.backend, difference <= 2, difference)
 
 
-def _metadata_int(metadata: Mapping[str, Any], key: str, path: Path) -> int:
-    value = metadata.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise StudioError(f"{path.name} has malformed Studio metadata ({key} is {value!r})")
-    return value
+def _make_again(store: Store, opened: OpenedModel, metadata: PngMetadata, path: Path) -> np.ndarray:
+    """The operation the metadata records, run again (its values were checked by the reader)."""
+    pipeline = opened.pipeline
+    options = metadata.params
+    if metadata.operation == "interpolate":
+        assert metadata.ends is not None and metadata.frames is not None and metadata.frame is not None
+        ends = [_endpoint(store, opened, end, path) for end in metadata.ends]
+        frame = metadata.frame
+        return pipeline.interpolate(ends[0], ends[1], metadata.frames, options)[frame : frame + 1]
+    assert metadata.seed is not None
+    if metadata.operation == "inpaint":
+        source = _input_image(store, metadata.source, path, "source")
+        mask = _input_image(store, metadata.mask, path, "mask")[..., 0] >= 128
+        return pipeline.inpaint(source[None], ~mask[None], [metadata.seed], options)
+    return pipeline.sample([metadata.seed], options)
 
 
-def _endpoint(store: Store, opened: Any, described: Any, path: Path) -> Endpoint:
+def _endpoint(store: Store, opened: OpenedModel, end: InterpolationEnd, path: Path) -> Endpoint:
     """An interpolation end from its metadata, resolved exactly as the interpolation resolved it."""
-    if not isinstance(described, dict):
-        raise StudioError(f"{path.name} has malformed Studio metadata (interpolation ends)")
-    if isinstance(described.get("seed"), int):
-        ref = EndpointRef(seed=described["seed"])
-    elif isinstance(described.get("item"), int):
-        ref = EndpointRef(item=described["item"])
-    elif isinstance(described.get("file"), str):
-        ref = EndpointRef(file=Path(described["file"]))
-        if not ref.file or not ref.file.is_file():
-            raise StudioError(f"{path.name} was interpolated from {described['file']}, which is gone")
+    if end.seed is not None:
+        ref = EndpointRef(seed=end.seed)
+    elif end.item is not None:
+        ref = EndpointRef(item=end.item)
     else:
-        raise StudioError(f"{path.name} has malformed Studio metadata (interpolation ends)")
+        ref = EndpointRef(file=Path(str(end.file)))
+        if not ref.file or not ref.file.is_file():
+            raise StudioError(f"{path.name} was interpolated from {shown(end.file, 200)}, which is gone")
     return resolve_endpoint(store, opened, ref)[0]
 
 
-def _input_image(store: Store, relative: Any, path: Path, what: str) -> np.ndarray:
+def _input_image(store: Store, relative: str | None, path: Path, what: str) -> np.ndarray:
     if not isinstance(relative, str):
         raise StudioError(f"{path.name} has malformed Studio metadata (no {what})")
     try:
@@ -161,8 +135,13 @@ def _input_image(store: Store, relative: Any, path: Path, what: str) -> np.ndarr
         raise StudioError(f"{path.name} has malformed Studio metadata ({what} outside the data home)") from None
     if not source.is_file():
         raise StudioError(f"{path.name} needs its inpainting {what} {relative}, which is gone")
-    with Image.open(source) as image:
-        pixels = np.asarray(image)
+    try:
+        with Image.open(source) as image:
+            if max(image.size) > MAX_SIDE:  # the path came from the PNG: it may name any image of the home
+                raise StudioError(f"{path.name} names an inpainting {what} of {image.size[0]}x{image.size[1]}")
+            pixels = np.asarray(image)
+    except PILLOW_ERRORS:
+        raise StudioError(f"{path.name} needs its inpainting {what} {relative}, which cannot be read") from None
     return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
@@ -335,6 +314,7 @@ class CheckReport:
     stray_files: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
     checked: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)  # files --repair could not read: path, reason
 
     @property
     def clean(self) -> bool:
@@ -415,41 +395,48 @@ def _repair(store: Store, report: CheckReport) -> Job:
         for item_id in report.rows_without_files:
             thumbnail_path(store, item_id).unlink(missing_ok=True)
     for relative in report.files_without_rows:
-        file = home.absolute(relative)
-        try:
-            metadata = read_metadata(file)
-            pixels = metadata.pop("_pixels")
-        except StudioError:
-            continue  # not a Studio image: left where it is, and reported
         if Path(relative).parts[0] == TRASH_FOLDER:
             continue  # a trash file whose row is gone: the trash was being emptied
+        try:
+            metadata = read_png_metadata(home.absolute(relative))
+        except StudioError as error:
+            # Not a Studio image, or one whose metadata cannot be trusted: left where it is, and reported.
+            report.skipped.append({"path": relative, "reason": str(error)})
+            continue
+        pixels = metadata.pixels
+        assert pixels is not None  # read with its pixels
         with store.sessions() as session:
-            model_id = session.scalar(select(Model.id).where(Model.name == str(metadata["model"])))
-        seed = metadata.get("seed") if isinstance(metadata.get("seed"), int) else None
+            model_id = session.scalar(select(Model.id).where(Model.name == metadata.model))
         entry = repository.add(
             relative,
-            str(metadata["model"]),
-            str(metadata["family"]),
+            metadata.model,
+            metadata.family,
             pixels.shape[1],
             pixels.shape[0],
             model_id=model_id,
-            seed=seed,
-            operation=str(metadata["operation"]),
-            params=dict(metadata["params"]),
-            backend=str(metadata["backend"]),
-            provider=metadata.get("provider"),
+            seed=metadata.seed,
+            operation=metadata.operation,
+            params=dict(metadata.params),
+            backend=metadata.backend,
+            provider=metadata.provider,
         )
-        ensure_thumbnail(store, entry)
         adopted += 1
+        try:
+            ensure_thumbnail(store, entry)
+        except StudioError as error:
+            report.skipped.append({"path": relative, "reason": f"registered, but no thumbnail: {error}"})
     for relative in report.stray_files:
-        home.absolute(relative).unlink(missing_ok=True)
-        cleaned += 1
+        try:
+            home.absolute(relative).unlink(missing_ok=True)
+            cleaned += 1
+        except OSError as error:
+            report.skipped.append({"path": relative, "reason": f"cannot be removed ({error.strerror})"})
     for item_id in report.stale_thumbnails:
         try:
             ensure_thumbnail(store, repository.get(item_id))
             remade += 1
-        except StudioError:
-            continue
+        except StudioError as error:
+            report.skipped.append({"path": f"#{item_id}", "reason": str(error)})
     report.repaired = {
         "rows_removed": removed,
         "files_registered": adopted,

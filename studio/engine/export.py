@@ -37,7 +37,7 @@ from studio import __version__
 from studio.engine.checkpoints import load_model, weights_hash
 from studio.engine.families.base import GeneratorFamily, NetworkExport
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
-from studio.engine.library import model_folder
+from studio.engine.model_locks import EXPORT_LOCK, hold_model
 from studio.engine.runtime.package import (
     EXPORT_FOLDER,
     MANIFEST_FILE,
@@ -48,13 +48,13 @@ from studio.engine.runtime.package import (
 )
 from studio.engine.runtime.providers import quiet_session
 from studio.errors import StudioError
-from studio.files import hold_lock
+from studio.files import StagingFolder
 from studio.store.database import Store
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-4  # fp32: largest absolute difference allowed between torch and ONNX Runtime
 FP16_TOLERANCE = 2e-2  # half precision, relative to the output's largest magnitude (at least 1)
-LOCK_FILE = ".export.lock"
+LOCK_FILE = EXPORT_LOCK  # held in the model's folder while it exports
 
 
 @dataclass
@@ -179,15 +179,16 @@ def _parity(spec: NetworkExport, module: nn.Module, path: Path) -> tuple[float, 
 def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelToken | None = None) -> Job:
     """Export every inference network of `model`; yields Progress, then Finished(ExportResult)."""
     cancel = cancel or CancelToken()
-    folder = model_folder(store, model)
-    lock = hold_lock(folder / LOCK_FILE)
-    if lock is None:
-        raise StudioError(f"model '{model}' is being exported by another process: wait for it to finish")
-    staging = folder / f".{EXPORT_FOLDER}.partial-{uuid.uuid4().hex[:8]}"
+    hold = hold_model(store, model)  # nobody deletes the model while it exports
+    hold.add_exclusive(LOCK_FILE, f"model '{model}' is being exported by another process: wait for it to finish")
+    folder = hold.folder
+    staged: StagingFolder | None = None
+    swapped = False
     try:
         recover_export(folder)
-        for leftover in folder.glob(f".{EXPORT_FOLDER}.partial-*"):
-            shutil.rmtree(leftover, ignore_errors=True)  # a killed export's files; we hold the lock
+        # Exports by older versions staged inside the model folder; a killed one left its files there.
+        for leftover in (*folder.glob(f".{EXPORT_FOLDER}.partial-*"), *folder.glob(f".{EXPORT_FOLDER}.old-*")):
+            shutil.rmtree(leftover, ignore_errors=True)  # we hold the export lock: nobody else writes them
         started = time.monotonic()
         loaded = load_model(folder, torch.device("cpu"), with_optimizers=False)
         family = loaded.family
@@ -216,7 +217,9 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "networks": {},
         }
-        staging.mkdir()
+        # Built in the home's staging area: if this process dies, the next start sweeps the files.
+        staged = StagingFolder(store.home.staging, f"export-{model}")
+        staging = staged.path
         variants = [("fp32", False)] + ([("fp16", True)] if fp16 else [])
         total = len(exports) * len(variants)
         done = 0
@@ -257,15 +260,17 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
             json.dump(manifest, handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
-        _swap_in(folder, staging)
+        _swap_in(folder, staged)
+        swapped = True
         result = ExportResult(
             model, str(folder / EXPORT_FOLDER), manifest["networks"], time.monotonic() - started, fp16
         )
         yield Progress("exporting", total, total, "done")
         yield Finished(result)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        lock.close()
+        if staged is not None and not swapped:
+            staged.discard()
+        hold.close()
 
 
 def _latent_shape(family: GeneratorFamily) -> list[int] | None:
@@ -275,16 +280,19 @@ def _latent_shape(family: GeneratorFamily) -> list[int] | None:
         return None
 
 
-def _swap_in(folder: Path, staging: Path) -> None:
+def _swap_in(folder: Path, staged: StagingFolder) -> None:
     """Replace folder/onnx by the staged folder: the old one is renamed aside first, deleted last."""
     final = folder / EXPORT_FOLDER
     old = folder / f".{EXPORT_FOLDER}.old-{uuid.uuid4().hex[:8]}"
     if final.exists():
         os.replace(final, old)
-    os.replace(staging, final)
+    staged.publish(final)
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+    # Marker dropped after the swap: a crash in between leaves an empty marker file in onnx/, never
+    # an unmarked copy of the networks in the staging area that no sweep would remove.
+    staged.commit()
     shutil.rmtree(old, ignore_errors=True)

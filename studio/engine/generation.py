@@ -10,6 +10,7 @@ parent items (lineage). torch is imported only when the torch backend is used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -27,25 +28,27 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from studio import __version__
 from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read_file
 from studio.engine.families.pipeline import Endpoint, Pipeline
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
+from studio.engine.model_locks import ModelHold, hold_model
 from studio.engine.numerics import iterate_batches
 from studio.engine.runtime.package import EXPORT_FOLDER, ExportError, load_exported, recover_export
-from studio.engine.runtime.providers import PROVIDER_CHOICES
+from studio.engine.runtime.provider_names import PROVIDER_CHOICES
 from studio.engine.thumbnails import make_thumbnail, thumbnail_path
+from studio.engine.untrusted.png import METADATA_KEY  # the chunk written here is the one read there
 from studio.errors import NotFoundError, StudioError
+from studio.limits import COUNT, FRAMES, ITEM_ID, SEED, IntRange
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
 from studio.store.tables import Model
 
-METADATA_KEY = "studio"
-MAX_COUNT = 10_000
-MAX_FRAMES = 1_000
-MAX_SEED = 2**63 - 1
+MAX_COUNT = COUNT.high
+MAX_FRAMES = FRAMES.high
+MAX_SEED = SEED.high
 BACKENDS = ("torch", "onnx")
 INPUTS_FOLDER = "_inputs"  # inpainting sources and masks, content-addressed, so results can be remade
 
@@ -63,6 +66,18 @@ class OpenedModel:
     weights_hash: str | None
     steps_trained: int
     note: str = ""  # e.g. why auto fell back to the CPU
+    hold: ModelHold | None = None  # the model's use lock: no one deletes it while it generates
+
+    def close(self) -> None:
+        """Let go of the model (others may delete it from now on)."""
+        if self.hold is not None:
+            self.hold.close()
+
+    def __enter__(self) -> OpenedModel:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -128,8 +143,18 @@ def open_model(
         raise StudioError(f"unknown backend '{backend}': choose torch or onnx")
     if provider not in PROVIDER_CHOICES:
         raise StudioError(f"unknown provider '{provider}': choose {', '.join(PROVIDER_CHOICES)}")
+    hold = hold_model(store, name)
+    try:
+        return _open_held(store, name, hold, backend, provider, device)
+    except BaseException:
+        hold.close()
+        raise
+
+
+def _open_held(store: Store, name: str, hold: ModelHold, backend: str, provider: str, device: str) -> OpenedModel:
+    """open_model's work once the model is held (so its row and folder stay put)."""
     with store.sessions() as session:
-        row = session.scalar(select(Model).where(Model.name == name))
+        row = session.get(Model, hold.model_id)
         if row is None:
             raise NotFoundError(f"no model named '{name}' (see `studio models list`)")
         model_id, folder = row.id, store.home.absolute(row.folder)
@@ -157,6 +182,7 @@ def open_model(
             torch_device.type,
             loaded.config.get("weights_hash"),
             loaded.state.step,
+            hold=hold,
         )
     if device != "auto":
         raise StudioError("--device chooses a torch device: with --backend onnx use --provider")
@@ -174,18 +200,17 @@ def open_model(
         exported.manifest.get("weights_hash"),
         int(exported.manifest.get("steps_trained", 0)),
         exported.choice.note,
+        hold,
     )
 
 
 def _check_seed(seed: int | None, count: int) -> int:
     """A valid count of images and the first of their seeds (random when not given)."""
-    if not 1 <= count <= MAX_COUNT:
-        raise StudioError(f"invalid count {count}: choose 1 to {MAX_COUNT}")
+    COUNT.check(count)
     if seed is None:
         return secrets.randbelow(2**31)
-    if not 0 <= seed <= MAX_SEED - count:
-        raise StudioError(f"invalid seed {seed}: choose 0 to {MAX_SEED - count}")
-    return seed
+    # Image i uses seed + i: the last seed must fit too.
+    return IntRange(SEED.low, SEED.high - count, SEED.what).check(seed)
 
 
 def _check_writable(store: Store) -> None:
@@ -203,6 +228,10 @@ class _GalleryWriter:
         self.options = dict(options)
         self.folder = gallery_folder(store, opened.name)
         self.repository = GalleryRepository(store)
+
+    def _model_gone(self) -> bool:
+        with self.store.sessions() as session:
+            return session.get(Model, self.opened.model_id) is None
 
     def metadata(self, seed: int | None, extra: Mapping[str, Any]) -> dict[str, Any]:
         """What the PNG carries: enough to make the image again."""
@@ -232,35 +261,44 @@ class _GalleryWriter:
         opened = self.opened
         rows: list[dict[str, Any]] = []
         paths: list[Path] = []
-        for image, seed, extra in zip(images, seeds, extras, strict=True):
-            tag = f"{seed}" if seed is not None else self.operation
-            path = self.folder / f"{opened.name}-{tag}-{uuid.uuid4().hex[:8]}.png"
-            write_png(path, image, self.metadata(seed, extra))
-            paths.append(path)
-            rows.append(
-                {
-                    "path": self.store.home.relative(path),
-                    "model_name": opened.name,
-                    "family": opened.family,
-                    "width": image.shape[1],
-                    "height": image.shape[0],
-                    "model_id": opened.model_id,
-                    "seed": seed,
-                    "operation": self.operation,
-                    "params": {**self.options, **extra},
-                    "backend": opened.backend,
-                    "provider": opened.provider,
-                    "parents": list(parents),
-                }
-            )
         try:
+            for image, seed, extra in zip(images, seeds, extras, strict=True):
+                tag = f"{seed}" if seed is not None else self.operation
+                path = self.folder / f"{opened.name}-{tag}-{uuid.uuid4().hex[:8]}.png"
+                write_png(path, image, self.metadata(seed, extra))
+                paths.append(path)
+                rows.append(
+                    {
+                        "path": self.store.home.relative(path),
+                        "model_name": opened.name,
+                        "family": opened.family,
+                        "width": image.shape[1],
+                        "height": image.shape[0],
+                        "model_id": opened.model_id,
+                        "seed": seed,
+                        "operation": self.operation,
+                        "params": {**self.options, **extra},
+                        "backend": opened.backend,
+                        "provider": opened.provider,
+                        "parents": list(parents),
+                    }
+                )
             entries = self.repository.add_many(rows)
-        except BaseException:
-            for path in paths:  # no row points at them: do not leave orphans behind
+        except BaseException as error:
+            # No row points at them (a full disk mid-batch, a failed commit): leave no orphans behind.
+            for path in paths:
                 path.unlink(missing_ok=True)
+            if isinstance(error, IntegrityError) and self._model_gone():
+                # Only where file locks do not work (some network file systems) can this happen.
+                raise StudioError(
+                    f"model '{opened.name}' was deleted while generating: the images of this batch were not kept"
+                ) from None
             raise
         for path, entry in zip(paths, entries, strict=True):
-            make_thumbnail(path, thumbnail_path(self.store, entry.id))  # made once, here
+            # Made once, here; a thumbnail is a cache, so a disk that filled up just now costs only
+            # the thumbnail (remade when the item is first shown), not the committed images.
+            with contextlib.suppress(OSError):
+                make_thumbnail(path, thumbnail_path(self.store, entry.id))
         return [
             {"id": entry.id, "path": str(path), "seed": entry.seed} for path, entry in zip(paths, entries, strict=True)
         ]
@@ -285,29 +323,35 @@ def generate(
     seed = _check_seed(seed, count)
     _check_writable(store)
     cancel = cancel or CancelToken()
-    opened = open_model(store, model, backend, provider, device)
-    chosen = opened.pipeline.sampling_options(options or {})
-    writer = _GalleryWriter(store, opened, "sample", chosen)
-    seeds = list(range(seed, seed + count))
-    items: list[dict[str, Any]] = []
-    started = time.monotonic()
-    yield Progress("generating", 0, count, f"{model}: {count} image(s) on {opened.backend}/{opened.provider}")
-    for part in iterate_batches(count, batch_size):
-        cancel.check()
-        images = opened.pipeline.sample(seeds[part], chosen)
-        items += writer.save(images, seeds[part], [{}] * len(images))
-        yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
-    yield Finished(
-        GenerateResult(
-            items, time.monotonic() - started, opened.backend, opened.provider, chosen, "sample", opened.note
+    with open_model(store, model, backend, provider, device) as opened:  # holds the model while it runs
+        chosen = opened.pipeline.sampling_options(options or {})
+        writer = _GalleryWriter(store, opened, "sample", chosen)
+        seeds = list(range(seed, seed + count))
+        items: list[dict[str, Any]] = []
+        started = time.monotonic()
+        yield Progress("generating", 0, count, f"{model}: {count} image(s) on {opened.backend}/{opened.provider}")
+        for part in iterate_batches(count, batch_size):
+            cancel.check()
+            images = opened.pipeline.sample(seeds[part], chosen)
+            items += writer.save(images, seeds[part], [{}] * len(images))
+            yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
+        yield Finished(
+            GenerateResult(
+                items, time.monotonic() - started, opened.backend, opened.provider, chosen, "sample", opened.note
+            )
         )
-    )
 
 
 # --- interpolate ----------------------------------------------------------------------------
 
-_ITEM = re.compile(r"^(?:#|item:)(\d+)$")
-_SEED = re.compile(r"^(?:seed:)?(\d+)$")
+_ITEM = re.compile(r"^(?:#|item:)([0-9]+)$")
+_SEED = re.compile(r"^(?:seed:)?([0-9]+)$")
+
+
+def item_reference(text: str | Path) -> int | None:
+    """The gallery item id that `#45` or `item:45` names (within the id bounds), or None for anything else."""
+    match = _ITEM.match(str(text).strip())
+    return ITEM_ID.parse(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -322,13 +366,10 @@ class EndpointRef:
     def parse(cls, text: str) -> EndpointRef:
         """`123` or `seed:123` is a seed, `#45` or `item:45` a gallery item, anything else an image file."""
         text = text.strip()
-        if match := _ITEM.match(text):
-            return cls(item=int(match.group(1)))
+        if (item := item_reference(text)) is not None:
+            return cls(item=item)
         if match := _SEED.match(text):
-            seed = int(match.group(1))
-            if seed > MAX_SEED:
-                raise StudioError(f"invalid seed {seed}: choose 0 to {MAX_SEED}")
-            return cls(seed=seed)
+            return cls(seed=SEED.parse(match.group(1)))
         path = Path(text).expanduser()
         if not path.is_file():
             raise StudioError(f"'{text}' is neither a seed, a gallery item (#ID) nor an image file")
@@ -396,45 +437,44 @@ def interpolate(
     cancel: CancelToken | None = None,
 ) -> Job:
     """`frames` images from start to end (both included) into the gallery, each pointing at its endpoints."""
-    if not 2 <= frames <= MAX_FRAMES:
-        raise StudioError(f"invalid frame count {frames}: choose 2 to {MAX_FRAMES}")
+    FRAMES.check(frames)
     _check_writable(store)
     cancel = cancel or CancelToken()
-    opened = open_model(store, model, backend, provider, device)
-    opened.pipeline.require("interpolate")
-    chosen = opened.pipeline.interpolation_options(options or {})
-    first, first_item = resolve_endpoint(store, opened, start)
-    second, second_item = resolve_endpoint(store, opened, end)
-    started = time.monotonic()
-    yield Progress("interpolating", 0, frames, f"{model}: {frames} frames on {opened.backend}/{opened.provider}")
-    cancel.check()
-    images = opened.pipeline.interpolate(first, second, frames, chosen)
-    cancel.check()
-    method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
-    weights = np.linspace(0.0, 1.0, frames)
-    extras = [
-        {
-            "from": start.describe(),
-            "to": end.describe(),
-            "frame": index,
-            "frames": frames,
-            "t": round(float(weight), 6),
-            "method": method,
-        }
-        for index, weight in enumerate(weights)
-    ]
-    parents: list[int | tuple[int, str]] = []
-    if first_item is not None:
-        parents.append((first_item, "from"))
-    if second_item is not None and second_item != first_item:
-        parents.append((second_item, "to"))
-    items = _GalleryWriter(store, opened, "interpolate", chosen).save(images, [None] * frames, extras, parents)
-    yield Progress("interpolating", frames, frames, f"{frames} frames")
-    yield Finished(
-        GenerateResult(
-            items, time.monotonic() - started, opened.backend, opened.provider, chosen, "interpolate", opened.note
+    with open_model(store, model, backend, provider, device) as opened:  # holds the model while it runs
+        opened.pipeline.require("interpolate")
+        chosen = opened.pipeline.interpolation_options(options or {})
+        first, first_item = resolve_endpoint(store, opened, start)
+        second, second_item = resolve_endpoint(store, opened, end)
+        started = time.monotonic()
+        yield Progress("interpolating", 0, frames, f"{model}: {frames} frames on {opened.backend}/{opened.provider}")
+        cancel.check()
+        images = opened.pipeline.interpolate(first, second, frames, chosen)
+        cancel.check()
+        method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
+        weights = np.linspace(0.0, 1.0, frames)
+        extras = [
+            {
+                "from": start.describe(),
+                "to": end.describe(),
+                "frame": index,
+                "frames": frames,
+                "t": round(float(weight), 6),
+                "method": method,
+            }
+            for index, weight in enumerate(weights)
+        ]
+        parents: list[int | tuple[int, str]] = []
+        if first_item is not None:
+            parents.append((first_item, "from"))
+        if second_item is not None and second_item != first_item:
+            parents.append((second_item, "to"))
+        items = _GalleryWriter(store, opened, "interpolate", chosen).save(images, [None] * frames, extras, parents)
+        yield Progress("interpolating", frames, frames, f"{frames} frames")
+        yield Finished(
+            GenerateResult(
+                items, time.monotonic() - started, opened.backend, opened.provider, chosen, "interpolate", opened.note
+            )
         )
-    )
 
 
 # --- inpaint --------------------------------------------------------------------------------
@@ -457,9 +497,9 @@ def load_inpaint_inputs(
     The mask must have the image's own size; both are centre-cropped and resized the same way.
     """
     source_item = None
-    match = _ITEM.match(str(image).strip())
-    if match:
-        entry = GalleryRepository(store).get(int(match.group(1)))
+    item = item_reference(image)
+    if item is not None:
+        entry = GalleryRepository(store).get(item)
         source_item = entry.id
         path = store.home.absolute(entry.path)
         what = f"gallery item {entry.id}"
@@ -543,37 +583,38 @@ def inpaint(
 ) -> Job:
     """Regenerate the masked part of an image `count` times (seeds seed, seed+1, ...) into the gallery."""
     seed = _check_seed(seed, count)
+    item_reference(image)  # an out-of-range #ID is refused before the model is loaded
     _check_writable(store)
     cancel = cancel or CancelToken()
-    opened = open_model(store, model, backend, provider, device)
-    opened.pipeline.require("inpaint")
-    chosen = opened.pipeline.sampling_options(options or {})
-    inputs = load_inpaint_inputs(store, opened.pipeline, image, mask)
-    source_path = _store_input(store, inputs.image, "source")
-    mask_path = _store_input(store, inputs.regenerate.astype(np.uint8) * 255, "mask")
-    seeds = list(range(seed, seed + count))
-    extra = {
-        "source": source_path,
-        "mask": mask_path,
-        "source_item": inputs.source_item,
-        "masked_fraction": round(float(inputs.regenerate.mean()), 4),
-    }
-    parents: list[int | tuple[int, str]] = [(inputs.source_item, "source")] if inputs.source_item else []
-    writer = _GalleryWriter(store, opened, "inpaint", chosen)
-    items: list[dict[str, Any]] = []
-    started = time.monotonic()
-    yield Progress("inpainting", 0, count, f"{model}: {count} completion(s) on {opened.backend}/{opened.provider}")
-    chunk = max(1, opened.pipeline.chunk)
-    for part in iterate_batches(count, chunk):
-        cancel.check()
-        batch = len(seeds[part])
-        images = np.repeat(inputs.image[None], batch, axis=0)
-        known = np.repeat(~inputs.regenerate[None], batch, axis=0)
-        results = opened.pipeline.inpaint(images, known, seeds[part], chosen)
-        items += writer.save(results, seeds[part], [extra] * batch, parents)
-        yield Progress("inpainting", len(items), count, f"{len(items)}/{count} images")
-    yield Finished(
-        GenerateResult(
-            items, time.monotonic() - started, opened.backend, opened.provider, chosen, "inpaint", opened.note
+    with open_model(store, model, backend, provider, device) as opened:  # holds the model while it runs
+        opened.pipeline.require("inpaint")
+        chosen = opened.pipeline.sampling_options(options or {})
+        inputs = load_inpaint_inputs(store, opened.pipeline, image, mask)
+        source_path = _store_input(store, inputs.image, "source")
+        mask_path = _store_input(store, inputs.regenerate.astype(np.uint8) * 255, "mask")
+        seeds = list(range(seed, seed + count))
+        extra = {
+            "source": source_path,
+            "mask": mask_path,
+            "source_item": inputs.source_item,
+            "masked_fraction": round(float(inputs.regenerate.mean()), 4),
+        }
+        parents: list[int | tuple[int, str]] = [(inputs.source_item, "source")] if inputs.source_item else []
+        writer = _GalleryWriter(store, opened, "inpaint", chosen)
+        items: list[dict[str, Any]] = []
+        started = time.monotonic()
+        yield Progress("inpainting", 0, count, f"{model}: {count} completion(s) on {opened.backend}/{opened.provider}")
+        chunk = max(1, opened.pipeline.chunk)
+        for part in iterate_batches(count, chunk):
+            cancel.check()
+            batch = len(seeds[part])
+            images = np.repeat(inputs.image[None], batch, axis=0)
+            known = np.repeat(~inputs.regenerate[None], batch, axis=0)
+            results = opened.pipeline.inpaint(images, known, seeds[part], chosen)
+            items += writer.save(results, seeds[part], [extra] * batch, parents)
+            yield Progress("inpainting", len(items), count, f"{len(items)}/{count} images")
+        yield Finished(
+            GenerateResult(
+                items, time.monotonic() - started, opened.backend, opened.provider, chosen, "inpaint", opened.note
+            )
         )
-    )

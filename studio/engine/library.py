@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,13 +9,22 @@ from typing import Any
 
 from sqlalchemy import select
 
-from studio.engine.checkpoints import CHECKPOINT_FILE, CONFIG_FILE, load_model, write_config
+from studio.engine.checkpoints import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CheckpointError,
+    LoadedModel,
+    load_model,
+    weights_hash,
+    write_config,
+)
 from studio.engine.datasets.storage import fsync_path, validate_name
+from studio.engine.model_locks import claim_for_delete
 from studio.engine.runs import RunStatus
-from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE
+from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE, read_manifest
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.files import StagingFolder
-from studio.store.database import Store
+from studio.store.database import Store, retry_when_busy
 from studio.store.staging import delete_row_and_folder
 from studio.store.tables import Dataset, Model, TrainingRun
 
@@ -71,10 +79,11 @@ def _summary(store: Store, row: Model, session: Any) -> ModelSummary:
 
 
 def export_state(folder: Path, weights: str | None) -> dict[str, Any] | None:
-    """What the UI and `models show` say about a model's ONNX export (read, not verified)."""
-    path = folder / EXPORT_FOLDER / MANIFEST_FILE
+    """What the UI and `models show` say about a model's ONNX export (read and checked, files not verified)."""
+    if not (folder / EXPORT_FOLDER / MANIFEST_FILE).is_file():
+        return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = read_manifest(folder / EXPORT_FOLDER)
         networks = manifest["networks"]
         return {
             "current": manifest.get("weights_hash") == weights,
@@ -82,9 +91,7 @@ def export_state(folder: Path, weights: str | None) -> dict[str, Any] | None:
             "fp16": all("fp16" in entry for entry in networks.values()),
             "max_abs_difference": max(float(entry["max_abs_difference"]) for entry in networks.values()),
         }
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (StudioError, KeyError):  # KeyError: a manifest without its parity figures
         return {"current": False, "damaged": True}
 
 
@@ -116,16 +123,23 @@ def model_exists(store: Store, name: str) -> bool:
 
 
 def delete_model(store: Store, name: str) -> ModelSummary:
-    """Delete a model's row, runs and folder (gallery items keep the model's name)."""
+    """Delete a model's row, runs and folder (gallery items keep the model's name).
+
+    Refused with one line while another job or process generates with, exports or trains the model.
+    """
     summary = get_model(store, name)
-    delete_row_and_folder(store, store.home.absolute(summary.folder), Model, name)
+    folder = store.home.absolute(summary.folder)
+    with claim_for_delete(folder, name):
+        delete_row_and_folder(store, folder, Model, name)
     return summary
 
 
 def import_model(store: Store, source: Path, name: str | None = None) -> ModelSummary:
     """Copy a model folder made elsewhere into the library, after checking it loads."""
     source = Path(source)
-    loaded = load_model(source, with_optimizers=False)  # raises a one-line CheckpointError if bad
+    # Bounded, typed reads; every tensor in the file finite; a one-line CheckpointError otherwise.
+    loaded = load_model(source, with_optimizers=False, check_every_tensor=True)
+    digest = _verified_hash(source, loaded)
     name = validate_name(name or str(loaded.config.get("name") or source.name))
     if model_exists(store, name):
         raise AlreadyExistsError(f"a model named '{name}' already exists: give another with --name")
@@ -137,7 +151,7 @@ def import_model(store: Store, source: Path, name: str | None = None) -> ModelSu
             if (source / file).is_symlink():
                 raise StudioError(f"{source / file} is a symbolic link: not imported")
             shutil.copyfile(source / file, staging.path / file)
-        config = {**loaded.config, "name": name}
+        config = {**loaded.config, "name": name, "weights_hash": digest}
         write_config(staging.path, config)
         fsync_path(staging.path)
         destination = store.home.models / name
@@ -158,7 +172,7 @@ def import_model(store: Store, source: Path, name: str | None = None) -> ModelSu
                     channels=family.channels,
                     dataset_id=dataset_id,
                     hyperparameters=family.hparams,
-                    weights_hash=config.get("weights_hash"),
+                    weights_hash=digest,
                     steps=loaded.state.step,
                     parameter_count=family.parameter_count(),
                 )
@@ -170,6 +184,26 @@ def import_model(store: Store, source: Path, name: str | None = None) -> ModelSu
     return get_model(store, name)
 
 
+def _verified_hash(source: Path, loaded: LoadedModel) -> str:
+    """The weights hash computed from the weights; a different one written in the folder is refused.
+
+    The hash is what a generated image records to name its weights, so a folder that claims one
+    and holds others (edited, or forged) would make reproduce trust the wrong model: not imported.
+    """
+    digest = weights_hash(loaded.family)
+    for where, claimed in (
+        (CONFIG_FILE, loaded.config.get("weights_hash")),
+        (CHECKPOINT_FILE, loaded.meta.get("weights_hash")),
+    ):
+        if claimed and claimed != digest:
+            raise CheckpointError(
+                f"{source / where} gives the weights hash {claimed[:12]}..., but the weights hash to "
+                f"{digest[:12]}...: the folder was changed after Studio saved it; not imported"
+            )
+    return digest
+
+
+@retry_when_busy
 def mark_interrupted_runs(store: Store, model_name: str) -> None:
     """Runs of a model still marked running belong to a process that died: say so."""
     with store.session() as session:

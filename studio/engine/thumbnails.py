@@ -34,8 +34,12 @@ def make_thumbnail(source: Path, destination: Path) -> None:
         small = image.resize(size, resample)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.partial")
-    small.save(partial, format="PNG")
-    os.replace(partial, destination)
+    try:
+        small.save(partial, format="PNG")
+        os.replace(partial, destination)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk must not leave half a thumbnail behind
+        raise
 
 
 def thumbnail_is_current(source: Path, thumbnail: Path) -> bool:

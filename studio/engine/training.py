@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from studio import __version__
 from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
@@ -28,10 +29,11 @@ from studio.engine.families.base import GeneratorFamily, Precision
 from studio.engine.families.registry import family_class
 from studio.engine.jobs import CancelToken, Finished
 from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
+from studio.engine.model_locks import ModelHold, hold_model, hold_new_folder, reserve_name
 from studio.engine.runs import LOCK_FILE, RunStatus
 from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
-from studio.files import StagingFolder, hold_lock
+from studio.files import StagingFolder
 from studio.store.database import Store
 from studio.store.tables import Dataset, Model, TrainingRun, utcnow
 
@@ -179,8 +181,12 @@ def _apply_learning_rate(family: GeneratorFamily) -> None:
             group["lr"] = rate
 
 
+def _training_refusal(name: str) -> str:
+    return f"model '{name}' is being trained by another process: wait for it to finish"
+
+
 class _Run:
-    """The state of one training run and its persistence (folder, rows, lock)."""
+    """The state of one training run and its persistence (folder, rows, locks)."""
 
     def __init__(
         self,
@@ -201,28 +207,39 @@ class _Run:
         self.device, self.parent = device, parent
         self.run_id: int | None = None
         self.folder: Path | None = model_folder(store, name) if model_exists(store, name) else None
-        self.lock: BinaryIO | None = None
+        self.hold: ModelHold | None = None  # the model's use and training locks
+        self.name_lock: BinaryIO | None = None  # a new model's reserved name (see reserve_name)
         self.saved_step = start_step if self.folder else -1
         self.losses: dict[str, float] = {}
 
     def acquire(self) -> None:
-        """Only one process trains a model at a time; a run of an existing model is recorded at once."""
-        if self.folder is not None:
-            self.lock = hold_lock(self.folder / LOCK_FILE)
-            if self.lock is None:
-                raise StudioError(f"model '{self.name}' is being trained by another Studio process")
-            if self.run_id is None:
-                with self.store.session() as session:
-                    model_id = session.scalar(select(Model.id).where(Model.name == self.name))
-                    if model_id is None:
-                        raise NotFoundError(f"model '{self.name}' was deleted")
-                    self._add_run(session, model_id, self._ids(session)["dataset"], self.start_step)
+        """Only one process trains a model at a time; a run of an existing model is recorded at once.
+
+        A new model is claimed by its reserved name until its first checkpoint makes its folder.
+        """
+        if self.folder is None:
+            return
+        if self.hold is None:
+            self.hold = hold_model(self.store, self.name)  # refuses while the model is being deleted
+            self.hold.add_exclusive(LOCK_FILE, _training_refusal(self.name))
+        if self.run_id is None:
+
+            def record(session: Session) -> None:
+                model_id = session.scalar(select(Model.id).where(Model.name == self.name))
+                if model_id is None:
+                    raise NotFoundError(f"model '{self.name}' was deleted")
+                self._add_run(session, model_id, self._ids(session)["dataset"], self.start_step)
+
+            self.store.write(record)
 
     def release(self) -> None:
-        """Drop the training lock."""
-        if self.lock is not None:
-            self.lock.close()
-            self.lock = None
+        """Drop the training locks (and the name)."""
+        if self.hold is not None:
+            self.hold.close()
+            self.hold = None
+        if self.name_lock is not None:
+            self.name_lock.close()
+            self.name_lock = None
 
     def save(self, step: int, sampler: BatchSampler) -> str:
         """Write a checkpoint (creating the model on the first save) and update the rows."""
@@ -248,7 +265,11 @@ class _Run:
                 if destination.exists():
                     raise AlreadyExistsError(f"{destination} exists but is not a model of this home")
                 staging.publish(destination)
-                with self.store.session() as session:
+                # Locked before any row names it, so no delete can come between.
+                self.hold = hold_new_folder(self.name, destination)
+                self.hold.add_exclusive(LOCK_FILE, _training_refusal(self.name))
+
+                def create(session: Session) -> None:
                     ids = self._ids(session)
                     model = Model(
                         name=self.name,
@@ -266,15 +287,21 @@ class _Run:
                     session.add(model)
                     session.flush()
                     self._add_run(session, model.id, ids["dataset"], step)
+
+                self.store.write(create)
                 staging.commit()
             except BaseException:
+                if self.hold is not None:
+                    self.hold.close()
+                    self.hold = None
                 staging.discard()
                 raise
             self.folder = destination
             self.acquire()
         else:
             digest = save_checkpoint(self.folder, self.family, state, config)
-            with self.store.session() as session:
+
+            def update(session: Session) -> None:
                 row = session.scalar(select(Model).where(Model.name == self.name))
                 if row is None:
                     raise NotFoundError(f"model '{self.name}' was deleted while training")
@@ -286,6 +313,8 @@ class _Run:
                     run = session.get(TrainingRun, self.run_id)
                     if run is not None:
                         run.end_step, run.final_losses = step, self.losses
+
+            self.store.write(update)
         self.saved_step = step
         return digest
 
@@ -317,12 +346,15 @@ class _Run:
         """Record how the run ended (if it ever reached the database)."""
         if self.run_id is None:
             return
-        with self.store.session() as session:
+
+        def record(session: Session) -> None:
             run = session.get(TrainingRun, self.run_id)
             if run is not None:
                 run.status, run.error, run.finished_at = status, error, utcnow()
                 run.final_losses = self.losses
                 run.end_step = max(run.end_step, self.saved_step)
+
+        self.store.write(record)
 
 
 def _prepare(
@@ -372,7 +404,8 @@ def _prepare(
     torch.manual_seed(seed)  # before the networks are built: the seed fixes their initial weights too
     if init_from is None:
         return cls(summary.size, summary.channels, dict(settings)), dataset, None
-    source = load_model(model_folder(store, init_from), with_optimizers=False)
+    with hold_model(store, init_from):  # not deleted while it is read
+        source = load_model(model_folder(store, init_from), with_optimizers=False)
     if source.family.name != cls.name:
         raise StudioError(f"--init-from '{init_from}' is a {source.family.name} model; fine-tuning keeps the family")
     if (source.family.resolution, source.family.channels) != (summary.size, summary.channels):
@@ -402,16 +435,22 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
     init_from, resume, threads = options.init_from, options.resume, options.threads
     cancel = cancel or CancelToken()
     torch_device = select_device(options.device)
-    model, dataset_name, loaded = _prepare(
-        store, name, options.family, options.dataset, options.settings, init_from, resume, steps, seed
-    )
-    if resume:
-        mark_interrupted_runs(store, name)
-
+    # Claimed before anything is loaded or trained, so a second trainer of the same model is refused
+    # at once: a new name by its reservation, an existing model by its locks.
+    name_lock = None if resume else reserve_name(store, name)
+    hold: ModelHold | None = None
     previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(max(1, threads))
     try:
+        if resume and model_exists(store, name):
+            hold = hold_model(store, name)
+            hold.add_exclusive(LOCK_FILE, _training_refusal(name))
+        model, dataset_name, loaded = _prepare(
+            store, name, options.family, options.dataset, options.settings, init_from, resume, steps, seed
+        )
+        if resume:
+            mark_interrupted_runs(store, name)  # only now: while another process trained it, its run was live
+        if threads is not None:
+            torch.set_num_threads(max(1, threads))
         model.to(torch_device)
         data = dataset_tensor(store, dataset_name, torch_device)
         if tuple(data.shape[1:]) != (model.channels, model.resolution, model.resolution):
@@ -446,6 +485,7 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
         run = _Run(
             store, name, model, dataset_name, run_seed, config, start_step, steps, minutes, torch_device, init_from
         )
+        run.hold, run.name_lock = hold, name_lock  # the run lets go of them when it ends
         run.acquire()
         yield from _loop(
             run,
@@ -464,6 +504,11 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
     finally:
         if threads is not None:
             torch.set_num_threads(previous_threads)
+        # Normally released by the run as it ends; here for a failure before or while it starts.
+        if hold is not None:
+            hold.close()
+        if name_lock is not None:
+            name_lock.close()
 
 
 def _loop(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from studio.errors import StudioError
+from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SEED, STEPS, THREADS
 
 DEFAULT_PREVIEW_COUNT = 16
 
@@ -44,12 +45,16 @@ class TrainOptions:
         """Refuse a budget or interval no run could keep, with the reason in one line."""
         if self.steps is None and self.minutes is None:
             raise StudioError("give a budget: --steps N (total steps) and/or --minutes M")
-        if self.steps is not None and self.steps < 1:
-            raise StudioError(f"invalid --steps {self.steps}: give 1 or more")
+        if self.steps is not None:
+            replace(STEPS, what="--steps").check(self.steps)  # worded as the option most users know
         if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
             raise StudioError(f"invalid --minutes {self.minutes}: give a positive number")
-        if self.checkpoint_every < 1:
-            raise StudioError("checkpoint interval must be 1 step or more")
+        # The same bounds as the CLI's options, for callers that build options themselves (the UI).
+        SEED.check(self.seed)
+        CHECKPOINT_EVERY.check(self.checkpoint_every)
+        DIAGNOSTICS_EVERY.check(self.preview_every)
+        if self.threads is not None:
+            THREADS.check(self.threads)
 
     def with_changes(self, **changes: Any) -> TrainOptions:
         """A copy with some fields replaced."""

@@ -4,27 +4,40 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import StoreError
+from studio.failures import explain, is_damage, read_only_file_system
 from studio.files import sweep_abandoned
 from studio.home import DataHome
 from studio.store.tables import Dataset, Model
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BACKUPS_KEPT = 5
+BUSY_TIMEOUT_MS = 10_000  # how long SQLite itself waits for another connection's lock
+# How long a write keeps retrying after SQLite gave up waiting: a bound, so no command hangs forever
+# behind a stuck process. Each retry may itself wait BUSY_TIMEOUT_MS.
+BUSY_RETRY_SECONDS = 30.0
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _alembic_config() -> Config:
@@ -42,21 +55,85 @@ def head_revision() -> str:
 
 def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object, *, writable: bool) -> None:
     cursor = dbapi_connection.cursor()
+    # First: switching to WAL takes a lock too, and without a timeout a second process opening the
+    # store at that moment would fail at once with "database is locked".
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     if writable:  # WAL lets the UI read while the engine thread writes
         cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-def quick_check(path: Path) -> str | None:
-    """Run `PRAGMA quick_check`; return None when sound, else the first problem found."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def is_busy(error: BaseException) -> bool:
+    """Whether an error is SQLite saying another connection holds the lock it needs (busy or locked)."""
+    original = error.orig if isinstance(error, OperationalError) else error
+    if not isinstance(original, sqlite3.OperationalError):
+        return False
+    code = getattr(original, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    message = str(original).lower()
+    return "database is locked" in message or "database is busy" in message or "table is locked" in message
+
+
+_retrying = threading.local()  # set while a retried call runs: calls inside it do not retry again
+
+
+def retry_when_busy(function: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run `function` again, with growing pauses, while SQLite reports the database busy; bounded.
+
+    `function` must be one transaction (or undo its own partial work when it fails), so that running
+    it again is safe. After BUSY_RETRY_SECONDS the failure becomes a one-line StoreError.
+    """
+
+    @functools.wraps(function)
+    def retried(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if getattr(_retrying, "active", False):
+            return function(*args, **kwargs)  # the outermost retried call retries the whole of it
+        _retrying.active = True
+        try:
+            deadline = time.monotonic() + BUSY_RETRY_SECONDS
+            pause = 0.05
+            while True:
+                try:
+                    return function(*args, **kwargs)
+                except OperationalError as error:
+                    if not is_busy(error):
+                        raise
+                    if time.monotonic() + pause > deadline:
+                        raise StoreError(
+                            "the database is busy: another Studio process has kept it locked for too long; "
+                            "try again when it has finished (this change was not made)"
+                        ) from None
+                # Jitter, so that processes that collided once do not collide again in step.
+                time.sleep(pause * random.uniform(0.5, 1.5))
+                pause = min(pause * 2, 1.0)
+        finally:
+            _retrying.active = False
+
+    return retried
+
+
+def _read_only_uri(path: Path, immutable: bool = False) -> str:
+    """A read-only SQLite URI; `immutable` also skips locking and the WAL index (-shm), which a
+    read-only file system cannot hold: only safe where nothing can write the file meanwhile."""
+    return f"file:{path}?mode=ro{'&immutable=1' if immutable else ''}"
+
+
+def quick_check(path: Path, immutable: bool = False) -> str | None:
+    """Run `PRAGMA quick_check`; return None when sound, else the first problem found.
+
+    Only SQLite's verdict of corruption counts as a problem: an error of the environment (a full or
+    read-only disk, no permission) is raised as it is, never reported as damage.
+    """
+    connection = sqlite3.connect(_read_only_uri(path, immutable), uri=True)
     try:
         rows = connection.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as error:
-        return str(error)
+        if is_damage(error):
+            return str(error)
+        raise
     finally:
         connection.close()
     problems = [row[0] for row in rows if row[0] != "ok"]
@@ -67,14 +144,24 @@ def backup_database(source: Path, destination: Path) -> Path:
     """Copy a live database consistently with SQLite's backup API."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(partial)
     try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-    partial.replace(destination)
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        partial.replace(destination)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)  # a full disk must not leave half a copy behind
+        # SQLite names no file: say which one failed (the copy, not the home's database).
+        explained = explain(error, database=destination) if isinstance(error, sqlite3.Error) else None
+        if explained is not None:
+            raise explained from error
+        raise
     return destination
 
 
@@ -105,6 +192,8 @@ def restore_database(home: DataHome, source: Path) -> dict[str, str]:
         problem = quick_check(source)
         revision = _read_revision(source)
     except sqlite3.DatabaseError as error:
+        if not is_damage(error):
+            raise  # the environment (permissions, a full disk): explained at the boundary
         raise StoreError(f"{source.name} is not a SQLite database ({error})") from None
     if problem is not None:
         raise StoreError(f"{source.name} is damaged ({problem}): nothing was changed")
@@ -158,14 +247,25 @@ class Store:
         finally:
             session.close()
 
+    def write(self, change: Callable[[Session], _T]) -> _T:
+        """Run `change` in one committed transaction, retried (bounded) while the database is busy."""
+
+        @retry_when_busy
+        def attempt() -> _T:
+            with self.session() as session:
+                return change(session)
+
+        return attempt()
+
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
 
 
-def _make_engine(path: Path, read_only: bool) -> Engine:
+def _make_engine(path: Path, read_only: bool, immutable: bool = False) -> Engine:
     if read_only:
-        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False})
+        uri = _read_only_uri(path, immutable)
+        engine = create_engine(f"sqlite:///{uri}&uri=true", connect_args={"check_same_thread": False})
     else:
         engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
     event.listen(engine, "connect", functools.partial(_set_pragmas, writable=not read_only))
@@ -177,8 +277,8 @@ def _known_revisions() -> set[str]:
     return {revision.revision for revision in script.walk_revisions()}
 
 
-def _read_revision(path: Path) -> str | None:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _read_revision(path: Path, immutable: bool = False) -> str | None:
+    connection = sqlite3.connect(_read_only_uri(path, immutable), uri=True)
     try:
         has_table = connection.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
@@ -219,10 +319,13 @@ def _refresh_statistics(connection: Any) -> None:
 def open_store(home: DataHome) -> Store:
     """Open (creating or migrating as needed) the store of a data home.
 
-    A damaged database raises StoreError; one written by a newer Studio opens read-only.
+    A damaged database raises StoreError; one written by a newer Studio, or in a home on a
+    read-only file system, opens read-only (reading works, writing says why not).
     """
-    home.ensure()
     path = home.database
+    if read_only_file_system(home.root) and path.is_file() and path.stat().st_size > 0:
+        return _open_read_only_file_system(home)
+    home.ensure()
     existed = path.exists() and path.stat().st_size > 0
     backups: list[Path] = []
     if existed:
@@ -250,6 +353,25 @@ def open_store(home: DataHome) -> Store:
     store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), None, backups)
     sweep_abandoned_folders(store)
     return store
+
+
+def _open_read_only_file_system(home: DataHome) -> Store:
+    """The store of a home mounted read-only: opened immutable, since SQLite cannot create the WAL
+    index (-shm) there, and nothing can write the file through a read-only mount."""
+    path = home.database
+    problem = quick_check(path, immutable=True)
+    if problem is not None:
+        raise StoreError(f"the database {path} is damaged ({problem}); restore a backup from {home.backups}")
+    revision = _read_revision(path, immutable=True)
+    if revision is not None and revision not in _known_revisions():
+        reason = f"it was written by a newer version of Studio (schema {revision}); update Studio to change anything"
+    elif revision != head_revision():
+        reason = f"the data home ({home.root}) is on a read-only file system and needs a migration this version makes"
+        raise StoreError(f"{reason}: remount it read-write once to upgrade it")
+    else:
+        reason = f"the data home ({home.root}) is on a read-only file system: remount it read-write to change anything"
+    engine = _make_engine(path, read_only=True, immutable=True)
+    return Store(home, engine, sessionmaker(engine, expire_on_commit=False), reason)
 
 
 def sweep_abandoned_folders(store: Store) -> list[Path]:

@@ -16,11 +16,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import Insert, Select, and_, delete, exists, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from studio.errors import NotFoundError, StudioError
-from studio.store.database import Store
+from studio.store.database import Store, retry_when_busy
 from studio.store.gallery_values import (
     MAX_NOTE,
     MAX_PAGE,
@@ -70,6 +71,20 @@ __all__ = [
 ]
 
 
+def _insert_new(session: Session, table: type[Any], keys: builtins.list[str]) -> Insert:
+    """An INSERT that skips rows whose `keys` already exist, atomically (no select-then-insert race).
+
+    Two processes creating the same tag at once both succeed: the second insert does nothing and
+    both then read the one row. SQLite and PostgreSQL spell it `ON CONFLICT (...) DO NOTHING`.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    raise StudioError(f"the {dialect} database is not supported")  # pragma: no cover - SQLite or PostgreSQL only
+
+
 class GalleryRepository:
     """Adds, queries and curates gallery items."""
 
@@ -114,6 +129,7 @@ class GalleryRepository:
             ]
         )[0]
 
+    @retry_when_busy
     def add_many(self, items: list[dict[str, Any]]) -> list[GalleryEntry]:
         """Record several existing image files in one transaction (keys as `add`'s arguments).
 
@@ -441,6 +457,7 @@ class GalleryRepository:
                 raise StudioError(f"gallery item {live[0]} is not in the trash")
         return wanted
 
+    @retry_when_busy
     def rate(self, ids: Iterable[int], stars: int) -> BulkResult:
         """Set the star rating (0-5) of items."""
         validate_rating(stars)
@@ -450,6 +467,7 @@ class GalleryRepository:
             session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(rating=stars))
         return BulkResult("rate", wanted, {"rating": stars})
 
+    @retry_when_busy
     def set_flag(self, ids: Iterable[int], flag: str) -> BulkResult:
         """Mark items as picks, rejects, or neither."""
         validate_flag(flag)
@@ -459,6 +477,7 @@ class GalleryRepository:
             session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(flag=flag))
         return BulkResult("flag", wanted, {"flag": flag})
 
+    @retry_when_busy
     def set_note(self, item_id: int, note: str) -> BulkResult:
         """Replace an item's free-text note."""
         if len(note) > MAX_NOTE:
@@ -471,29 +490,22 @@ class GalleryRepository:
             session.execute(update(GalleryItem).where(GalleryItem.id.in_(wanted)).values(note=note))
         return BulkResult("note", wanted, {"note": note})
 
+    @retry_when_busy
     def tag(self, ids: Iterable[int], name: str) -> BulkResult:
         """Attach a tag (created on first use) to items."""
         name = validate_name(name, "tag")
         self._writable()
         with self.store.session() as session:
             wanted = self._existing(session, ids)
-            tag = session.scalar(select(Tag).where(Tag.key == name_key(name)))
-            if tag is None:
-                tag = Tag(name=name, key=name_key(name))
-                session.add(tag)
-                session.flush()
-            have = set(
-                session.scalars(
-                    select(GalleryItemTag.item_id).where(
-                        GalleryItemTag.tag_id == tag.id, GalleryItemTag.item_id.in_(wanted)
-                    )
-                )
-            )
-            new = [{"item_id": i, "tag_id": tag.id} for i in wanted if i not in have]
-            if new:
-                session.execute(insert(GalleryItemTag), new)
+            # Insert-or-nothing first: it also takes the write lock, so the tag cannot vanish (an
+            # untag elsewhere) between here and the links.
+            session.execute(_insert_new(session, Tag, ["key"]), [{"name": name, "key": name_key(name)}])
+            tag = session.scalars(select(Tag).where(Tag.key == name_key(name))).one()
+            links = [{"item_id": i, "tag_id": tag.id} for i in wanted]
+            session.execute(_insert_new(session, GalleryItemTag, ["item_id", "tag_id"]), links)
             return BulkResult("tag", wanted, {"tag": tag.name})
 
+    @retry_when_busy
     def untag(self, ids: Iterable[int], name: str) -> BulkResult:
         """Remove a tag from items (the tag itself goes when no item carries it)."""
         name = validate_name(name, "tag")
@@ -510,37 +522,30 @@ class GalleryRepository:
                 session.delete(tag)
             return BulkResult("untag", wanted, {"tag": tag.name})
 
+    @retry_when_busy
     def collect(self, ids: Iterable[int], name: str, move: bool = False) -> BulkResult:
         """Add items to a collection (created on first use); `move` takes them out of every other one."""
         name = validate_name(name, "collection")
         self._writable()
         with self.store.session() as session:
             wanted = self._existing(session, ids)
-            collection = session.scalar(select(Collection).where(Collection.key == name_key(name)))
-            if collection is None:
-                collection = Collection(name=name, key=name_key(name))
-                session.add(collection)
-                session.flush()
+            key = name_key(name)
+            session.execute(
+                _insert_new(session, Collection, ["key"]), [{"name": name, "key": key, "created_at": utcnow()}]
+            )
+            collection = session.scalars(select(Collection).where(Collection.key == key)).one()
             if move:
                 session.execute(
                     delete(GalleryItemCollection).where(
                         GalleryItemCollection.item_id.in_(wanted), GalleryItemCollection.collection_id != collection.id
                     )
                 )
-            have = set(
-                session.scalars(
-                    select(GalleryItemCollection.item_id).where(
-                        GalleryItemCollection.collection_id == collection.id, GalleryItemCollection.item_id.in_(wanted)
-                    )
-                )
-            )
-            new = [
-                {"item_id": i, "collection_id": collection.id, "added_at": utcnow()} for i in wanted if i not in have
-            ]
-            if new:
-                session.execute(insert(GalleryItemCollection), new)
+            now = utcnow()
+            links = [{"item_id": i, "collection_id": collection.id, "added_at": now} for i in wanted]
+            session.execute(_insert_new(session, GalleryItemCollection, ["item_id", "collection_id"]), links)
             return BulkResult("move" if move else "collect", wanted, {"collection": collection.name})
 
+    @retry_when_busy
     def uncollect(self, ids: Iterable[int], name: str) -> BulkResult:
         """Take items out of a collection (the collection stays, even empty)."""
         name = validate_name(name, "collection")
@@ -564,6 +569,7 @@ class GalleryRepository:
         """trash/ in the data home: files of deleted items until the trash is emptied."""
         return self.store.home.root / TRASH_FOLDER
 
+    @retry_when_busy
     def delete(self, ids: Iterable[int]) -> BulkResult:
         """Move items to the trash: files to trash/, rows marked; `undelete` reverses it."""
         self._writable()
@@ -595,6 +601,7 @@ class GalleryRepository:
             raise
         return BulkResult("delete", wanted, {"trash": str(self.trash)})
 
+    @retry_when_busy
     def undelete(self, ids: Iterable[int]) -> BulkResult:
         """Bring items back from the trash (files moved back, rows live again)."""
         self._writable()
@@ -625,6 +632,7 @@ class GalleryRepository:
             raise
         return BulkResult("undelete", wanted)
 
+    @retry_when_busy
     def empty_trash(self) -> BulkResult:
         """Delete the rows and files of every item in the trash, for good."""
         self._writable()

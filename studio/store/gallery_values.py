@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
+from studio.limits import ITEM_ID, PAGE, RATING_VALUES
 from studio.store.database import Store
 from studio.store.tables import FLAG_VALUES, GalleryItem
 
 SORTS = ("newest", "oldest", "rating")
-MAX_PAGE = 10_000
+MAX_PAGE = PAGE.high
 MAX_NAME = 64  # tags and collections
 MAX_NOTE = 10_000
 TRASH_FOLDER = "trash"
@@ -212,8 +213,8 @@ def decode_cursor(cursor: str, sort: str) -> list[Any]:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
         if sort == "rating":
             rating, created, item = values
-            return [int(rating), datetime.fromisoformat(created), int(item)]
+            return [RATING_VALUES.check(int(rating)), datetime.fromisoformat(created), ITEM_ID.check(int(item))]
         created, item = values
-        return [datetime.fromisoformat(created), int(item)]
-    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        return [datetime.fromisoformat(created), ITEM_ID.check(int(item))]
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError, StudioError):
         raise StudioError(f"invalid cursor {cursor[:40]!r} for sort '{sort}': use the next_cursor of a page") from None

@@ -7,10 +7,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from studio.files import StagingFolder
-from studio.store.database import Store
+from studio.store.database import Store, retry_when_busy
 from studio.store.tables import Dataset, Model
 
 
+@retry_when_busy  # safe to run again: a failed attempt puts the folder back as it was
 def delete_row_and_folder(store: Store, folder: Path, row_type: type[Dataset | Model], name: str) -> None:
     """Delete the named dataset or model row (cascading) and its folder; a crash loses neither half alone.
 

@@ -142,6 +142,13 @@ class _EngineThread(QThread):
         except StudioError as error:
             report(handle, "failed", str(error))
         except Exception as error:  # noqa: BLE001 - an engine bug must not kill the app: report it
+            # A full or read-only disk, no permission, no memory: the CLI's own one line, no traceback.
+            from studio.failures import explain
+
+            explained = explain(error)
+            if explained is not None:
+                report(handle, "failed", str(explained))
+                return
             traceback.print_exc(file=sys.stderr)
             message = str(error).splitlines()[0] if str(error) else ""
             report(handle, "failed", f"unexpected error ({type(error).__name__}): {message}")

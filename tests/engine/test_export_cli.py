@@ -82,7 +82,7 @@ def test_export_then_generate_interpolate_and_inpaint_through_onnx(
     assert {item["operation"] for item in gallery["items"]} == {"sample", "interpolate", "inpaint"}
     assert {item["backend"] for item in gallery["items"]} == {"onnx"}
     code, error, err = cli(capsys, "interpolate", "v", "--from", "1", "--to", "2", "--frames", "0")
-    assert code == 1 and error["error"].startswith("invalid frame count 0") and "Traceback" not in err
+    assert code == 2 and "argument --frames: invalid frame count 0" in error["error"] and "Traceback" not in err
     code, error, _ = cli(capsys, "inpaint", "v", "--image", f"#{second}", "--mask", str(tmp_path / "nope.png"))
     assert code == 1 and error["error"].startswith("no mask file at")
     code, error, _ = cli(capsys, "generate", "v", "--backend", "onnx", "--set", "steps=3")

@@ -6,11 +6,17 @@ becomes a `Skip` with a one-line reason; nothing here writes a file.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
+import multiprocessing
 import os
 import signal
 import stat
+import sys
+import threading
+import time
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -281,9 +287,57 @@ def run_task(task: DecodeTask) -> Decoded | str:
         return "out of memory while decoding"
 
 
-def worker_init() -> None:
-    """Decoding workers leave Ctrl-C to the parent, which cancels the import and stops them cleanly."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_SECONDS = 0.25
+
+
+def worker_init(creator: int | None = None, creator_is_parent: bool = True) -> None:
+    """Set up a decoding worker: Ctrl-C is the parent's to handle, and the worker dies with its import.
+
+    Ctrl-C goes to the parent, which cancels the import and stops the workers cleanly. If the import
+    process is killed instead, nothing stops them, and they would linger (waiting for work forever)
+    holding what they inherited, so each worker also ends itself as soon as its import is gone.
+    `creator` is the importing process; under a fork server it is not the worker's parent.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_creator(creator, creator_is_parent)
+
+
+def _exit_with_creator(creator: int | None, creator_is_parent: bool) -> None:
+    if sys.platform.startswith("linux"):
+        # The kernel's own notice: SIGKILL this worker when the process that forked it exits (the
+        # import, or the fork server, which exits when the import does).
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent = os.getppid()
+    if creator is not None and creator_is_parent and parent != creator:
+        os._exit(1)  # orphaned before prctl() took effect: the import is already gone
+    origin = multiprocessing.parent_process()
+
+    def gone() -> bool:
+        if os.name != "posix":  # Windows: the parent's handle says whether it still runs
+            return origin is not None and not origin.is_alive()
+        # A dead parent's children are handed to another process: the parent pid changes.
+        return os.getppid() != parent or (creator is not None and not creator_is_parent and not _alive(creator))
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)  # nothing will ever read what this worker makes
+
+    threading.Thread(target=watch, name="studio-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists (POSIX; a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def decode_chunk(tasks: Sequence[DecodeTask]) -> list[Decoded | str]:

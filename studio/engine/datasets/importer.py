@@ -105,7 +105,14 @@ def _decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[Decoded |
     chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
     window = workers * 3  # chunks in flight: keeps workers busy, bounds memory held out of order
     context = _process_context()
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_init)
+    # Workers end themselves when this process dies (worker_init); they never hold its staging lock,
+    # whose inherited descriptor studio.files closes in every forked child.
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=worker_init,
+        initargs=(os.getpid(), context.get_start_method() != "forkserver"),
+    )
     futures: dict[int, Future[list[Decoded | str]]] = {}
     finished: dict[int, list[Decoded | str]] = {}
     submitted = 0

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from studio.engine.datasets.storage import DatasetSummary, DatasetWriter
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.errors import StudioError
+from studio.limits import SAMPLE_COUNT, SEED
 from studio.resources import resource
 from studio.store.database import Store
 
@@ -93,8 +94,8 @@ def add_sample(
     """Create a sample dataset; yields Progress, then Finished(DatasetSummary)."""
     if sample not in SAMPLES:
         raise StudioError(f"unknown sample '{sample}': choose one of {', '.join(SAMPLES)}")
-    if not 1 <= count <= 100_000:
-        raise StudioError(f"invalid count {count}: choose 1 to 100000")
+    SAMPLE_COUNT.check(count)
+    SEED.check(seed)
     cancel = cancel or CancelToken()
     channels = channels or SAMPLES[sample][1]
     writer = DatasetWriter(store, name or sample, size, channels, origin=f"sample:{sample}")

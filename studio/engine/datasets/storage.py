@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +17,18 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from studio.engine.datasets.decode import THUMBNAIL_SIZE
+from studio.engine.untrusted.values import NAME_PATTERN
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.files import StagingFolder
+from studio.limits import IMAGE_SIZE
 from studio.store.database import Store
 from studio.store.staging import delete_row_and_folder
 from studio.store.tables import Dataset, DatasetItem
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-MIN_SIZE, MAX_SIZE = 8, 512
+MIN_SIZE, MAX_SIZE = IMAGE_SIZE.low, IMAGE_SIZE.high
 IMAGES_FILE = "images.npy"
 THUMBNAILS_FILE = "thumbnails.npy"
 PREVIEW_FILE = "preview.png"
@@ -227,22 +228,26 @@ class DatasetWriter:
             destination = _free_folder(self.store.home.datasets, self.name)
             self.staging.publish(destination)
             fsync_path(destination.parent)
+
+            def insert_rows(session: Session) -> Dataset:
+                ensure_name_free(self.store, self.name, session)
+                row = Dataset(
+                    name=self.name,
+                    folder=self.store.home.relative(destination),
+                    size=self.size,
+                    channels=self.channels,
+                    count=self.count,
+                    origin=self.origin,
+                    class_counts=class_counts,
+                    import_report=report or {},
+                )
+                session.add(row)
+                session.flush()
+                session.execute(insert(DatasetItem), [{"dataset_id": row.id, **item} for item in self._items])
+                return row
+
             try:
-                with self.store.session() as session:
-                    ensure_name_free(self.store, self.name, session)
-                    row = Dataset(
-                        name=self.name,
-                        folder=self.store.home.relative(destination),
-                        size=self.size,
-                        channels=self.channels,
-                        count=self.count,
-                        origin=self.origin,
-                        class_counts=class_counts,
-                        import_report=report or {},
-                    )
-                    session.add(row)
-                    session.flush()
-                    session.execute(insert(DatasetItem), [{"dataset_id": row.id, **item} for item in self._items])
+                row = self.store.write(insert_rows)  # retried while another process holds the database
             except IntegrityError:
                 # Another process committed the same name between our check and our insert.
                 raise AlreadyExistsError(

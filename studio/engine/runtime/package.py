@@ -11,22 +11,27 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 
 from studio.engine.families import registry
 from studio.engine.families.pipeline import ModelSpec, Pipeline
 from studio.engine.families.schema import Hyperparameter
-from studio.engine.runtime.providers import ProviderChoice, open_session
+from studio.engine.runtime.provider_names import ProviderChoice
+from studio.engine.untrusted.manifest import read_export_manifest
+from studio.engine.untrusted.values import JsonLimits, MalformedError, parse_json
 from studio.errors import StudioError
+
+if TYPE_CHECKING:  # onnxruntime loads only when a session opens (see provider_names)
+    import onnxruntime as ort
 
 EXPORT_FOLDER = "onnx"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 # The facts every file's metadata_props repeats from the manifest (checked against it at load).
 _CHECKED_METADATA = ("family", "resolution", "channels", "weights_hash")
+_PROPS_LIMITS = JsonLimits(max_bytes=64 << 10, max_depth=8, max_members=1000, max_string=4096)
 
 
 class ExportError(StudioError):
@@ -79,36 +84,14 @@ def recover_export(model_folder: Path) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """manifest.json of an export folder, checked for the fields the runtime needs."""
+    """manifest.json of an export folder, checked: bounded JSON, file names, checksums, facts and settings typed."""
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ExportError(f"no ONNX export in {folder.parent.name or folder}: run `studio export MODEL` first")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"{path} is not valid JSON ({error}): export the model again") from None
-    if not isinstance(manifest, dict):
-        raise ExportError(f"{path} does not describe an export")
-    if int(manifest.get("format", 0)) > MANIFEST_FORMAT:
-        raise ExportError(f"{path} was written by a newer Studio (format {manifest['format']})")
-    missing = [
-        key
-        for key in (
-            "family",
-            "resolution",
-            "channels",
-            "networks",
-            "hyperparameters",
-            "sampling_schema",
-            "weights_hash",
-        )
-        if key not in manifest
-    ]
-    if missing:
-        raise ExportError(f"{path} lacks {', '.join(missing)}: export the model again")
-    if manifest["family"] not in registry.family_names():
-        raise ExportError(f"{path} names an unknown family '{manifest['family']}'")
-    return manifest
+        return read_export_manifest(path, MANIFEST_FORMAT)
+    except StudioError as error:
+        raise ExportError(str(error)) from None
 
 
 @dataclass
@@ -155,6 +138,9 @@ def load_exported(
             raise ExportError(
                 "the ONNX export is out of date (the weights changed after it was made): export the model again"
             )
+    # Imported here: onnxruntime loads (seconds of start-up, files of its own) only when a session opens.
+    from studio.engine.runtime import providers
+
     sessions: dict[str, ort.InferenceSession] = {}
     choice: ProviderChoice | None = None
     for role, inputs in registry.declaration(family).network_inputs().items():
@@ -171,7 +157,7 @@ def load_exported(
         if file_sha256(path) != entry.get("sha256"):
             raise ExportError(f"{path.name} does not match its manifest (damaged or replaced): export the model again")
         try:
-            session, chosen = open_session(path, provider if choice is None else choice.provider, threads)
+            session, chosen = providers.open_session(path, provider if choice is None else choice.provider, threads)
         except StudioError:
             raise
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for bad files
@@ -202,9 +188,12 @@ def _check_metadata(
 
 
 def _json_or_none(text: str | None) -> Any:
+    """A metadata_props value: JSON where structured (bounded: the file is as untrusted as its manifest)."""
+    if text is None:
+        return None
     try:
-        return json.loads(text) if text is not None else None
-    except json.JSONDecodeError:
+        return parse_json(text, _PROPS_LIMITS)
+    except MalformedError:
         return text
 
 

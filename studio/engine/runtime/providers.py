@@ -13,39 +13,40 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
+from studio.engine.runtime.provider_names import AUTO_ORDER, PROVIDER_CHOICES, PROVIDERS, ProviderChoice, short_name
 from studio.errors import StudioError
 
-# Short names users type, and ONNX Runtime's names for them.
-PROVIDERS: dict[str, str] = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "migraphx": "MIGraphXExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-}
-PROVIDER_CHOICES = ("auto", *PROVIDERS)
-AUTO_ORDER = ("cuda", "rocm", "migraphx", "directml", "coreml")
+# ONNX Runtime (1.29 and later, in its official Linux and macOS builds) writes a persistent device
+# id and a telemetry cache under $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and $TMPDIR
+# as soon as it loads, and uploads usage events. Its one documented opt-out on these systems is this
+# variable, read once when the library initialises: so it is set before the import, and only where
+# the user has not chosen otherwise.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import onnxruntime as ort  # after the opt-out above, which it reads at load time
+
+__all__ = [
+    "AUTO_ORDER",
+    "PROVIDERS",
+    "PROVIDER_CHOICES",
+    "ProviderChoice",
+    "available_providers",
+    "open_session",
+    "quiet_session",
+    "short_name",
+    "usable_providers",
+]
+
 _QUIET = 3  # ONNX Runtime log severity: 3 = errors only
 _SILENT = 4  # fatal only: while probing, a provider that fails to start is expected, not news
 _preloaded = False
 ort.set_default_logger_severity(_QUIET)
-
-
-def short_name(provider: str) -> str:
-    """ONNX Runtime's provider name to the short one ("CUDAExecutionProvider" -> "cuda")."""
-    for short, full in PROVIDERS.items():
-        if full == provider:
-            return short
-    return provider.removesuffix("ExecutionProvider").lower()
+# Windows builds send events through the system's own telemetry, which only this call turns off (for
+# the events after it); elsewhere it is a no-op once the variable above was read.
+ort.disable_telemetry_events()
 
 
 def available_providers() -> list[str]:
@@ -99,15 +100,6 @@ def quiet_session(
         options.intra_op_num_threads = threads
     source = str(model) if isinstance(model, Path) else model
     return ort.InferenceSession(source, sess_options=options, providers=list(providers))
-
-
-@dataclass(frozen=True)
-class ProviderChoice:
-    """What a request resolved to: the provider that runs, and a note when it is not what was asked."""
-
-    requested: str
-    provider: str  # short name of the provider that actually runs the session
-    note: str = ""
 
 
 def open_session(

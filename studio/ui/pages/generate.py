@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 from studio.engine.families.registry import declaration
 from studio.engine.generation import MAX_COUNT, MAX_SEED, generate
 from studio.engine.jobs import CancelToken, Job
-from studio.engine.runtime.providers import PROVIDER_CHOICES
+from studio.engine.runtime.provider_names import PROVIDER_CHOICES
 from studio.errors import StudioError
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QWidget
 
 from studio.engine.families.registry import declaration, declarations, family_names
 from studio.engine.library import ModelSummary
-from studio.engine.runtime.providers import PROVIDER_CHOICES, available_providers
+from studio.engine.runtime.provider_names import PROVIDER_CHOICES
 from studio.ui.context import StudioContext
 from studio.ui.widgets import named
 
@@ -154,6 +154,8 @@ class BackendPicker(QWidget):
             "ONNX Runtime provider",
             "the ONNX Runtime execution provider (used by the onnx backend only)",
         )
+        from studio.engine.runtime.providers import available_providers  # loads onnxruntime: only when asked
+
         offered = set(available_providers())
         for index, provider in enumerate(PROVIDER_CHOICES):
             self.provider_combo.addItem(provider, provider)
