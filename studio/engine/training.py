@@ -589,20 +589,7 @@ def _loop(
         run.release()
         if isinstance(stop, KeyboardInterrupt):
             raise
-        yield Finished(
-            TrainResult(
-                run.name,
-                model.name,
-                run.dataset,
-                step,
-                run.start_step,
-                run.losses,
-                RunStatus.CANCELLED,
-                device.type,
-                time.monotonic() - started,
-                warnings,
-            )
-        )
+        yield Finished(_result(run, step, RunStatus.CANCELLED, device, started, warnings))
         return
     except BaseException as error:
         run.finish(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else type(error).__name__)
@@ -612,19 +599,24 @@ def _loop(
         yield CheckpointSaved(step, run.save(step, sampler))
     run.finish(status)
     run.release()
-    yield Finished(
-        TrainResult(
-            run.name,
-            model.name,
-            run.dataset,
-            step,
-            run.start_step,
-            run.losses,
-            status,
-            device.type,
-            time.monotonic() - started,
-            warnings,
-        )
+    yield Finished(_result(run, step, status, device, started, warnings))
+
+
+def _result(
+    run: _Run, step: int, status: RunStatus, device: torch.device, started: float, warnings: list[str]
+) -> TrainResult:
+    """How the run ended, for the Finished event."""
+    return TrainResult(
+        run.name,
+        run.family.name,
+        run.dataset,
+        step,
+        run.start_step,
+        run.losses,
+        status,
+        device.type,
+        time.monotonic() - started,
+        warnings,
     )
 
 
