@@ -43,8 +43,6 @@ from studio.ui.widgets import named
 from studio.ui.widgets.schema_form import SchemaForm
 
 GROUP_TITLES = {"model": "Network", "training": "Training", "sampling": "Preview sampling"}
-# VAE previews are originals, their reconstructions, then samples: 32 gives full rows of 8 of each.
-# A per-family fact kept here only until each family's declaration carries its own `preview_count`.
 
 
 def preview_count(family: str) -> int:

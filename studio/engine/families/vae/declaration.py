@@ -50,7 +50,7 @@ DECLARATION = FamilyDeclaration(
     ),
     model_class="VaeFamily",
     refusals={},
-    preview_count=32,
+    preview_count=32,  # originals, their reconstructions, then samples: full rows of 8 of each
     inpainting_settings=frozenset({"inpaint_iterations"}),
     preview_caption="Row 1: real images; row 2: their reconstructions (blur shows here); then samples.",
 )
