@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import sys
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -170,11 +171,43 @@ def is_abandoned(folder: Path) -> bool:
         return False
 
 
-def sweep_abandoned(parents: Iterable[Path], is_referenced: Callable[[Path], bool]) -> list[Path]:
+PENDING_FILE = "pending.json"  # in a staging folder: files its job writes elsewhere before their rows
+_MAX_PENDING_BYTES = 1 << 20  # a journal lists one batch of paths: far below this
+
+
+def write_pending(staging: StagingFolder, paths: Sequence[str]) -> None:
+    """Record, before writing them, the files a job will write outside its staging folder.
+
+    Were the job to die before committing their rows, the next sweep hands the list to `on_pending`,
+    which removes the files no row points at.
+    """
+    journal = staging.path / PENDING_FILE
+    with open(journal, "w", encoding="utf-8") as handle:
+        json.dump(list(paths), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _pending(folder: Path) -> list[str]:
+    journal = folder / PENDING_FILE
+    try:
+        if journal.stat().st_size > _MAX_PENDING_BYTES:
+            return []
+        listed = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # no journal, or one cut short by the crash: it listed nothing written yet
+    return [entry for entry in listed if isinstance(entry, str)] if isinstance(listed, list) else []
+
+
+def sweep_abandoned(
+    parents: Iterable[Path],
+    is_referenced: Callable[[Path], bool],
+    on_pending: Callable[[list[str]], None] | None = None,
+) -> list[Path]:
     """Remove staging folders, and published-but-uncommitted folders, left by dead jobs.
 
     A folder whose row was committed just before its owner died (`is_referenced`) is complete: it
-    only loses its marker.
+    only loses its marker. A dead job's journal of files written elsewhere goes to `on_pending` first.
     """
     removed: list[Path] = []
     for parent in parents:
@@ -186,6 +219,9 @@ def sweep_abandoned(parents: Iterable[Path], is_referenced: Callable[[Path], boo
             if is_referenced(folder):
                 (folder / MARKER).unlink(missing_ok=True)
             else:
+                pending = _pending(folder)
+                if pending and on_pending is not None:
+                    on_pending(pending)
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
     return removed

@@ -41,6 +41,7 @@ from studio.engine.runtime.provider_names import PROVIDER_CHOICES
 from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.engine.untrusted.png import METADATA_KEY  # the chunk written here is the one read there
 from studio.errors import NotFoundError, StudioError
+from studio.files import StagingFolder, write_pending
 from studio.limits import COUNT, FRAMES, ITEM_ID, SEED, IntRange
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
@@ -257,16 +258,24 @@ class _GalleryWriter:
         extras: Sequence[Mapping[str, Any]],
         parents: Sequence[int | tuple[int, str]] = (),
     ) -> list[dict[str, Any]]:
-        """Files first, rows after; returns what the CLI prints per item."""
+        """Files first, rows after; returns what the CLI prints per item.
+
+        The batch's file names go to a journal in a locked staging folder first: should the process be
+        killed before the rows are committed, the next start removes the files no row points at.
+        """
         opened = self.opened
         rows: list[dict[str, Any]] = []
+        planned = [
+            self.folder / f"{opened.name}-{seed if seed is not None else self.operation}-{uuid.uuid4().hex[:8]}.png"
+            for seed in seeds
+        ]
         paths: list[Path] = []
+        journal = StagingFolder(self.store.home.staging, "gallery-batch")
         try:
-            for image, seed, extra in zip(images, seeds, extras, strict=True):
-                tag = f"{seed}" if seed is not None else self.operation
-                path = self.folder / f"{opened.name}-{tag}-{uuid.uuid4().hex[:8]}.png"
-                write_png(path, image, self.metadata(seed, extra))
+            write_pending(journal, [self.store.home.relative(path) for path in planned])
+            for path, image, seed, extra in zip(planned, images, seeds, extras, strict=True):
                 paths.append(path)
+                write_png(path, image, self.metadata(seed, extra))
                 rows.append(
                     {
                         "path": self.store.home.relative(path),
@@ -288,12 +297,14 @@ class _GalleryWriter:
             # No row points at them (a full disk mid-batch, a failed commit): leave no orphans behind.
             for path in paths:
                 path.unlink(missing_ok=True)
+            journal.discard()
             if isinstance(error, IntegrityError) and self._model_gone():
                 # Only where file locks do not work (some network file systems) can this happen.
                 raise StudioError(
                     f"model '{opened.name}' was deleted while generating: the images of this batch were not kept"
                 ) from None
             raise
+        journal.discard()  # the rows point at the files now
         for path, entry in zip(paths, entries, strict=True):
             # Made once, here; a thumbnail is a cache, so a disk that filled up just now costs only
             # the thumbnail (remade when the item is first shown), not the committed images.

@@ -26,7 +26,7 @@ from studio.errors import StoreError
 from studio.failures import explain, is_damage, read_only_file_system
 from studio.files import sweep_abandoned
 from studio.home import DataHome
-from studio.store.tables import Dataset, Model
+from studio.store.tables import Dataset, GalleryItem, Model
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BACKUPS_KEPT = 5
@@ -379,4 +379,23 @@ def sweep_abandoned_folders(store: Store) -> list[Path]:
     home = store.home
     with store.session() as session:
         referenced = set(session.scalars(select(Dataset.folder))) | set(session.scalars(select(Model.folder)))
-    return sweep_abandoned((home.staging, home.datasets, home.models), lambda f: home.relative(f) in referenced)
+    return sweep_abandoned(
+        (home.staging, home.datasets, home.models),
+        lambda f: home.relative(f) in referenced,
+        lambda paths: _remove_unregistered(store, paths),
+    )
+
+
+def _remove_unregistered(store: Store, paths: list[str]) -> None:
+    """A dead generation's images whose rows were never committed: remove them (kept if a row exists)."""
+    with store.session() as session:
+        registered = set(session.scalars(select(GalleryItem.path).where(GalleryItem.path.in_(paths))))
+    for relative in paths:
+        if relative in registered:
+            continue
+        try:
+            path = store.home.absolute(relative)
+        except ValueError:
+            continue  # a journal only ever lists paths inside the home: ignore anything else
+        if path.is_relative_to(store.home.gallery):
+            path.unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from studio.files import MARKER, StagingFolder, is_abandoned
@@ -53,3 +55,22 @@ def test_unmarked_folders_are_never_touched(store: Store) -> None:
     user_folder.mkdir()
     sweep_abandoned_folders(store)
     assert user_folder.is_dir()
+
+
+def test_a_dead_batch_journal_removes_only_its_unregistered_gallery_files(store: Store) -> None:
+    from studio.files import PENDING_FILE
+    from studio.store.gallery import GalleryRepository
+
+    gallery = store.home.gallery / "m"
+    gallery.mkdir(parents=True)
+    kept, orphan = gallery / "kept.png", gallery / "orphan.png"
+    outside = store.home.root / "not-gallery.txt"
+    for path in (kept, orphan, outside):
+        path.write_bytes(b"png")
+    GalleryRepository(store).add(store.home.relative(kept), "m", "gan", 8, 8, seed=1)
+    dead = _dead_folder(store.home.staging, "gallery-batch-dead")
+    listed = ["gallery/m/kept.png", "gallery/m/orphan.png", "not-gallery.txt", "../../escape.png", 7]
+    (dead / PENDING_FILE).write_text(json.dumps(listed), encoding="utf-8")
+    assert sweep_abandoned_folders(store) == [dead]
+    assert kept.exists() and not orphan.exists()  # the row's file stays; the one no row points at goes
+    assert outside.exists()  # a journal only ever removes gallery files
