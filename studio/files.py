@@ -175,6 +175,11 @@ PENDING_FILE = "pending.json"  # in a staging folder: files its job writes elsew
 _MAX_PENDING_BYTES = 1 << 20  # a journal lists one batch of paths: far below this
 
 
+def partial_path(path: Path) -> Path:
+    """Where a file is written before it is renamed to `path` (hidden, beside it, on the same disk)."""
+    return path.with_name(f".{path.name}.partial")
+
+
 def write_pending(staging: StagingFolder, paths: Sequence[str]) -> None:
     """Record, before writing them, the files a job will write outside its staging folder.
 

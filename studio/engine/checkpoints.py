@@ -34,6 +34,7 @@ from studio.engine.untrusted.model_files import (
 )
 from studio.engine.untrusted.values import shown
 from studio.errors import StudioError
+from studio.files import partial_path
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -48,7 +49,7 @@ class DiskFullError(StudioError):
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     try:
         with open(partial, "wb") as handle:
             handle.write(data)

@@ -41,7 +41,7 @@ from studio.engine.runtime.provider_names import PROVIDER_CHOICES
 from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.engine.untrusted.png import METADATA_KEY  # the chunk written here is the one read there
 from studio.errors import NotFoundError, StudioError
-from studio.files import StagingFolder, write_pending
+from studio.files import StagingFolder, partial_path, write_pending
 from studio.limits import COUNT, FRAMES, ITEM_ID, SEED, IntRange
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
@@ -114,7 +114,7 @@ def write_png(path: Path, image: np.ndarray, metadata: Mapping[str, Any]) -> Non
     pixels = image[..., 0] if image.shape[2] == 1 else image
     info = PngInfo()
     info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True), zip=False)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     try:
         with open(partial, "wb") as handle:
             Image.fromarray(pixels).save(handle, format="PNG", pnginfo=info)

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from studio.errors import StudioError
+from studio.files import partial_path
 from studio.store.database import Store
 from studio.store.gallery_values import THUMBNAILS_FOLDER, GalleryEntry, thumbnail_path
 
@@ -33,7 +34,7 @@ def make_thumbnail(source: Path, destination: Path) -> None:
         resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
         small = image.resize(size, resample)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.partial")
+    partial = partial_path(destination)
     try:
         small.save(partial, format="PNG")
         os.replace(partial, destination)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import StoreError
 from studio.failures import explain, is_damage, read_only_file_system
-from studio.files import sweep_abandoned
+from studio.files import partial_path, sweep_abandoned
 from studio.home import DataHome
 from studio.store.tables import Dataset, GalleryItem, Model
 
@@ -399,3 +399,4 @@ def _remove_unregistered(store: Store, paths: list[str]) -> None:
             continue  # a journal only ever lists paths inside the home: ignore anything else
         if path.is_relative_to(store.home.gallery):
             path.unlink(missing_ok=True)
+            partial_path(path).unlink(missing_ok=True)  # killed while writing it

@@ -64,8 +64,9 @@ def test_a_dead_batch_journal_removes_only_its_unregistered_gallery_files(store:
     gallery = store.home.gallery / "m"
     gallery.mkdir(parents=True)
     kept, orphan = gallery / "kept.png", gallery / "orphan.png"
+    half_written = gallery / ".orphan.png.partial"  # the process was killed while writing it
     outside = store.home.root / "not-gallery.txt"
-    for path in (kept, orphan, outside):
+    for path in (kept, orphan, half_written, outside):
         path.write_bytes(b"png")
     GalleryRepository(store).add(store.home.relative(kept), "m", "gan", 8, 8, seed=1)
     dead = _dead_folder(store.home.staging, "gallery-batch-dead")
@@ -73,4 +74,5 @@ def test_a_dead_batch_journal_removes_only_its_unregistered_gallery_files(store:
     (dead / PENDING_FILE).write_text(json.dumps(listed), encoding="utf-8")
     assert sweep_abandoned_folders(store) == [dead]
     assert kept.exists() and not orphan.exists()  # the row's file stays; the one no row points at goes
+    assert not half_written.exists()
     assert outside.exists()  # a journal only ever removes gallery files
