@@ -162,7 +162,8 @@ class QueryOp(Generic[T]):
     """
 
     _serials: ClassVar[itertools.count[int]] = itertools.count(1)
-    _latest: ClassVar[dict[tuple[int, object], int]] = {}
+    _latest: ClassVar[dict[tuple[int, object], int]] = {}  # (id of parent, key) -> newest serial
+    _watched: ClassVar[set[int]] = set()  # parents whose keys are forgotten when they are destroyed
     _in_flight: ClassVar[set[QueryOp[Any]]] = set()  # kept alive until answered: the queued answer needs the relay
 
     def __init__(self, parent: QObject, work: Callable[[], T], pool: QThreadPool | None = None) -> None:
@@ -219,10 +220,22 @@ class QueryOp(Generic[T]):
         """Start the read in the pool; the handle can drop its answer."""
         handle = QueryHandle(self._key, next(self._serials))
         if self._key is not None:
-            self._latest[(id(self.parent), self._key)] = handle.serial
+            parent_id = id(self.parent)
+            self._latest[(parent_id, self._key)] = handle.serial
+            if parent_id not in QueryOp._watched:
+                # Without this the table would grow with every page ever built, and a new object given
+                # a dead one's id would inherit its serials.
+                QueryOp._watched.add(parent_id)
+                self.parent.destroyed.connect(lambda *_: QueryOp._forget(parent_id))
         QueryOp._in_flight.add(self)
         self.pool.start(_QueryTask(self, handle), self._priority)
         return handle
+
+    @classmethod
+    def _forget(cls, parent_id: int) -> None:
+        for entry in [entry for entry in cls._latest if entry[0] == parent_id]:
+            del cls._latest[entry]
+        cls._watched.discard(parent_id)
 
     @Slot(object, bool, object)
     def _answered(self, handle: QueryHandle, succeeded: bool, payload: Any) -> None:
