@@ -138,7 +138,11 @@ def marked_processes(marker: str) -> list[int]:
 def open_files(pid: int) -> list[str]:
     """The paths a process has open (its /proc fd links)."""
     found = []
-    for link in Path(f"/proc/{pid}/fd").iterdir():
+    try:
+        links = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []  # the process ended meanwhile
+    for link in links:
         try:
             found.append(os.readlink(link))
         except OSError:
@@ -240,8 +244,9 @@ def curate(home: str, names: list[str], items: list[int], barrier: Any, results:
         results.put(errors)
 
 
-def hold_write_lock(database: str, seconds: float, ready: Any) -> None:
-    """Hold SQLite's write lock on `database` for `seconds` (as a long transaction elsewhere would)."""
+def hold_write_lock(database: str, seconds: float, ready: Any, released: Any = None) -> None:
+    """Hold SQLite's write lock on `database` for `seconds` (as a long transaction elsewhere would);
+    `released`, a shared double, gets the monotonic time (system-wide on Linux) the lock was let go."""
     import sqlite3
 
     connection = sqlite3.connect(database, isolation_level=None)
@@ -249,4 +254,6 @@ def hold_write_lock(database: str, seconds: float, ready: Any) -> None:
     ready.set()
     time.sleep(seconds)
     connection.execute("ROLLBACK")
+    if released is not None:
+        released.value = time.monotonic()
     connection.close()
