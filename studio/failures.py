@@ -35,6 +35,7 @@ _SQLITE_MESSAGES = {
     "attempt to write a readonly database": SQLITE_READONLY,
     "unable to open database file": SQLITE_CANTOPEN,
     "database is locked": SQLITE_BUSY,
+    "database is busy": SQLITE_BUSY,
     "database table is locked": SQLITE_LOCKED,
     "database disk image is malformed": SQLITE_CORRUPT,
     "file is not a database": SQLITE_NOTADB,
@@ -67,6 +68,12 @@ def sqlite_code(error: BaseException) -> int | None:
         return code & 0xFF  # extended codes (SQLITE_IOERR_SHMSIZE...) keep the primary one in the low byte
     text = str(error).lower()
     return next((value for key, value in _SQLITE_MESSAGES.items() if key in text), None)
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether an error (or the sqlite3 error SQLAlchemy wraps) is SQLite saying another connection holds a lock."""
+    original = error if isinstance(error, sqlite3.Error) else getattr(error, "orig", None)
+    return isinstance(original, sqlite3.OperationalError) and sqlite_code(original) in (SQLITE_BUSY, SQLITE_LOCKED)
 
 
 def is_damage(error: BaseException) -> bool:
@@ -112,10 +119,16 @@ def _out_of_memory() -> str:
 
 
 def _place(path: Path | None, home: Path | None) -> str:
-    """How a message names where a file lives: the data home when it is inside it, else the path."""
-    if home is not None and (path is None or _inside(path, home)):
+    """How a message names where a file lives: the data home when it is inside it, else the path.
+
+    An error that names no file says nothing of where it was written: the home is not blamed for it,
+    only named as the likeliest place to look.
+    """
+    if path is None:  # named only as where to look: it may be a destination outside the home
+        return "the folder being written" + (f" (the data home is {home})" if home is not None else "")
+    if home is not None and _inside(path, home):
         return f"the data home ({home})"
-    return str(path) if path is not None else "the disk"
+    return str(path)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -137,7 +150,16 @@ def _filename(error: OSError) -> Path | None:
     return Path(name) if isinstance(name, str) and name else None
 
 
-def _explain_os(error: OSError, home: Path | None) -> str:
+# Other errors a user's machine causes (a busy or vanished device, a stale network mount, a lock
+# table full), told with their own words; any errno not named here or above is a bug.
+_ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EBUSY", "ETXTBSY", "ENODEV", "ENXIO", "ESTALE", "ENOLCK", "EREMOTEIO", "EXDEV")
+    if hasattr(errno, name)
+)
+
+
+def _explain_os(error: OSError, home: Path | None) -> str | None:
     code, path = error.errno, _filename(error)
     place = _place(path, home)
     if code == errno.ENOSPC:
@@ -177,8 +199,10 @@ def _explain_os(error: OSError, home: Path | None) -> str:
         return f"{path} already exists: choose another name"
     if code == errno.ELOOP:
         return f"too many symbolic links (a loop?) in {path}"
-    reason = error.strerror or os.strerror(code or 0)
-    return f"{reason.lower()}: {path or place}; {NOTHING_KEPT}"
+    if code in _ENVIRONMENT_ERRNOS:
+        reason = error.strerror or os.strerror(code or 0)
+        return f"{reason.lower()}: {path or place}; {NOTHING_KEPT}"
+    return None  # EBADF, EINVAL, ECONNREFUSED...: Studio's own doing, a bug that deserves its traceback
 
 
 def _blocking_file(path: Path | None) -> Path | None:

@@ -119,9 +119,36 @@ class StagingFolder:
         self._release()
 
     def discard(self) -> None:
-        """Remove the folder and everything in it."""
+        """Remove the folder and everything in it.
+
+        It is first renamed aside (still marked and locked), so its name is free at once and nothing
+        that opens a path in it by its old name (a job taking a model's use lock) can create a file in
+        it while it is removed. Should the removal stop short, the renamed folder keeps its marker
+        (removed last) and the next sweep finishes the job.
+        """
+        doomed = self.path
+        with contextlib.suppress(OSError):  # renaming aside is best effort: removed in place otherwise
+            doomed = self.path.rename(self.path.with_name(f".{self.path.name}.removing-{uuid.uuid4().hex[:8]}"))
         self._release()
-        shutil.rmtree(self.path, ignore_errors=True)
+        complete = True
+        try:
+            children = list(doomed.iterdir())
+        except OSError:
+            children = []  # gone already
+        for child in children:
+            if child.name == MARKER:
+                continue
+            try:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            except OSError:
+                complete = False
+        if complete:
+            with contextlib.suppress(OSError):
+                (doomed / MARKER).unlink(missing_ok=True)
+                doomed.rmdir()
 
     def _release(self) -> None:
         if not self._lock.closed:
@@ -137,22 +164,27 @@ def hold_lock(path: Path) -> BinaryIO | None:
     return None
 
 
-def hold_shared_lock(path: Path) -> BinaryIO | None:
-    """Take a shared OS lock on `path` (created if needed); None while someone holds it exclusively.
+def hold_shared_lock(path: Path, create: bool = True) -> BinaryIO | None:
+    """Take a shared OS lock on `path` (created if needed and `create`); None while someone holds it exclusively.
 
     Any number of processes may share it; an exclusive `hold_lock` waits for none of them and fails
     while one holds it. In a read-only folder an existing file is locked through a read-only handle.
-    Raises OSError when the file can be neither created nor opened.
+    Raises OSError when the file can be neither created nor opened: FileNotFoundError when it does not
+    exist and `create` is False, or its folder is gone; PermissionError or EROFS when it does not exist
+    and the folder is read-only.
     """
     handle: BinaryIO
     try:
-        handle = open(path, "ab")  # noqa: SIM115 - the caller keeps it open to keep the lock
-    except PermissionError:
-        handle = open(path, "rb")  # noqa: SIM115 - flock() needs no write access
+        handle = open(path, "ab" if create else "rb+")  # noqa: SIM115 - the caller keeps it open to keep the lock
     except OSError as error:
-        if error.errno != errno.EROFS:
+        if not isinstance(error, PermissionError) and error.errno != errno.EROFS:
             raise
-        handle = open(path, "rb")  # noqa: SIM115 - as above
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - flock() needs no write access
+        except FileNotFoundError:
+            if create:
+                raise error from None  # it could not be made: the folder is read-only
+            raise
     if _try_lock(handle, shared=True):
         return _held_lock(handle)
     handle.close()

@@ -15,6 +15,8 @@ from studio.errors import StudioError
 # numpy's default_rng and torch.manual_seed accept every seed up to here, so the seed range is all
 # of it; a 32-bit range would refuse seeds of images that older versions saved.
 INT64_MAX = 2**63 - 1
+# What runs a generation (the model's own torch networks, or its ONNX export): the only list there is.
+BACKENDS = ("torch", "onnx")
 _SHOWN_DIGITS = 24  # a number longer than this is shortened when echoed in a message
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)  # what a user may type for a whole number
 

@@ -7,12 +7,12 @@ import argparse
 from studio.engine.families import registry
 from studio.engine.runtime.provider_names import PROVIDER_CHOICES
 from studio.errors import StudioError
-from studio.limits import ITEM_ID, IntRange, readable
+from studio.limits import BACKENDS, ITEM_ID, IntRange, readable
 
 # The torch devices a command may ask for ("auto" picks the best one present).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-BACKEND_CHOICES = ("torch", "onnx")
-__all__ = ["BACKEND_CHOICES", "DEVICE_CHOICES", "PROVIDER_CHOICES", "BoundedInt", "bounded_int", "family_choices"]
+BACKEND_CHOICES = BACKENDS
+__all__ = ["BACKEND_CHOICES", "DEVICE_CHOICES", "PROVIDER_CHOICES", "BoundedInt", "family_choices"]
 
 
 def family_choices() -> tuple[str, ...]:
@@ -33,11 +33,6 @@ class BoundedInt:
             return self.bounds.parse(text)
         except StudioError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def bounded_int(bounds: IntRange) -> BoundedInt:
-    """The argparse type for an integer option with these bounds (state them in the option's help)."""
-    return BoundedInt(bounds)
 
 
 def item_id(text: str) -> int:

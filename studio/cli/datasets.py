@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.arguments import bounded_int
+from studio.cli.arguments import BoundedInt
 from studio.cli.context import Context
 from studio.cli.printing import print_table, say
 from studio.limits import IMAGE_SIZE, SAMPLE_COUNT, SEED, WORKERS
@@ -123,7 +123,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--name", required=True, help="name of the new dataset")
     imp.add_argument(
         "--size",
-        type=bounded_int(IMAGE_SIZE),
+        type=BoundedInt(IMAGE_SIZE),
         default=32,
         help=f"square size in pixels, {IMAGE_SIZE.describe()} (default 32)",
     )
@@ -131,7 +131,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--no-labels", action="store_true", help="do not take class labels from folder names")
     imp.add_argument(
         "--workers",
-        type=bounded_int(WORKERS),
+        type=BoundedInt(WORKERS),
         default=None,
         help=f"decoding processes, {WORKERS.describe()} (default: one per core, at most 8)",
     )
@@ -142,7 +142,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     sample.add_argument("--name", default=None, help="dataset name (default: the sample's name)")
     sample.add_argument(
         "--size",
-        type=bounded_int(IMAGE_SIZE),
+        type=BoundedInt(IMAGE_SIZE),
         default=32,
         help=f"square size in pixels, {IMAGE_SIZE.describe()} (default 32)",
     )
@@ -151,12 +151,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     sample.add_argument(
         "--count",
-        type=bounded_int(SAMPLE_COUNT),
+        type=BoundedInt(SAMPLE_COUNT),
         default=2000,
         help=f"images to draw, {SAMPLE_COUNT.describe()} (shapes only, default 2000)",
     )
     sample.add_argument(
-        "--seed", type=bounded_int(SEED), default=0, help=f"random seed, {SEED.describe()} (shapes only, default 0)"
+        "--seed", type=BoundedInt(SEED), default=0, help=f"random seed, {SEED.describe()} (shapes only, default 0)"
     )
     sample.set_defaults(handler=cmd_datasets_add_sample)
 

@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from studio.cli.arguments import BACKEND_CHOICES, bounded_int, family_choices, item_id
+from studio.cli.arguments import BACKEND_CHOICES, BoundedInt, family_choices, item_id
 from studio.cli.context import Context
 from studio.cli.printing import print_table, say
 from studio.errors import StudioError
@@ -300,12 +300,12 @@ def cmd_check(ctx: Context) -> dict[str, Any]:
         if report.repaired:
             done = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in report.repaired.items())
             say(f"repaired: {done}")
+        elif not report.clean:
+            say("run with --repair to fix what can be fixed")
         if report.skipped:
             say(f"skipped {len(report.skipped)} file(s) it cannot read (left as they are):")
             for skipped in report.skipped:
                 say(f"  {skipped['path']}: {skipped['reason']}")
-        elif not report.clean:
-            say("run with --repair to fix what can be fixed")
     return report.as_dict()
 
 
@@ -325,7 +325,7 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group.add_argument("--family", choices=family_choices())
     group.add_argument(
         "--min-rating",
-        type=bounded_int(MIN_RATING),
+        type=BoundedInt(MIN_RATING),
         metavar="N",
         help=f"rated at least N stars, {MIN_RATING.describe()}",
     )
@@ -334,7 +334,7 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group.add_argument("--collection", help="in this collection")
     group.add_argument("--since", metavar="DATE", help="made on or after DATE (YYYY-MM-DD or ISO time)")
     group.add_argument("--until", metavar="DATE", help="made up to DATE (a bare date includes that day)")
-    group.add_argument("--seed", type=bounded_int(SEED), help=f"made with this seed, {SEED.describe()}")
+    group.add_argument("--seed", type=BoundedInt(SEED), help=f"made with this seed, {SEED.describe()}")
     group.add_argument("--backend", choices=BACKEND_CHOICES)
     group.add_argument("--provider", help="cpu, cuda, ...")
     group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
@@ -353,7 +353,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     _filter_arguments(listing)
     listing.add_argument("--trash", action="store_true", help="list the trash instead")
     listing.add_argument(
-        "--limit", type=bounded_int(PAGE), default=50, help=f"items per page, {PAGE.describe()} (default 50)"
+        "--limit", type=BoundedInt(PAGE), default=50, help=f"items per page, {PAGE.describe()} (default 50)"
     )
     listing.add_argument("--after", metavar="CURSOR", help="the next page: the cursor a page printed")
     listing.set_defaults(handler=cmd_list)

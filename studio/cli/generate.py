@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from studio.cli.arguments import BACKEND_CHOICES, DEVICE_CHOICES, PROVIDER_CHOICES, bounded_int
+from studio.cli.arguments import BACKEND_CHOICES, DEVICE_CHOICES, PROVIDER_CHOICES, BoundedInt
 from studio.cli.context import Context
 from studio.cli.printing import print_note, say
 from studio.errors import StudioError
@@ -130,11 +130,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     gen = commands.add_parser("generate", parents=[common], help="sample images from a model into the gallery")
     gen.add_argument("model")
     gen.add_argument(
-        "--count", type=bounded_int(COUNT), default=8, help=f"images to make, {COUNT.describe()} (default 8)"
+        "--count", type=BoundedInt(COUNT), default=8, help=f"images to make, {COUNT.describe()} (default 8)"
     )
     gen.add_argument(
         "--seed",
-        type=bounded_int(SEED),
+        type=BoundedInt(SEED),
         default=None,
         help=f"first seed, {SEED.describe()} (default: random); image i uses seed+i",
     )
@@ -153,7 +153,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     interp.add_argument("--to", dest="end", required=True, metavar="SEED|#ITEM|FILE", help="the other end")
     interp.add_argument(
         "--frames",
-        type=bounded_int(FRAMES),
+        type=BoundedInt(FRAMES),
         default=8,
         help=f"frames, both ends included, {FRAMES.describe()} (default 8)",
     )
@@ -170,10 +170,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="an image of the same size: white where new pixels are wanted, black where kept",
     )
     paint.add_argument(
-        "--count", type=bounded_int(COUNT), default=4, help=f"completions to make, {COUNT.describe()} (default 4)"
+        "--count", type=BoundedInt(COUNT), default=4, help=f"completions to make, {COUNT.describe()} (default 4)"
     )
     paint.add_argument(
-        "--seed", type=bounded_int(SEED), default=None, help=f"first seed, {SEED.describe()} (default: random)"
+        "--seed", type=BoundedInt(SEED), default=None, help=f"first seed, {SEED.describe()} (default: random)"
     )
     _backend_arguments(paint)
     paint.set_defaults(handler=cmd_inpaint)

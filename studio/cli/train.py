@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.arguments import DEVICE_CHOICES, bounded_int, family_choices
+from studio.cli.arguments import DEVICE_CHOICES, BoundedInt, family_choices
 from studio.cli.context import Context, Interrupted
 from studio.cli.printing import TrainingPrinter, say
 from studio.engine.jobs import run_job
@@ -74,11 +74,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     trainer.add_argument("--name", required=True, help="the model's name")
     trainer.add_argument("--family", choices=family_choices(), help="generator family")
     trainer.add_argument("--dataset", help="dataset to train on")
-    trainer.add_argument("--steps", type=bounded_int(STEPS), help=f"stop at this total step count, {STEPS.describe()}")
+    trainer.add_argument("--steps", type=BoundedInt(STEPS), help=f"stop at this total step count, {STEPS.describe()}")
     trainer.add_argument("--minutes", type=float, help="stop after this much training time")
     trainer.add_argument(
         "--seed",
-        type=bounded_int(SEED),
+        type=BoundedInt(SEED),
         default=0,
         help=f"random seed, {SEED.describe()} (default 0; the range SQLite, numpy and torch all take)",
     )
@@ -94,21 +94,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     trainer.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     trainer.add_argument(
         "--checkpoint-every",
-        type=bounded_int(CHECKPOINT_EVERY),
+        type=BoundedInt(CHECKPOINT_EVERY),
         default=500,
         metavar="N",
         help=f"steps between checkpoints, {CHECKPOINT_EVERY.describe()} (default 500)",
     )
     trainer.add_argument(
         "--diagnostics-every",
-        type=bounded_int(DIAGNOSTICS_EVERY),
+        type=BoundedInt(DIAGNOSTICS_EVERY),
         default=250,
         metavar="N",
         help=f"steps between diagnostics such as the GAN diversity check, {DIAGNOSTICS_EVERY.describe()} (0: off)",
     )
     trainer.add_argument(
         "--threads",
-        type=bounded_int(THREADS),
+        type=BoundedInt(THREADS),
         default=None,
         help=f"CPU threads for torch, {THREADS.describe()} (default: all)",
     )

@@ -42,7 +42,7 @@ from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.engine.untrusted.png import METADATA_KEY  # the chunk written here is the one read there
 from studio.errors import NotFoundError, StudioError
 from studio.files import StagingFolder, partial_path, write_pending
-from studio.limits import COUNT, FRAMES, ITEM_ID, SEED, IntRange
+from studio.limits import BACKENDS, COUNT, FRAMES, ITEM_ID, SEED, IntRange
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
 from studio.store.tables import Model
@@ -50,7 +50,6 @@ from studio.store.tables import Model
 MAX_COUNT = COUNT.high
 MAX_FRAMES = FRAMES.high
 MAX_SEED = SEED.high
-BACKENDS = ("torch", "onnx")
 INPUTS_FOLDER = "_inputs"  # inpainting sources and masks, content-addressed, so results can be remade
 
 

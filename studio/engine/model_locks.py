@@ -12,6 +12,8 @@ A new model has no folder until its first checkpoint: a trainer reserves the nam
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +25,15 @@ from sqlalchemy import select
 from studio.engine.runs import LOCK_FILE as TRAINING_LOCK
 from studio.errors import NotFoundError, StudioError
 from studio.files import hold_lock, hold_shared_lock
-from studio.store.database import Store
+from studio.store.database import BUSY_RETRY_SECONDS, BUSY_TIMEOUT_MS, Store
 from studio.store.tables import Model
 
 USE_LOCK = ".use.lock"
 EXPORT_LOCK = ".export.lock"
-DELETE_WAIT_SECONDS = 10.0  # a delete holds its lock for one transaction and a folder removal
+# A delete holds the use lock for its transaction, retried while the database is busy (up to
+# BUSY_RETRY_SECONDS, the last try itself waiting up to BUSY_TIMEOUT_MS), then a folder removal: a
+# job waits that long and a margin before it says the delete is still going on.
+DELETE_WAIT_SECONDS = BUSY_RETRY_SECONDS + BUSY_TIMEOUT_MS / 1000 + 10.0
 
 
 class ModelHold:
@@ -65,19 +70,33 @@ def _row(store: Store, name: str) -> tuple[int, Path] | None:
     return None if row is None else (row[0], store.home.absolute(row[1]))
 
 
-def _shared_use_lock(folder: Path, name: str) -> BinaryIO | None:
-    """The shared use lock, waiting out a delete in progress; None where the folder cannot be locked."""
+def _shared_use_lock(folder: Path, name: str, read_only_store: bool) -> BinaryIO | None:
+    """The shared use lock, waiting out a delete in progress; None where the home is read-only.
+
+    Only the first try may create the lock file (a model no job has used yet). While a delete holds
+    it, the file exists; once the delete has renamed the folder aside the file is gone, and a job must
+    never create a fresh one there (it would take a lock at once and keep the folder from going).
+    """
     deadline = time.monotonic() + DELETE_WAIT_SECONDS
+    create = True
     while True:
         try:
-            lock = hold_shared_lock(folder / USE_LOCK)
-        except OSError:
+            lock = hold_shared_lock(folder / USE_LOCK, create=create)
+        except FileNotFoundError:
+            raise NotFoundError(f"model '{name}' was deleted") from None
+        except OSError as error:
             if not folder.is_dir():
                 raise NotFoundError(f"model '{name}' was deleted") from None
-            # A read-only home (no lock file can be made): nothing can delete the model there.
-            return None
+            if error.errno == errno.EROFS or (read_only_store and error.errno in (errno.EACCES, errno.EPERM)):
+                # A read-only home (no lock file can be made): nothing can delete the model there.
+                return None
+            raise  # anything else is not the environment's doing: the error boundary explains it
         if lock is not None:
+            if os.fstat(lock.fileno()).st_nlink == 0:  # unlinked by a delete after we opened it
+                lock.close()
+                raise NotFoundError(f"model '{name}' was deleted")
             return lock
+        create = False
         if time.monotonic() > deadline:
             raise StudioError(f"model '{name}' is being deleted by another process")
         time.sleep(0.05)
@@ -89,7 +108,7 @@ def hold_model(store: Store, name: str) -> ModelHold:
     if found is None:
         raise NotFoundError(f"no model named '{name}' (see `studio models list`)")
     model_id, folder = found
-    lock = _shared_use_lock(folder, name)
+    lock = _shared_use_lock(folder, name, store.read_only)
     # Looked up again under the lock: a delete that finished meanwhile removed the row first.
     if _row(store, name) != found:
         if lock is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -23,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import StoreError
-from studio.failures import explain, is_damage, read_only_file_system
+from studio.failures import explain, is_busy, is_damage, read_only_file_system
 from studio.files import partial_path, sweep_abandoned
 from studio.home import DataHome
 from studio.store.tables import Dataset, GalleryItem, Model
@@ -34,7 +35,6 @@ BUSY_TIMEOUT_MS = 10_000  # how long SQLite itself waits for another connection'
 # How long a write keeps retrying after SQLite gave up waiting: a bound, so no command hangs forever
 # behind a stuck process. Each retry may itself wait BUSY_TIMEOUT_MS.
 BUSY_RETRY_SECONDS = 30.0
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -63,18 +63,6 @@ def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object, *, writa
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def is_busy(error: BaseException) -> bool:
-    """Whether an error is SQLite saying another connection holds the lock it needs (busy or locked)."""
-    original = error.orig if isinstance(error, OperationalError) else error
-    if not isinstance(original, sqlite3.OperationalError):
-        return False
-    code = getattr(original, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    message = str(original).lower()
-    return "database is locked" in message or "database is busy" in message or "table is locked" in message
 
 
 _retrying = threading.local()  # set while a retried call runs: calls inside it do not retry again
@@ -143,7 +131,7 @@ def quick_check(path: Path, immutable: bool = False) -> str | None:
 def backup_database(source: Path, destination: Path) -> Path:
     """Copy a live database consistently with SQLite's backup API."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
+    partial = partial_path(destination)
     try:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         try:
@@ -156,7 +144,8 @@ def backup_database(source: Path, destination: Path) -> Path:
             src.close()
         partial.replace(destination)
     except BaseException as error:
-        partial.unlink(missing_ok=True)  # a full disk must not leave half a copy behind
+        with contextlib.suppress(OSError):  # must not hide the error that brought us here
+            partial.unlink(missing_ok=True)  # a full disk must not leave half a copy behind
         # SQLite names no file: say which one failed (the copy, not the home's database).
         explained = explain(error, database=destination) if isinstance(error, sqlite3.Error) else None
         if explained is not None:

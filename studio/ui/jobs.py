@@ -14,6 +14,7 @@ import itertools
 import queue
 import sys
 import traceback
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -115,6 +116,7 @@ class _EngineThread(QThread):
             if handle is _STOP:
                 return
             self._drive(handle)
+            del handle  # not held while waiting for the next: an ended handle is freed once no page holds it
 
     def _drive(self, handle: JobHandle) -> None:
         report = self.relay.emit
@@ -190,8 +192,10 @@ class JobRunner(QObject):
     def submit(self, title: str, factory: JobFactory) -> JobHandle:
         """Queue a job; `factory(token)` builds its generator (it runs in the engine thread)."""
         handle = JobHandle(title, factory, self)
-        handle.started.connect(lambda: self.jobStarted.emit(handle))
-        handle.ended.connect(lambda: self._ended(handle))
+        # Weak: a lambda holding the handle would keep it alive through its own connections after the end.
+        ref = weakref.ref(handle)
+        handle.started.connect(lambda: self.jobStarted.emit(ref()))
+        handle.ended.connect(lambda: self._ended(ref()))
         self._handles.append(handle)
         self._work.put(handle)
         self.queueChanged.emit()
@@ -218,9 +222,13 @@ class JobRunner(QObject):
             handle.cancelled.emit()
         handle.ended.emit()
 
-    def _ended(self, handle: JobHandle) -> None:
+    def _ended(self, handle: JobHandle | None) -> None:
+        if handle is None:
+            return
         if handle in self._handles:
             self._handles.remove(handle)
+        # Python owns it from now on: it (its factory, result and last event) is freed once no page holds it.
+        handle.setParent(None)
         self.jobEnded.emit(handle)
         self.queueChanged.emit()
 

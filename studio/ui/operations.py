@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import sys
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -97,15 +98,17 @@ class EngineOp(Generic[T]):
             handle.progressed.connect(event_callback)
         for success_callback in self._on_success:
             handle.finished.connect(success_callback)
-        handle.failed.connect(lambda message: self._failed(handle, message))
+        ref = weakref.ref(handle)  # weak: the connection must not keep an ended handle alive
+        handle.failed.connect(lambda message: self._failed(ref(), message))
         for cancelled_callback in self._on_cancelled:
             handle.cancelled.connect(cancelled_callback)
         for ended_callback in self._on_ended:
             handle.ended.connect(ended_callback)
         return handle
 
-    def _failed(self, handle: JobHandle, message: str) -> None:
-        handle.error_shown = True  # the window adds no dialog of its own
+    def _failed(self, handle: JobHandle | None, message: str) -> None:
+        if handle is not None:
+            handle.error_shown = True  # the window adds no dialog of its own
         if self._on_failure:
             for callback in self._on_failure:
                 callback(message)
@@ -141,7 +144,8 @@ class _QueryTask(QRunnable):
 
     def run(self) -> None:
         """In a pool thread: the read, then one queued emit (a pool thread must never die of an error)."""
-        if self.handle.cancelled or self.op.superseded(self.handle):
+        # isValid only reads the wrapper's state: safe here; a destroyed page's read does no work.
+        if self.handle.cancelled or self.op.superseded(self.handle) or not shiboken6.isValid(self.op.parent):
             self.op.relay.answered.emit(self.handle, False, None)
             return
         try:

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from studio.cli import main
+from studio.store import Store
 
 TINY_VAE = ["--set", "width=8", "--set", "latent_dim=4", "--set", "batch_size=8"]
 
@@ -125,3 +126,21 @@ def test_export_destination_that_exists_is_refused(capsys: pytest.CaptureFixture
     assert code == 1 and "already exists" in error["error"]
     code, error, _ = cli(capsys, "backup", str(tmp_path / "taken"))
     assert code == 1 and "already exists" in error["error"]
+
+
+def test_check_hints_at_repair_only_when_it_did_not_repair(capsys: pytest.CaptureFixture[str], store: Store) -> None:
+    gallery = store.home.gallery
+    gallery.mkdir(parents=True, exist_ok=True)
+    (gallery / ".left.png.partial").write_bytes(b"half")
+    assert main(["gallery", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "1 leftover file(s)" in out and "run with --repair" in out, out
+    assert main(["gallery", "check", "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "repaired:" in out and "run with --repair" not in out and "skipped" not in out, out
+    (gallery / "junk.png").write_bytes(b"not a png")
+    assert main(["gallery", "check"]) == 0
+    assert "run with --repair" in capsys.readouterr().out
+    assert main(["gallery", "check", "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 file(s)" in out and "junk.png" in out and "run with --repair" not in out, out

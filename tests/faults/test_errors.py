@@ -328,6 +328,16 @@ def test_explain_unwraps_sqlalchemy_and_leaves_bugs_alone() -> None:
     assert explain(studio_error) is studio_error
 
 
+@pytest.mark.parametrize("code", [errno.EBADF, errno.EINVAL, errno.ECONNREFUSED, errno.ESPIPE])
+def test_an_os_error_the_environment_does_not_cause_is_a_bug(code: int) -> None:
+    assert explain(OSError(code, os.strerror(code), "/data/x"), Path("/data")) is None
+
+
+def test_an_error_naming_no_file_does_not_blame_the_data_home() -> None:
+    text = str(explain(OSError(errno.ENOSPC, "No space left on device"), Path("/data")))
+    assert "full" in text and "the folder being written" in text and "holding the data home" not in text, text
+
+
 def test_a_bug_prints_one_clear_line_then_the_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, isolated_home: Path
 ) -> None:

@@ -496,3 +496,43 @@ def test_a_valid_manifest_reads_as_before(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / MANIFEST_FILE).write_text(json.dumps(MANIFEST, indent=2))
     assert read_manifest(folder) == MANIFEST
+
+
+_FIFO_READERS = """
+import os, sys
+from pathlib import Path
+from studio.engine.untrusted.manifest import read_export_manifest
+from studio.engine.untrusted.model_files import read_checkpoint_header, read_model_config
+from studio.engine.untrusted.png import read_png_metadata
+from studio.errors import StudioError
+
+folder = Path(sys.argv[1])
+readers = {
+    "config.json": read_model_config,
+    "manifest.json": lambda p: read_export_manifest(p, 1),
+    "checkpoint.safetensors": read_checkpoint_header,
+    "image.png": read_png_metadata,
+}
+for name, read in readers.items():
+    os.mkfifo(folder / name)
+    try:
+        read(folder / name)
+    except StudioError as error:
+        print(name, "refused:", error)
+    else:
+        print(name, "was read")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_named_like_a_model_or_image_file_is_refused_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # In a child with a timeout: a reader that opened the FIFO before checking it would block forever.
+    done = subprocess.run(
+        [sys.executable, "-c", _FIFO_READERS, str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and all("refused:" in line and "not a regular file" in line for line in lines), lines

@@ -221,6 +221,48 @@ def test_delete_moves_to_trash_and_ctrl_z_restores(qtbot: QtBot, gallery_window:
     assert sorted(page.selected_ids()) == [2, 4]  # what was deleted comes back selected
 
 
+def test_rating_and_flag_keys_do_nothing_in_the_trash(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    _select(qtbot, page, [2])
+    qtbot.keyClick(page.view, Qt.Key.Key_Delete)
+    page.set_trash_mode(True)
+    _select(qtbot, page, [2])
+    for key in (Qt.Key.Key_4, Qt.Key.Key_0, Qt.Key.Key_P, Qt.Key.Key_X, Qt.Key.Key_U):
+        qtbot.keyClick(page.view, key)
+    assert (repository.get(2).rating, repository.get(2).flag) == (0, "none")
+    assert _no_error_dialog(gallery_window)
+    assert page.undo_stack.next_command(undo=True) is not None  # the delete can still be undone
+    assert page.undo_stack.next_command(undo=True).action == "delete"
+
+
+def test_one_click_fills_the_detail_pane_once_and_leaves_nothing_of_the_last_item(
+    qtbot: QtBot, gallery_window: MainWindow
+) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    repository.collect([4], "best")
+    repository.set_flag([4], "pick")
+    page.refresh()
+    _settle(page)
+    shown: list[int | None] = []
+    fill = page.detail.show_entry
+    page.detail.show_entry = lambda entry, selected=1: (  # type: ignore[method-assign]
+        shown.append(entry.id if entry else None),
+        fill(entry, selected),
+    )[1]
+    page.view.setFocus()
+    rect = page.view.visualRect(page.model.index(page.model.row_of(4)))
+    qtbot.mouseClick(page.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert shown == [4] and "best" in page.tag_list.toolTip()
+    qtbot.keyClick(page.view, Qt.Key.Key_Right)  # a keyboard move: once too
+    assert len(shown) == 2 and shown[1] != 4
+    assert page.tag_list.toolTip() == ""  # not the collections of the item before
+    _select(qtbot, page, [4])
+    page.view.clearSelection()
+    assert shown[-1] is None and page.detail_flag.currentData() == "none"
+
+
 CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
 
@@ -259,6 +301,24 @@ def test_ctrl_shift_z_and_ctrl_y_redo_what_ctrl_z_undid(qtbot: QtBot, gallery_wi
     assert _no_error_dialog(gallery_window)
 
 
+def test_a_change_that_fails_keeps_what_can_be_redone(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    _select(qtbot, page, [3])
+    qtbot.keyClick(page.view, Qt.Key.Key_4)
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    assert page.undo_stack.canRedo()
+    errors: list[tuple[str, str]] = []
+    page.report_failure = lambda title, reason: errors.append((title, reason))  # type: ignore[method-assign]
+    page.rate_ids([999], 2)  # an item gone meanwhile: the store refuses
+    assert errors and page.undo_stack.canRedo() and page.redo_action.isEnabled()
+    page.view.setFocus()
+    qtbot.keyClick(page.view, Qt.Key.Key_Y, CTRL)
+    assert repository.get(3).rating == 4
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)  # a change done once is undone once, not done twice
+    assert repository.get(3).rating == 0 and not page.undo_stack.canUndo()
+
+
 def test_tag_and_untag_are_undone_and_redone(qtbot: QtBot, gallery_window: MainWindow) -> None:
     page = _gallery(gallery_window)
     repository = GalleryRepository(page.store)
@@ -282,6 +342,28 @@ def test_tag_and_untag_are_undone_and_redone(qtbot: QtBot, gallery_window: MainW
     assert page.tag_list.count() == 1
     qtbot.keyClick(page.view, Qt.Key.Key_Y, CTRL)
     assert repository.get(5).tags == repository.get(6).tags == ()
+    assert _no_error_dialog(gallery_window)
+
+
+def test_a_tag_typed_decomposed_is_the_same_tag_and_undoes(qtbot: QtBot, gallery_window: MainWindow) -> None:
+    page = _gallery(gallery_window)
+    repository = GalleryRepository(page.store)
+    repository.tag([5], "caf\u00e9")  # 5 has it already (composed): undoing the tagging below leaves it on
+    page.refresh()
+    _select(qtbot, page, [5, 6])
+    page.tag_edit.setText("Cafe\u0301")  # the same tag, typed decomposed
+    page.add_tag_button.click()
+    assert repository.get(5).tags == repository.get(6).tags == ("caf\u00e9",)
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)
+    assert repository.get(5).tags == ("caf\u00e9",) and repository.get(6).tags == ()
+    assert page.model.entry(page.model.row_of(6)).tags == ()
+
+    page.tag_edit.setText("cafe\u0301")
+    page.remove_tag_button.click()
+    assert repository.get(5).tags == ()
+    assert page.model.entry(page.model.row_of(5)).tags == ()
+    qtbot.keyClick(page.view, Qt.Key.Key_Z, CTRL)  # back on 5, the one that had it
+    assert repository.get(5).tags == ("caf\u00e9",) and repository.get(6).tags == ()
     assert _no_error_dialog(gallery_window)
 
 

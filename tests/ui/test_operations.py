@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QObject, QThread
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
@@ -122,3 +125,41 @@ def test_engine_op_failure_goes_to_its_callback_or_to_the_window(qtbot: QtBot, c
     qtbot.waitUntil(lambda: first.done and second.done)
     assert reasons == ["the disk is full"] and context.errors == [("Import", "the disk is full")]
     assert first.state is JobState.FAILED and first.error_shown and second.error_shown
+
+
+def test_a_read_for_a_destroyed_parent_does_no_work(qtbot: QtBot) -> None:
+    from PySide6.QtCore import QThreadPool
+
+    pool = QThreadPool()
+    pool.setMaxThreadCount(1)
+    release = threading.Event()
+    ran: list[str] = []
+    parent = QObject()
+    QueryOp(parent, lambda: release.wait(5), pool=pool).run_in_background()  # holds the pool's one thread
+    QueryOp(parent, lambda: ran.append("read"), pool=pool).run_in_background()
+    parent.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(parent))
+    release.set()
+    assert pool.waitForDone(5000)
+    qtbot.wait(50)
+    assert ran == []
+
+
+def test_an_ended_job_handle_is_freed_once_nobody_holds_it(qtbot: QtBot, context: _Context) -> None:
+    def job(token: CancelToken) -> Iterator[object]:
+        yield Finished(bytearray(10))
+
+    def failing(token: CancelToken) -> Iterator[object]:
+        raise StudioError("no")
+        yield  # a generator
+
+    refs = []
+    for factory in (job, failing):
+        handle = EngineOp(context, "A job", factory).run()
+        qtbot.waitUntil(lambda handle=handle: handle.done)
+        assert context.runner.wait_idle(5000)
+        assert handle.parent() is None and handle.done  # still usable by a page that holds it
+        refs.append(weakref.ref(handle))
+        del handle
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]

@@ -266,3 +266,23 @@ def test_keyboard_starts_pauses_and_resumes_only_when_it_should(
     with qtbot.waitSignal(handle.ended, timeout=20_000):
         page.cancel()
     assert handle.state == "cancelled"
+
+
+def test_failure_and_warning_text_is_shown_as_written(qtbot: QtBot) -> None:
+    from PySide6.QtGui import QTextDocument
+
+    from studio.engine.training import TrainingWarning
+    from studio.ui.train.monitor import TrainMonitor
+
+    monitor = TrainMonitor()
+    qtbot.addWidget(monitor)
+
+    def plain(html_text: str) -> str:
+        document = QTextDocument()
+        document.setHtml(html_text)
+        return document.toPlainText()
+
+    monitor.show_failure("expected <class 'int'> & got <b>")
+    assert "expected <class 'int'> & got <b>" in plain(monitor.status_label.text())
+    monitor.show_event(TrainingWarning(5, "loss is <nan>"))
+    assert "loss is <nan>" in plain(monitor.warning_banner.text())

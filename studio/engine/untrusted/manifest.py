@@ -16,7 +16,6 @@ from studio import limits
 from studio.engine.families import registry
 from studio.engine.untrusted.model_files import check_settings, read_channels
 from studio.engine.untrusted.values import (
-    INT64_MAX,
     SHA256_PATTERN,
     Fields,
     JsonLimits,
@@ -33,6 +32,7 @@ from studio.engine.untrusted.values import (
     shown,
 )
 from studio.errors import StudioError
+from studio.limits import INT64_MAX
 
 MANIFEST_LIMITS = JsonLimits(max_bytes=1 << 20, max_depth=8, max_members=10_000, max_string=4096)
 SETTING_KINDS = ("int", "float", "bool", "str")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import numpy as np
 from studio import limits
 from studio.engine.families import registry
 from studio.engine.untrusted.values import (
-    INT64_MAX,
     NAME_PATTERN,
     SHA256_PATTERN,
     Fields,
@@ -34,12 +32,14 @@ from studio.engine.untrusted.values import (
     as_object,
     is_scalar,
     member,
+    open_regular,
     parse_json,
     read_limited,
     shown,
     size_text,
 )
 from studio.errors import StudioError
+from studio.limits import INT64_MAX
 
 FORMAT = 1  # of config.json and of the checkpoint's metadata
 META_KEY = "studio"  # the checkpoint's `__metadata__` entry that holds Studio's JSON
@@ -210,11 +210,8 @@ def read_checkpoint_header(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES) ->
     """
     damaged = f"{path} is damaged or not a safetensors file"
     try:
-        with open(path, "rb") as handle:
-            status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                raise StudioError(f"{path} is not a regular file")
-            size = status.st_size
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
             if size > max_bytes:
                 raise StudioError(
                     f"{path} is {size_text(size)}, larger than the {size_text(max_bytes)} a Studio model can be"

@@ -21,22 +21,23 @@ from PIL import Image
 
 from studio import limits
 from studio.engine.families import registry
+from studio.engine.untrusted.model_files import check_settings
 from studio.engine.untrusted.values import (
-    INT64_MAX,
     NAME_PATTERN,
     SHA256_PATTERN,
     Fields,
     JsonLimits,
     MalformedError,
     NotJsonError,
+    open_regular,
     parse_json,
     shown,
     size_text,
 )
 from studio.errors import StudioError
+from studio.limits import BACKENDS, INT64_MAX
 
 METADATA_KEY = "studio"  # the tEXt keyword generate writes
-BACKENDS = ("torch", "onnx")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Studio writes under 1 KiB of metadata; 64 KiB leaves room for long file paths of interpolation ends.
 MAX_METADATA_BYTES = 64 << 10
@@ -86,7 +87,7 @@ class PngMetadata:
 def read_png_metadata(path: Path, with_pixels: bool = True) -> PngMetadata:
     """The checked `studio` metadata of a PNG (and its pixels, HxWxC uint8), or a one-line StudioError."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             if handle.read(8) != PNG_SIGNATURE:
                 handle.seek(0)
                 raise StudioError(f"{path.name} is {_format_of(handle)}: Studio metadata lives in PNGs")
@@ -182,7 +183,7 @@ def _checked(document: Any, pixels: np.ndarray | None) -> PngMetadata:
     if family not in registry.family_names():
         raise MalformedError(f"unknown family {shown(family)}")
     params = fields.scalars("params")
-    _check_settings(family, params)
+    check_settings(family, params, "params")
     seed = fields.optional_integer("seed", 0, limits.SEED.high)
     frames, frame, ends = _interpolation(fields, operation == "interpolate")
     source = fields.optional_text("source", 512)
@@ -209,17 +210,6 @@ def _checked(document: Any, pixels: np.ndarray | None) -> PngMetadata:
         mask=mask,
         pixels=pixels,
     )
-
-
-def _check_settings(family: str, params: dict[str, Any]) -> None:
-    """Settings the family declares must fit its schema (so steps=10**9 never reaches a sampler)."""
-    schema = {setting.name: setting for setting in registry.full_schema(family)}
-    for name, value in params.items():
-        if name in schema:
-            try:
-                schema[name].validate(value)
-            except StudioError as error:
-                raise MalformedError(f"params: {error}") from None
 
 
 def _interpolation(

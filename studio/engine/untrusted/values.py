@@ -9,6 +9,7 @@ types and ranges, naming the member in every refusal.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -17,11 +18,12 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from studio.errors import StudioError
+from studio.limits import INT64_MAX
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN = -(2**63)
 _INT64_DIGITS = 19  # 2**63 - 1 has 19 digits: anything longer is refused before int() runs
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 # Dataset and model names (`datasets.storage.validate_name` applies it to what users type).
@@ -108,13 +110,33 @@ def member(where: str, key: str | int) -> str:
     return f"{where}.{text}" if where else text
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, refused unless it is a regular file: StudioError, or IsADirectoryError.
+
+    Opened without blocking and checked before a byte is read, so a FIFO or device named like a
+    model or image file is refused at once instead of blocking forever (as `open()` would).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(path, flags)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise StudioError(f"{path} is not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def read_limited(path: Path, limit: int) -> bytes:
     """The bytes of a regular file of at most `limit` bytes (MalformedError when larger)."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                raise StudioError(f"{path} is not a regular file")
             if status.st_size > limit:
                 raise MalformedError(
                     f"a file of {size_text(status.st_size)}, larger than the {size_text(limit)} accepted"

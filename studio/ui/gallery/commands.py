@@ -1,8 +1,9 @@
 """The gallery's undoable changes as `QUndoCommand`s: rate, flag, tag, untag, delete (to the trash) and restore.
 
 A command changes the store through `GalleryRepository` and asks its editor (the page) to show the change.
-`QUndoStack.push` runs `redo()` once to do the change; a change that fails marks its command obsolete, so
-the stack drops it and nothing half-done can be undone (or redone) later.
+`GalleryUndoStack.run` does the change first and pushes the command only when it worked (a push drops the
+redo history, so a failed change must never reach the stack); a redo or undo that fails marks its command
+obsolete, so the stack drops it and nothing half-done can be undone (or redone) later.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from studio.errors import StudioError
 from studio.store.gallery import GalleryEntry, GalleryRepository
+from studio.store.gallery_values import name_key, validate_name
 
 
 class GalleryEditor(Protocol):
@@ -52,8 +54,18 @@ def plural(count: int, word: str = "image") -> str:
     return f"{count} {word}{'s' if count != 1 else ''}"
 
 
+def tag_key(name: str) -> str:
+    """The store's rule for when two tag names are the same tag (trimmed, NFC, casefolded); raises
+    StudioError for a name the store refuses."""
+    return name_key(validate_name(name))
+
+
 def _has_tag(entry: GalleryEntry, key: str) -> bool:
-    return any(tag.casefold() == key for tag in entry.tags)
+    return any(name_key(tag) == key for tag in entry.tags)
+
+
+def _without(key: str) -> Callable[[set[str]], set[str]]:
+    return lambda tags: {t for t in tags if name_key(t) != key}
 
 
 class GalleryCommand(QUndoCommand):
@@ -69,6 +81,11 @@ class GalleryCommand(QUndoCommand):
         self.repository = editor.repository
         self.failed = False  # the last redo() or undo() failed (a plain attribute: it outlives a dropped command)
         self._done_once = False
+        self._pushing = False  # done already, being pushed: the redo() push runs must not do it again
+
+    def skip_next_redo(self) -> None:
+        """The change is done already: the next redo() (the one a push runs) does nothing."""
+        self._pushing = True
 
     @property
     def message(self) -> str:
@@ -84,7 +101,10 @@ class GalleryCommand(QUndoCommand):
         raise NotImplementedError
 
     def redo(self) -> None:
-        """Do the change (the first time, on push) or do it again (after an undo)."""
+        """Do the change (the first time) or do it again (after an undo)."""
+        if self._pushing:
+            self._pushing = False
+            return
         first = not self._done_once
         self._done_once = True
         self.failed = False
@@ -186,7 +206,7 @@ class TagCommand(GalleryCommand):
     def apply(self) -> None:
         """Tag every item (items that have the tag already keep it)."""
         if self.added is None:
-            key = self.name.strip().casefold()
+            key = tag_key(self.name)
             had = {i for i, e in self.editor.entries_of(self.ids).items() if _has_tag(e, key)}
             self.added = [i for i in self.ids if i not in had]
         result = self.repository.tag(self.ids, self.name)
@@ -198,8 +218,7 @@ class TagCommand(GalleryCommand):
         """Untag the items this command tagged."""
         if self.added:
             self.repository.untag(self.added, self.stored)
-            key = self.stored.casefold()
-            self.editor.show_retagged(self.added, lambda tags: {t for t in tags if t.casefold() != key})
+            self.editor.show_retagged(self.added, _without(tag_key(self.stored)))
 
     @property
     def message(self) -> str:
@@ -222,12 +241,11 @@ class UntagCommand(GalleryCommand):
     def apply(self) -> None:
         """Untag every item."""
         if self.had is None:
-            key = self.name.strip().casefold()
+            key = tag_key(self.name)
             self.had = [i for i, e in self.editor.entries_of(self.ids).items() if _has_tag(e, key)]
         result = self.repository.untag(self.ids, self.name)
         self.stored = str(result.details["tag"])
-        key = self.stored.casefold()
-        self.editor.show_retagged(self.ids, lambda tags: {t for t in tags if t.casefold() != key})
+        self.editor.show_retagged(self.ids, _without(tag_key(self.stored)))
 
     def revert(self) -> None:
         """Tag again the items that had the tag."""
@@ -296,11 +314,15 @@ class GalleryUndoStack(QUndoStack):
 
     def run(self, command: GalleryCommand, undoable: bool = True) -> bool:
         """Do a change, pushed to be undone later unless `undoable` is False; False when it failed."""
+        # Done before it is pushed: a push drops the commands above the index (the redo history), so only
+        # a change that worked may be pushed; a failed one leaves the stack as it was.
+        command.redo()
+        if command.failed:
+            return False
         if undoable:
-            self.push(command)  # runs its redo(); a failed command is dropped, not pushed
-        else:
-            command.redo()
-        return not command.failed
+            command.skip_next_redo()  # the push runs redo() once: it must not do the change again
+            self.push(command)
+        return True
 
     def step(self, undo: bool) -> tuple[str, bool] | None:
         """Undo (or redo) the next command: its text and whether it worked; None when there is nothing to do."""

@@ -73,6 +73,7 @@ class DetailPane(QScrollArea):
         self.store = store
         self.repository = GalleryRepository(store)
         self.entry: GalleryEntry | None = None  # the item shown
+        self.selected = -1  # how many were selected when it was shown (-1: the pane was never filled)
         named(self, "detailScroll", "Details")
         pane = QWidget()
         self.detail_pane = named(pane, "detailPane", "Selected image details")
@@ -177,6 +178,8 @@ class DetailPane(QScrollArea):
     def show_entry(self, entry: GalleryEntry | None, selected: int = 1) -> None:
         """Fill the pane with one item (or clear it); `selected` says how many are selected with it."""
         self.entry = entry
+        self.selected = selected
+        self.tag_list.setToolTip("")
         editable = entry is not None and not entry.deleted
         for widget in (self.detail_rating, self.detail_flag, self.tag_edit, self.add_tag_button, self.note_edit):
             widget.setEnabled(editable)
@@ -187,6 +190,8 @@ class DetailPane(QScrollArea):
             self.detail_status.clear()
             self.detail_params.clear()
             self.detail_rating.setValue(0)
+            with QSignalBlocker(self.detail_flag):
+                self.detail_flag.setCurrentIndex(max(0, self.detail_flag.findData("none")))
             self.tag_list.clear()
             with QSignalBlocker(self.note_edit):
                 self.note_edit.setPlainText("")

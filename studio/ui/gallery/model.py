@@ -205,7 +205,7 @@ class GalleryModel(QAbstractListModel):
             )
             .latest_only("ids")
             .success(lambda result: self._query_ready(generation, result))
-            .failure(lambda reason: self._query_failed(generation, reason))
+            .failure(self._query_failed)
             .dropped(self._query_overtaken)
             .run_in_background()
         )
@@ -219,8 +219,8 @@ class GalleryModel(QAbstractListModel):
         self.stale_dropped += 1  # an older filter's answer, overtaken by a newer request
 
     def _query_ready(self, generation: int, result: QueryResult) -> None:
-        if generation != self._asked or self._closed:
-            self.stale_dropped += 1  # an older filter's answer, overtaken by a newer request
+        # Only the newest query's answer gets here (latest_only drops and counts the overtaken ones).
+        if self._closed:
             return
         self.beginResetModel()
         self.filters, self.sort_order = result.filters, result.sort
@@ -238,8 +238,8 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
         self.queryLoaded.emit()
 
-    def _query_failed(self, generation: int, reason: str) -> None:
-        if generation != self._asked or self._closed:
+    def _query_failed(self, reason: str) -> None:
+        if self._closed:
             return
         self._loading = False  # the old rows stay, and so do their blocks
         self.queryFailed.emit(reason)

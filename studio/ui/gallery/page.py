@@ -312,7 +312,7 @@ class GalleryPage(QWidget):
             self.context.notify(f"Some gallery images cannot be shown: {reason}")
         self._update_count_label()
         if self.detail.entry is not None and self.detail.entry.id == item_id:
-            self.detail.show_entry(self.detail.entry)
+            self.detail.show_entry(self.detail.entry, self.detail.selected)
 
     def _start_facets(self) -> None:
         if not self._closing:
@@ -339,7 +339,10 @@ class GalleryPage(QWidget):
             on_current = current.isValid() and self.view.selectionModel().isSelected(current)
             row = current.row() if on_current else first_selected_row(self.view)
             shown = self.model.entry(row) if row is not None else None
-        self.detail.show_entry(shown, count)
+        # selectionChanged and currentChanged both come for one click: the pane (an image decode and lineage
+        # reads) is filled once, when what it shows changes.
+        if shown is not self.detail.entry or count != self.detail.selected:
+            self.detail.show_entry(shown, count)
         self._update_actions()
         self._update_count_label()
 
@@ -401,9 +404,16 @@ class GalleryPage(QWidget):
             self.context.notify("Select one or more images first")
         return ids
 
+    def _in_trash(self) -> bool:
+        """The trash is shown: its items cannot be rated or flagged (the keys do nothing but say so)."""
+        if self.trash_mode:
+            self.context.notify("Items in the trash cannot be rated or flagged: Restore them first")
+        return self.trash_mode
+
     def rate_selection(self, stars: int) -> None:
         """Give every selected item `stars` (0-5); undoable."""
-        self.rate_ids(self._target_ids(), stars)
+        if not self._in_trash():
+            self.rate_ids(self._target_ids(), stars)
 
     def rate_ids(self, ids: list[int], stars: int, undoable: bool = True) -> None:
         """Rate items in the store and on the grid."""
@@ -412,7 +422,8 @@ class GalleryPage(QWidget):
 
     def flag_selection(self, flag: str) -> None:
         """Pick, reject or unflag every selected item; undoable."""
-        self.flag_ids(self._target_ids(), flag)
+        if not self._in_trash():
+            self.flag_ids(self._target_ids(), flag)
 
     def flag_ids(self, ids: list[int], flag: str, undoable: bool = True) -> None:
         """Flag items in the store and on the grid."""

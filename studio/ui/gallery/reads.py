@@ -85,17 +85,6 @@ class NewestFirstReads(Generic[K, V, R]):
                 self._dropped(key_dropped)
         return new
 
-    def waiting(self, key: K) -> bool:
-        """Whether `key` is asked for and not answered yet."""
-        with self._lock:
-            return key in self._waiting or key in self._running
-
-    @property
-    def busy(self) -> bool:
-        """Whether requests are waiting or being read (or ops are still on their way to find none)."""
-        with self._lock:
-            return bool(self._waiting or self._running or self._queued)
-
     def clear(self) -> None:
         """Forget the requests not started yet (the view moved on); reads already running still answer."""
         with self._lock:

@@ -156,11 +156,6 @@ class ThumbnailLoader(QObject):
         """Try failed thumbnails again next time they are shown (files may have come back)."""
         self.failures.clear()
 
-    @property
-    def busy(self) -> bool:
-        """Whether requests are waiting or being served."""
-        return self._reads.busy
-
     def cancel_pending(self) -> None:
         """Drop the requests not yet started (the view moved on)."""
         self._reads.clear()

@@ -8,6 +8,7 @@ once per event.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -474,7 +475,7 @@ class TrainMonitor(QWidget):
     def _show_warning(self, event: TrainingWarning) -> None:
         if event.message not in self.warnings:
             self.warnings.append(event.message)
-        shown = "<br>".join(f"\u26a0 {message}" for message in self.warnings[-3:])
+        shown = "<br>".join(f"\u26a0 {html.escape(message)}" for message in self.warnings[-3:])
         self.warning_banner.setText(f"<b>Step {event.step:,}:</b> {shown}")
         self.warning_banner.setVisible(True)
 
@@ -486,7 +487,8 @@ class TrainMonitor(QWidget):
         new_steps = result.steps - result.start_step
         kept = " The weights so far are saved: choose Resume to go on." if verb == "Cancelled" else ""
         self.set_status(
-            f"<b>{verb}:</b> '{result.model}' is at step {result.steps:,} ({new_steps:,} new steps in "
+            f"<b>{verb}:</b> '{html.escape(str(result.model))}' is at step {result.steps:,} "
+            f"({new_steps:,} new steps in "
             f"{format_duration(result.seconds)}){'; final losses ' + losses if losses else ''}.{kept}"
         )
         self.current_step = result.steps
@@ -498,5 +500,5 @@ class TrainMonitor(QWidget):
 
     def show_failure(self, message: str) -> None:
         """The run failed with a one-line reason."""
-        self.set_status(f"<b>Failed:</b> {message}")
+        self.set_status(f"<b>Failed:</b> {html.escape(message)}")
         self.speed_label.setText("failed")

@@ -132,8 +132,6 @@ class ModelPicker(QComboBox):
 class BackendPicker(QWidget):
     """torch or onnx, the ONNX Runtime provider, and an "Export first" way out when there is no export."""
 
-    changed = Signal()
-
     def __init__(self, context: StudioContext, prefix: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
@@ -174,7 +172,6 @@ class BackendPicker(QWidget):
         layout.addWidget(self.provider_combo, 1)
         layout.addWidget(self.export_button)
         self.backend_combo.currentIndexChanged.connect(self._backend_changed)
-        self.provider_combo.currentIndexChanged.connect(lambda _index: self.changed.emit())
         self.set_model(None)
 
     def set_model(self, model: ModelSummary | None) -> None:
@@ -220,7 +217,6 @@ class BackendPicker(QWidget):
 
     def _backend_changed(self, _index: int = 0) -> None:
         self.provider_combo.setEnabled(self.backend() == "onnx")
-        self.changed.emit()
 
     def _go_export(self) -> None:
         name = self.model.name if self.model is not None else "the model"
