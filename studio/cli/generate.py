@@ -37,6 +37,11 @@ def _print_generated(ctx: Context, result: Any, what: str) -> dict[str, Any]:
     return result.as_dict()
 
 
+def _backend_choice(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend, torch device and ONNX Runtime provider the command asked for, as the engine takes them."""
+    return {"backend": args.backend, "device": args.device, "provider": args.provider}
+
+
 def cmd_generate(ctx: Context) -> dict[str, Any]:
     """studio generate MODEL --count N [--seed S] [--backend torch|onnx] [--set k=v ...]"""
     from studio.engine.generation import generate
@@ -49,9 +54,7 @@ def cmd_generate(ctx: Context) -> dict[str, Any]:
             args.count,
             args.seed,
             _sampling_overrides(ctx),
-            backend=args.backend,
-            device=args.device,
-            provider=args.provider,
+            **_backend_choice(args),
         )
     )
     return _print_generated(ctx, result, "image(s)")
@@ -71,9 +74,7 @@ def cmd_interpolate(ctx: Context) -> dict[str, Any]:
             end,
             args.frames,
             _sampling_overrides(ctx),
-            backend=args.backend,
-            device=args.device,
-            provider=args.provider,
+            **_backend_choice(args),
         )
     )
     return _print_generated(ctx, result, "frame(s)")
@@ -93,9 +94,7 @@ def cmd_inpaint(ctx: Context) -> dict[str, Any]:
             args.count,
             args.seed,
             _sampling_overrides(ctx),
-            backend=args.backend,
-            device=args.device,
-            provider=args.provider,
+            **_backend_choice(args),
         )
     )
     return _print_generated(ctx, result, "completion(s)")
