@@ -2,6 +2,31 @@
 
 from studio.engine.schedulers.ddim import DdimConfig, DdimScheduler
 from studio.engine.schedulers.ddpm import DdpmScheduler
-from studio.engine.schedulers.schedules import BETA_SCHEDULES, NoiseSchedule, SchedulerConfig
+from studio.engine.schedulers.diffusers_config import (
+    DiffusersScheduler,
+    scheduler_from_diffusers,
+    scheduler_to_diffusers,
+)
+from studio.engine.schedulers.schedules import (
+    BETA_SCHEDULES,
+    PREDICTION_TYPES,
+    TIMESTEP_SPACINGS,
+    VARIANCE_TYPES,
+    NoiseSchedule,
+    SchedulerConfig,
+)
 
-__all__ = ["BETA_SCHEDULES", "DdimConfig", "DdimScheduler", "DdpmScheduler", "NoiseSchedule", "SchedulerConfig"]
+__all__ = [
+    "BETA_SCHEDULES",
+    "PREDICTION_TYPES",
+    "TIMESTEP_SPACINGS",
+    "VARIANCE_TYPES",
+    "DdimConfig",
+    "DdimScheduler",
+    "DdpmScheduler",
+    "DiffusersScheduler",
+    "NoiseSchedule",
+    "SchedulerConfig",
+    "scheduler_from_diffusers",
+    "scheduler_to_diffusers",
+]
