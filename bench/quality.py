@@ -9,6 +9,8 @@
    at least 2% of them: mode collapse shows here).
 4. Floor: the same distance between training-set images and the held-out set (real vs real).
 Usage: python bench/quality.py [--minutes 5] [--samples 500] [--families gan,vae,pixelcnn,diffusion]
+A variant of a family is named FAMILY/LABEL and given its settings with --set, e.g.
+`--families diffusion,diffusion/studio --set diffusion/studio.network=studio`.
 """
 
 from __future__ import annotations
@@ -173,13 +175,15 @@ def main() -> None:
         print(
             f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} {'s/image':>8}  verdict"
         )
-        for family in args.families.split(","):
-            settings = parse_overrides(family, overrides.get(family, []))
+        for entry in args.families.split(","):
+            family = entry.split("/")[0]
+            model_name = entry.replace("/", "-")
+            settings = parse_overrides(family, overrides.get(entry, []))
             result = run_job(
                 train(
                     store,
                     TrainOptions(
-                        family,
+                        model_name,
                         family=family,
                         dataset="digits-train",
                         minutes=args.minutes,
@@ -190,7 +194,7 @@ def main() -> None:
                     ),
                 )
             )
-            loaded = load_model(model_folder(store, family), with_optimizers=False)
+            loaded = load_model(model_folder(store, model_name), with_optimizers=False)
             loaded.family.train_mode(False)
             options = loaded.family.sampling_options({})
             begun = time.perf_counter()
@@ -208,7 +212,7 @@ def main() -> None:
             ratio = distance / floor
             met = ratio <= TARGETS[family] and covered == 10
             print(
-                f"{family:<10} {result.steps:>7} {distance:>9.2f} {ratio:>7.1f}x {TARGETS[family]:>6.0f}x "
+                f"{entry:<10} {result.steps:>7} {distance:>9.2f} {ratio:>7.1f}x {TARGETS[family]:>6.0f}x "
                 f"{covered:>6}/10 {per_image:>8.4f}  {'met' if met else 'NOT met'}",
                 flush=True,
             )

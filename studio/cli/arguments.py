@@ -12,12 +12,24 @@ from studio.limits import BACKENDS, ITEM_ID, IntRange, readable
 # The torch devices a command may ask for ("auto" picks the best one present).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 BACKEND_CHOICES = BACKENDS
-__all__ = ["BACKEND_CHOICES", "DEVICE_CHOICES", "PROVIDER_CHOICES", "BoundedInt", "family_choices"]
+__all__ = [
+    "BACKEND_CHOICES",
+    "DEVICE_CHOICES",
+    "PROVIDER_CHOICES",
+    "BoundedInt",
+    "family_choices",
+    "trainable_family_choices",
+]
 
 
 def family_choices() -> tuple[str, ...]:
     """The generator families' names, as the family registry lists them (the only list there is)."""
     return registry.family_names()
+
+
+def trainable_family_choices() -> tuple[str, ...]:
+    """The families Studio can train (imported-only ones, such as onnx_generator, left out)."""
+    return registry.trainable_family_names()
 
 
 class BoundedInt:

@@ -8,6 +8,7 @@ from typing import Any
 from studio.cli.arguments import BoundedInt
 from studio.cli.context import Context
 from studio.cli.printing import print_table, say
+from studio.engine.families.declaration import CPU_TRAINING_LIMIT, describe_resolutions
 from studio.limits import IMAGE_SIZE, SAMPLE_COUNT, SEED, WORKERS
 
 
@@ -112,6 +113,12 @@ def cmd_datasets_delete(ctx: Context) -> dict[str, Any]:
     return {"deleted": dataset.name, "count": dataset.count}
 
 
+SIZE_HELP = (
+    f"square size in pixels, {IMAGE_SIZE.describe()} (default 32); models train on "
+    f"{describe_resolutions()} px (above {CPU_TRAINING_LIMIT} px only on a GPU)"
+)
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add `datasets` and its actions to the top-level subparsers."""
     datasets = commands.add_parser("datasets", help="import, list, show and delete datasets", parents=[common])
@@ -125,7 +132,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--size",
         type=BoundedInt(IMAGE_SIZE),
         default=32,
-        help=f"square size in pixels, {IMAGE_SIZE.describe()} (default 32)",
+        help=SIZE_HELP,
     )
     imp.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 grey or 3 colour (default 3)")
     imp.add_argument("--no-labels", action="store_true", help="do not take class labels from folder names")
@@ -144,7 +151,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--size",
         type=BoundedInt(IMAGE_SIZE),
         default=32,
-        help=f"square size in pixels, {IMAGE_SIZE.describe()} (default 32)",
+        help=SIZE_HELP,
     )
     sample.add_argument(
         "--channels", type=int, choices=(1, 3), default=None, help="1 or 3 (default: 1 for digits, 3 for shapes)"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from studio.cli.context import Context
 from studio.cli.printing import print_table, say
+from studio.errors import StudioError
 
 
 def cmd_models_list(ctx: Context) -> dict[str, Any]:
@@ -68,11 +68,17 @@ def cmd_models_show(ctx: Context) -> dict[str, Any]:
             else (
                 "damaged: export again"
                 if export.get("damaged")
-                else f"exported {export['exported_at']}{' (fp16 too)' if export['fp16'] else ''}"
-                f"{'' if export['current'] else ', out of date: export again'}"
+                else (
+                    f"imported {export['exported_at']} (runs with --backend onnx; cannot be trained or exported)"
+                    if export.get("imported")
+                    else f"exported {export['exported_at']}{' (fp16 too)' if export['fp16'] else ''}"
+                    f"{'' if export['current'] else ', out of date: export again'}"
+                )
             )
         )
         say(f"{'onnx':>16}: {state}")
+        for line in _described(model.architecture, model.origin):
+            say(line)
         for key, value in model.hyperparameters.items():
             say(f"{key:>16}= {value}")
     return payload
@@ -88,17 +94,80 @@ def cmd_models_delete(ctx: Context) -> dict[str, Any]:
     return {"deleted": model.name}
 
 
-def cmd_models_import(ctx: Context) -> dict[str, Any]:
-    """studio models import FOLDER [--name NAME]"""
-    from studio.engine.library import import_model
+def _described(architecture: dict[str, Any] | None, origin: dict[str, Any] | None) -> list[str]:
+    """`models show` lines for how an imported model's file was read and where it came from."""
+    lines = []
+    if architecture and "latent_shape" in architecture:
+        shape = "x".join(str(size) for size in architecture.get("latent_shape") or [])
+        low, high = (f"{end:g}" for end in architecture.get("value_range") or [0, 0])
+        inferred = " (inferred from its outputs)" if architecture.get("value_range_source") == "inferred" else ""
+        lines.append(f"{'latent shape':>16}: {shape}")
+        lines.append(f"{'value range':>16}: {low}..{high}{inferred}")
+    if origin:
+        lines.append(f"{'origin':>16}: {origin.get('kind') or '-'} from {origin.get('source') or '-'}")
+        if origin.get("repo_id"):
+            lines.append(f"{'repository':>16}: {origin['repo_id']} at {origin.get('revision') or '-'}")
+        if origin.get("license"):
+            lines.append(f"{'license':>16}: {origin['license']}")
+    return lines
 
-    model = import_model(ctx.store, Path(ctx.args.folder), ctx.args.name)
-    if not ctx.args.json:
+
+def cmd_models_import(ctx: Context) -> dict[str, Any]:
+    """studio models import SOURCE [--name NAME] [--value-range=-1,1] [--latent-shape 100,1,1] [--revision R],
+    or --hf-cache to list what the local Hugging Face cache holds"""
+    args = ctx.args
+    if args.hf_cache:
+        if args.source or args.name or args.value_range or args.latent_shape or args.revision:
+            raise StudioError("--hf-cache lists the local Hugging Face cache: give it alone")
+        return _list_hf_cache(ctx)
+    if not args.source:
+        raise StudioError(
+            "give a model folder, an .onnx file or a Hugging Face repository id (org/name); "
+            "--hf-cache lists the repositories the local cache holds"
+        )
+    from studio.engine.importers import ImportOptions, import_any, parse_latent_shape, parse_value_range
+
+    options = ImportOptions(
+        value_range=parse_value_range(args.value_range) if args.value_range else None,
+        latent_shape=parse_latent_shape(args.latent_shape) if args.latent_shape else None,
+        revision=args.revision,
+    )
+    model = import_any(ctx.store, args.source, args.name, options)
+    if not args.json:
         say(
             f"imported model '{model.name}' ({model.family}, {model.resolution}px x {model.channels}, "
             f"{model.steps} steps)"
         )
+        for line in _described(model.architecture, None):
+            say(line)
     return model.as_dict()
+
+
+def _list_hf_cache(ctx: Context) -> dict[str, Any]:
+    """studio models import --hf-cache: the cached model repositories, and which Studio can import."""
+    from studio.engine.importers.hf_cache import list_cache
+
+    listing = list_cache()
+    if not ctx.args.json:
+        if not listing.entries:
+            say(f"no model repositories in the Hugging Face cache at {listing.cache}")
+        else:
+            print_table(
+                [
+                    [
+                        entry.repo_id,
+                        ",".join(entry.refs) or entry.commit[:12],
+                        entry.what,
+                        f"{entry.size_bytes / 1e6:.1f} MB",
+                        entry.command if entry.loadable else "-",
+                    ]
+                    for entry in listing.entries
+                ],
+                ["REPOSITORY", "REVISION", "WHAT", "SIZE", "IMPORT WITH"],
+            )
+        for warning in listing.warnings:
+            say(f"  warning: {warning}")
+    return listing.as_dict()
 
 
 def cmd_families(ctx: Context) -> dict[str, Any]:
@@ -108,7 +177,8 @@ def cmd_families(ctx: Context) -> dict[str, Any]:
     families = describe_families()
     if not ctx.args.json:
         for family in families:
-            say(f"{family['name']}: {family['title']}  [{', '.join(family['capabilities'])}]")
+            imported = "" if family["trainable"] else "  (imported only: `studio models import FILE.onnx`)"
+            say(f"{family['name']}: {family['title']}  [{', '.join(family['capabilities'])}]{imported}")
             say(f"  {family['description']}")
             for h in family["schema"]:
                 bounds = (
@@ -131,9 +201,33 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     mdelete = msub.add_parser("delete", parents=[common], help="delete a model and its files")
     mdelete.add_argument("name")
     mdelete.set_defaults(handler=cmd_models_delete)
-    mimport = msub.add_parser("import", parents=[common], help="add a model folder made elsewhere")
-    mimport.add_argument("folder", help="a folder with config.json and checkpoint.safetensors")
+    mimport = msub.add_parser(
+        "import", parents=[common], help="add a model made elsewhere (Studio folder, .onnx file, cached repo)"
+    )
+    mimport.add_argument(
+        "source",
+        nargs="?",
+        help="a Studio model folder, a diffusers pipeline or UNet2DModel folder, an .onnx generator file, "
+        "or a Hugging Face repository id (org/name) already in the local cache",
+    )
     mimport.add_argument("--name", default=None, help="name in this library (default: the model's own)")
+    mimport.add_argument(
+        "--value-range",
+        metavar="LOW,HIGH",
+        help="an ONNX generator's output range: -1,1, 0,1 or 0,255, written --value-range=-1,1 "
+        "(default: inferred from its outputs on seeded noise)",
+    )
+    mimport.add_argument(
+        "--latent-shape",
+        metavar="SIZES",
+        help="an ONNX generator's noise shape without the batch, e.g. 100,1,1 (default: read from the file)",
+    )
+    mimport.add_argument("--revision", help="a cached repository's branch, tag or commit (default: main)")
+    mimport.add_argument(
+        "--hf-cache",
+        action="store_true",
+        help="list the model repositories in the local Hugging Face cache and which Studio can import",
+    )
     mimport.set_defaults(handler=cmd_models_import)
 
     families = commands.add_parser("families", parents=[common], help="the generator families and their settings")

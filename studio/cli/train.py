@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.arguments import DEVICE_CHOICES, BoundedInt, family_choices
+from studio.cli.arguments import DEVICE_CHOICES, BoundedInt, trainable_family_choices
 from studio.cli.context import Context, Interrupted
 from studio.cli.printing import TrainingPrinter, say
 from studio.engine.jobs import run_job
@@ -72,7 +72,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add `train` to the top-level subparsers."""
     trainer = commands.add_parser("train", parents=[common], help="train, resume or fine-tune a model")
     trainer.add_argument("--name", required=True, help="the model's name")
-    trainer.add_argument("--family", choices=family_choices(), help="generator family")
+    trainer.add_argument("--family", choices=trainable_family_choices(), help="generator family")
     trainer.add_argument("--dataset", help="dataset to train on")
     trainer.add_argument("--steps", type=BoundedInt(STEPS), help=f"stop at this total step count, {STEPS.describe()}")
     trainer.add_argument("--minutes", type=float, help="stop after this much training time")

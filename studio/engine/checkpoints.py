@@ -38,6 +38,9 @@ from studio.files import partial_path
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+# Settings that configs written before they existed lack, with the value those models were made with
+# (a missing setting otherwise takes today's default).
+LEGACY_SETTINGS: dict[str, dict[str, Any]] = {"diffusion": {"network": "studio"}}
 
 
 class CheckpointError(StudioError):
@@ -144,7 +147,9 @@ def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState,
     }
     data = save_safetensors(tensors, metadata={META_KEY: json.dumps(meta)})
     _write_atomic(folder / CHECKPOINT_FILE, data)
-    write_config(folder, {**config, "steps": state.step, "weights_hash": digest})
+    architecture = family.architecture()
+    extra = {"architecture": architecture} if architecture is not None else {}
+    write_config(folder, {**config, **extra, "steps": state.step, "weights_hash": digest})
     return digest
 
 
@@ -181,7 +186,13 @@ def build_family(config: Mapping[str, Any]) -> GeneratorFamily:
     hparams = config.get("hyperparameters") or {}
     if not isinstance(hparams, dict):
         raise CheckpointError("config.json: hyperparameters must be an object")
+    hparams = {**LEGACY_SETTINGS.get(cls.name, {}), **hparams}
+    architecture = config.get("architecture")
+    if architecture is not None and not isinstance(architecture, dict):
+        raise CheckpointError("config.json: architecture must be an object")
     try:
+        if architecture is not None:
+            return cls(resolution, channels, hparams, architecture)
         return cls(resolution, channels, hparams)
     except StudioError as error:
         raise CheckpointError(f"config.json does not describe a valid {cls.name} model: {error}") from None
@@ -218,14 +229,18 @@ def load_model(
     for name in wanted:  # torch takes a generator state only as a flat byte tensor: refuse anything else now
         if header.tensors[name].dtype != "U8" or len(header.tensors[name].shape) != 1:
             raise CheckpointError(f"{path}: {shown(name)} is not a random-number state (a flat U8 tensor)")
+    present = {name.split(".", 2)[1] for name in header.tensors if name.startswith("network.")}
+    copies = {name: source for name, source in family.copied_networks.items() if name not in present}
     for name, network in family.networks().items():
+        if name in copies:
+            continue
         _check_fit(path, family, name, network, header)
         wanted += [f"network.{name}.{key}" for key in network.state_dict()]
     if with_optimizers:
         wanted += [name for name in header.tensors if name.startswith("optimizer.")]
     tensors = _read_tensors(path, header, wanted)
     for name, network in family.networks().items():
-        prefix = f"network.{name}."
+        prefix = f"network.{copies.get(name, name)}."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             network.load_state_dict(weights, strict=True)

@@ -209,6 +209,7 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
             "sampling_schema": [h.as_dict() for h in spec.sampling_schema],
             "scheduler": dict(spec.scheduler) if spec.scheduler else None,
             "reach": spec.reach,
+            "extras": dict(spec.extras),
             "capabilities": sorted(family.pipeline().capabilities),
             "studio_version": __version__,
             "weights_hash": digest,

@@ -11,6 +11,7 @@ parent items (lineage). torch is imported only when the torch backend is used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -33,11 +34,13 @@ from sqlalchemy.exc import IntegrityError
 from studio import __version__
 from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read_file
 from studio.engine.families.pipeline import Endpoint, Pipeline
+from studio.engine.families.registry import declaration, family_names
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.model_locks import ModelHold, hold_model
 from studio.engine.numerics import iterate_batches
 from studio.engine.runtime.package import EXPORT_FOLDER, ExportError, load_exported, recover_export
 from studio.engine.runtime.provider_names import PROVIDER_CHOICES
+from studio.engine.stepping import batch_steps, fit_memory, stepped
 from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.engine.untrusted.png import METADATA_KEY  # the chunk written here is the one read there
 from studio.errors import NotFoundError, StudioError
@@ -164,6 +167,13 @@ def _open_held(store: Store, name: str, hold: ModelHold, backend: str, provider:
             "channels": row.channels,
             "weights_hash": row.weights_hash,
         }
+    note = ""
+    if backend == "torch" and facts["family"] in family_names() and not declaration(facts["family"]).trainable:
+        # An imported generator has no torch side: torch is every face's default backend, so rather than
+        # refuse it, run the file on ONNX Runtime and say so (the images record the backend that ran).
+        if device != "auto":
+            raise StudioError(f"'{name}' is an imported ONNX generator: it runs with --backend onnx, not on --device")
+        backend, note = "onnx", f"'{name}' is an imported ONNX generator: it runs on ONNX Runtime (--backend onnx)"
     if backend == "torch":
         if provider != "auto":
             raise StudioError("--provider chooses an ONNX Runtime provider: use it with --backend onnx")
@@ -199,7 +209,7 @@ def _open_held(store: Store, name: str, hold: ModelHold, backend: str, provider:
         exported.provider,
         exported.manifest.get("weights_hash"),
         int(exported.manifest.get("steps_trained", 0)),
-        exported.choice.note,
+        "; ".join(part for part in (note, exported.choice.note) if part),
         hold,
     )
 
@@ -340,9 +350,13 @@ def generate(
         items: list[dict[str, Any]] = []
         started = time.monotonic()
         yield Progress("generating", 0, count, f"{model}: {count} image(s) on {opened.backend}/{opened.provider}")
-        for part in iterate_batches(count, batch_size):
+        fit_memory(opened.pipeline, opened.backend, opened.provider)
+        batches = iterate_batches(count, max(1, min(batch_size, opened.pipeline.chunk)))  # what memory holds
+        for index, part in enumerate(batches):
             cancel.check()
-            images = opened.pipeline.sample(seeds[part], chosen)
+            report = batch_steps("generating", len(items), len(seeds[part]), count, index + 1, len(batches))
+            work = functools.partial(opened.pipeline.sample, seeds[part], chosen)
+            images = yield from stepped(opened.pipeline, cancel, work, report)
             items += writer.save(images, seeds[part], [{}] * len(images))
             yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
         yield Finished(
@@ -458,7 +472,10 @@ def interpolate(
         started = time.monotonic()
         yield Progress("interpolating", 0, frames, f"{model}: {frames} frames on {opened.backend}/{opened.provider}")
         cancel.check()
-        images = opened.pipeline.interpolate(first, second, frames, chosen)
+        fit_memory(opened.pipeline, opened.backend, opened.provider)
+        work = functools.partial(opened.pipeline.interpolate, first, second, frames, chosen)
+        report = batch_steps("interpolating", 0, frames, frames, 1, 1)
+        images = yield from stepped(opened.pipeline, cancel, work, report)
         cancel.check()
         method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
         weights = np.linspace(0.0, 1.0, frames)
@@ -614,13 +631,16 @@ def inpaint(
         items: list[dict[str, Any]] = []
         started = time.monotonic()
         yield Progress("inpainting", 0, count, f"{model}: {count} completion(s) on {opened.backend}/{opened.provider}")
-        chunk = max(1, opened.pipeline.chunk)
-        for part in iterate_batches(count, chunk):
+        fit_memory(opened.pipeline, opened.backend, opened.provider)
+        batches = iterate_batches(count, max(1, opened.pipeline.chunk))  # what memory holds
+        for index, part in enumerate(batches):
             cancel.check()
             batch = len(seeds[part])
             images = np.repeat(inputs.image[None], batch, axis=0)
             known = np.repeat(~inputs.regenerate[None], batch, axis=0)
-            results = opened.pipeline.inpaint(images, known, seeds[part], chosen)
+            report = batch_steps("inpainting", len(items), batch, count, index + 1, len(batches))
+            work = functools.partial(opened.pipeline.inpaint, images, known, seeds[part], chosen)
+            results = yield from stepped(opened.pipeline, cancel, work, report)
             items += writer.save(results, seeds[part], [extra] * batch, parents)
             yield Progress("inpainting", len(items), count, f"{len(items)}/{count} images")
         yield Finished(

@@ -22,6 +22,7 @@ from studio.engine.datasets.storage import fsync_path, validate_name
 from studio.engine.model_locks import claim_for_delete
 from studio.engine.runs import RunStatus
 from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE, read_manifest
+from studio.engine.untrusted.model_files import read_model_config
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.files import StagingFolder
 from studio.store.database import Store, retry_when_busy
@@ -48,6 +49,10 @@ class ModelSummary:
     updated_at: str = ""
     parent: str | None = None
     export: dict[str, Any] | None = None  # the ONNX export's state, None when never exported
+    # From config.json, for models made elsewhere: how the file was read (an imported ONNX generator's
+    # latent_shape and value_range) and where it came from (origin: kind, source, repo_id, revision, license).
+    architecture: dict[str, Any] | None = None
+    origin: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -75,7 +80,18 @@ def _summary(store: Store, row: Model, session: Any) -> ModelSummary:
         row.updated_at.isoformat(timespec="seconds"),
         parent,
         export_state(folder, row.weights_hash),
+        *_described(folder),
     )
+
+
+def _described(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """config.json's `architecture` and `origin` (None where absent, or when the file cannot be read)."""
+    try:
+        values = read_model_config(folder / CONFIG_FILE).values
+    except (StudioError, OSError):
+        return None, None
+    architecture, origin = values.get("architecture"), values.get("origin")
+    return (architecture if isinstance(architecture, dict) else None, origin if isinstance(origin, dict) else None)
 
 
 def export_state(folder: Path, weights: str | None) -> dict[str, Any] | None:
@@ -85,11 +101,15 @@ def export_state(folder: Path, weights: str | None) -> dict[str, Any] | None:
     try:
         manifest = read_manifest(folder / EXPORT_FOLDER)
         networks = manifest["networks"]
+        imported = manifest.get("imported") is True  # a file made elsewhere: no torch to compare it with
         return {
             "current": manifest.get("weights_hash") == weights,
             "exported_at": manifest.get("exported_at"),
             "fp16": all("fp16" in entry for entry in networks.values()),
-            "max_abs_difference": max(float(entry["max_abs_difference"]) for entry in networks.values()),
+            "max_abs_difference": (
+                0.0 if imported else max(float(entry["max_abs_difference"]) for entry in networks.values())
+            ),
+            "imported": imported,
         }
     except (StudioError, KeyError):  # KeyError: a manifest without its parity figures
         return {"current": False, "damaged": True}

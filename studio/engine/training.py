@@ -26,6 +26,7 @@ from studio import __version__
 from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
 from studio.engine.datasets.storage import get_dataset, load_images, validate_name
 from studio.engine.families.base import GeneratorFamily, Precision
+from studio.engine.families.declaration import check_training_size
 from studio.engine.families.registry import family_class
 from studio.engine.jobs import CancelToken, Finished
 from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
@@ -367,8 +368,10 @@ def _prepare(
     resume: bool,
     steps: int | None,
     seed: int,
+    device_type: str,
 ) -> tuple[GeneratorFamily, str, LoadedModel | None]:
-    """Build (or load) the family object and resolve the dataset, refusing anything inconsistent."""
+    """Build (or load) the family object and resolve the dataset, refusing anything inconsistent
+    (or too large to train on `device_type`)."""
     if resume:
         if init_from:
             raise StudioError("choose --resume (continue this model) or --init-from (start a new one), not both")
@@ -376,6 +379,7 @@ def _prepare(
             raise NotFoundError(f"no model named '{name}' to resume (see `studio models list`)")
         loaded = load_model(model_folder(store, name))
         model = loaded.family
+        check_training_size(model.resolution, device_type)
         if family and family != model.name:
             raise StudioError(f"model '{name}' is a {model.name} model, not {family}")
         recorded = str(loaded.config.get("dataset") or "")
@@ -401,6 +405,7 @@ def _prepare(
         raise StudioError("give --dataset (see `studio datasets list`)")
     summary = get_dataset(store, dataset)
     cls.check_geometry(summary.size, summary.channels)
+    check_training_size(summary.size, device_type)
     torch.manual_seed(seed)  # before the networks are built: the seed fixes their initial weights too
     if init_from is None:
         return cls(summary.size, summary.channels, dict(settings)), dataset, None
@@ -414,7 +419,12 @@ def _prepare(
             f"'{dataset}' is {summary.size}px x {summary.channels}: fine-tune on a dataset of the same shape"
         )
     changes = _check_settings_for_existing(source.family, settings, "fine-tuning")
-    model = cls(summary.size, summary.channels, {**source.family.hparams, **changes})
+    architecture = source.family.architecture()
+    settings = {**source.family.hparams, **changes}
+    if architecture is not None:  # the source's exact networks (e.g. a published UNet2DModel)
+        model = cls(summary.size, summary.channels, settings, architecture)
+    else:
+        model = cls(summary.size, summary.channels, settings)
     for key, network in model.networks().items():
         network.load_state_dict(source.family.networks()[key].state_dict())
     return model, dataset, None
@@ -445,7 +455,16 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
             hold = hold_model(store, name)
             hold.add_exclusive(LOCK_FILE, _training_refusal(name))
         model, dataset_name, loaded = _prepare(
-            store, name, options.family, options.dataset, options.settings, init_from, resume, steps, seed
+            store,
+            name,
+            options.family,
+            options.dataset,
+            options.settings,
+            init_from,
+            resume,
+            steps,
+            seed,
+            torch_device.type,
         )
         if resume:
             mark_interrupted_runs(store, name)  # only now: while another process trained it, its run was live

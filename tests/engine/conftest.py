@@ -15,6 +15,16 @@ TINY: dict[str, dict[str, Any]] = {
     "vae": {"width": 8, "latent_dim": 4, "batch_size": 8},
     "pixelcnn": {"layers": 1, "width": 6, "batch_size": 8},
     "diffusion": {"width": 8, "timesteps": 50, "attention": False, "batch_size": 8, "steps": 3},
+    "latent_diffusion": {
+        "width": 8,
+        "autoencoder_width": 8,
+        "latent_channels": 2,
+        "autoencoder_steps": 2,
+        "timesteps": 50,
+        "attention": False,
+        "batch_size": 8,
+        "steps": 3,
+    },
 }
 
 

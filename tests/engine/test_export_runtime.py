@@ -33,7 +33,7 @@ from studio.store.database import Store, open_store
 from studio.store.tables import GalleryItem, GalleryLineage, Model
 
 ROOT = Path(__file__).resolve().parents[2]
-FAMILIES = ("gan", "vae", "pixelcnn", "diffusion")
+FAMILIES = ("gan", "vae", "pixelcnn", "diffusion", "latent_diffusion")
 SETTINGS = {
     "gan": {"width": 8, "latent_dim": 8, "batch_size": 8},
     "vae": {"width": 8, "latent_dim": 4, "batch_size": 8, "inpaint_iterations": 4},
@@ -44,6 +44,18 @@ SETTINGS = {
         "width": 8,
         "timesteps": 50,
         "attention": True,
+        "batch_size": 8,
+        "steps": 4,
+        "resample": 2,
+        "learning_rate": 0.02,
+    },
+    # Three autoencoder steps, then three U-Net steps: both stages run and the latent scale is fixed.
+    "latent_diffusion": {
+        "width": 8,
+        "autoencoder_width": 8,
+        "latent_channels": 2,
+        "autoencoder_steps": 3,
+        "timesteps": 50,
         "batch_size": 8,
         "steps": 4,
         "resample": 2,
@@ -107,10 +119,13 @@ def test_export_is_checked_self_describing_and_dynamic(exported: Store, family: 
         "vae": {"decoder", "encoder"},
         "pixelcnn": {"pixelcnn"},
         "diffusion": {"denoiser"},
+        "latent_diffusion": {"denoiser", "decoder", "encoder"},
     }[family]
     assert set(manifest["networks"]) == expected_roles
-    if family == "diffusion":
+    if family in ("diffusion", "latent_diffusion"):
         assert manifest["scheduler"]["num_train_timesteps"] == 50
+    if family == "latent_diffusion":
+        assert manifest["extras"]["latent_shape"] == [2, 4, 4] and manifest["extras"]["scaling_factor"] > 0
     if family in ("gan", "vae"):
         assert manifest["latent_shape"] == [SETTINGS[family]["latent_dim"]]
     for role, entry in manifest["networks"].items():
@@ -207,10 +222,10 @@ from pathlib import Path
 import numpy as np
 from studio.engine.runtime import Endpoint, load_exported
 out = {}
-for family in ("gan", "vae", "pixelcnn", "diffusion"):
+for family in ("gan", "vae", "pixelcnn", "diffusion", "latent_diffusion"):
     model = load_exported(Path(sys.argv[1]) / family / "onnx", "auto")
     pipeline = model.pipeline
-    images = pipeline.sample([3, 11, 12], {"sampler": "ddpm"} if family == "diffusion" else {})
+    images = pipeline.sample([3, 11, 12], {"sampler": "ddpm"} if "diffusion" in family else {})
     if "interpolate" in pipeline.capabilities:
         pipeline.interpolate(Endpoint(seed=1), Endpoint(seed=2), 3, {})
     if "inpaint" in pipeline.capabilities:
@@ -234,7 +249,7 @@ def test_runtime_generates_with_torch_absent(exported: Store, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     for family in FAMILIES:
-        options = {"sampler": "ddpm"} if family == "diffusion" else {}
+        options = {"sampler": "ddpm"} if "diffusion" in family else {}
         expected = torch_pipeline(exported, family).sample(SEEDS, options)
         assert largest_difference(np.load(tmp_path / f"{family}.npy"), expected) <= 2
     # auto fell back to the CPU without ONNX Runtime's error banners.

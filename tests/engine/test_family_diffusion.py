@@ -102,12 +102,14 @@ def test_default_model_is_small_enough_for_a_cpu() -> None:
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_unet_keeps_the_image_shape(resolution: int, channels: int) -> None:
-    family = _tiny(resolution, channels, attention=resolution in (8, 64))
+@pytest.mark.parametrize("network", ["unet2d", "studio"])
+def test_unet_keeps_the_image_shape(resolution: int, channels: int, network: str) -> None:
+    family = _tiny(resolution, channels, attention=resolution in (8, 64), network=network)
     noisy = torch.randn(2, channels, resolution, resolution)
+    denoiser = family.denoiser(family.unet)
     with torch.no_grad():
-        by_index = family.unet(noisy, torch.tensor([0, 49]))
-        by_float = family.unet(noisy, torch.tensor([0.0, 49.0]))
+        by_index = denoiser(noisy, torch.tensor([0, 49]))
+        by_float = denoiser(noisy, torch.tensor([0.0, 49.0]))
     assert by_index.shape == noisy.shape
     torch.testing.assert_close(by_index, by_float)
 
@@ -154,7 +156,7 @@ def test_sampling_follows_the_documented_noise_convention() -> None:
     scheduler.set_timesteps(5)
     for timestep in scheduler.timesteps:
         with torch.no_grad():
-            predicted = family.ema(torch.from_numpy(sample), torch.full((2,), int(timestep))).numpy()
+            predicted = family.denoiser(family.ema)(torch.from_numpy(sample), torch.full((2,), int(timestep))).numpy()
         noise = np.stack([g.standard_normal((1, 8, 8), dtype=np.float32) for g in generators])
         sample = scheduler.step(predicted, int(timestep), sample, noise=noise)
     np.testing.assert_array_equal(family.sample(seeds, {"sampler": "ddpm"}), to_uint8(torch.from_numpy(sample)))

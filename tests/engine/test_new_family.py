@@ -19,6 +19,7 @@ from PIL import Image
 import studio.engine.families as families_package
 from studio.cli import main
 from studio.engine.families import registry
+from studio.errors import StudioError
 
 TOY_PACKAGE = {
     "__init__.py": '''
@@ -199,6 +200,11 @@ def test_the_registry_is_the_only_list_of_families() -> None:
         declared = registry.declaration(name)
         assert declared.name == name
         assert registry.pipeline_class(name).declaration is declared
+        if not declared.trainable:  # imported only (ONNX generators): no torch side, no model module
+            assert not (root / name / "model.py").exists()
+            with pytest.raises(StudioError, match="with no torch side"):
+                registry.family_class(name)
+            continue
         assert registry.family_class(name).declaration is declared
         # What export writes is what the runtime will look for.
         exports = registry.family_class(name)(8, 1, {}).network_exports(np.random.default_rng(0))

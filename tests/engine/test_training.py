@@ -19,7 +19,12 @@ from sqlalchemy import select
 from studio.engine import checkpoints
 from studio.engine.checkpoints import CHECKPOINT_FILE, CheckpointError, DiskFullError, load_model
 from studio.engine.datasets.samples import add_sample
-from studio.engine.families.registry import FAMILY_NAMES, describe_families, family_class, parse_overrides
+from studio.engine.families.registry import (
+    describe_families,
+    family_class,
+    parse_overrides,
+    trainable_family_names,
+)
 from studio.engine.generation import generate
 from studio.engine.jobs import CancelToken, Finished, run_job
 from studio.engine.library import delete_model, get_model, import_model, list_models, model_folder
@@ -50,11 +55,12 @@ def tensors(store: Store, name: str, prefix: str = "network.") -> dict[str, torc
 
 def test_registry_describes_every_family() -> None:
     described = {f["name"]: f for f in describe_families()}
-    assert set(described) == {"gan", "vae", "pixelcnn", "diffusion"}
+    assert set(described) == {"gan", "vae", "pixelcnn", "diffusion", "latent_diffusion", "onnx_generator"}
     for entry in described.values():
         assert len(entry["description"]) > 100 and "sample" in entry["capabilities"]
         names = [h["name"] for h in entry["schema"]]
-        assert names[:2] == ["batch_size", "hflip"] and len(names) == len(set(names))
+        # The common settings are training settings: an imported-only family has none of them.
+        assert (names[:2] == ["batch_size", "hflip"]) == entry["trainable"] and len(names) == len(set(names))
     assert "encode" in described["vae"]["capabilities"]
     assert "interpolate" not in described["pixelcnn"]["capabilities"]
 
@@ -82,7 +88,7 @@ def test_settings_are_parsed_and_checked() -> None:
 # --- every family trains and generates ------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("family", trainable_family_names())
 def test_each_family_trains_checkpoints_and_generates(digits8: Store, family: str) -> None:
     events: list[object] = []
     result = run_job(
@@ -127,7 +133,7 @@ def test_each_family_trains_checkpoints_and_generates(digits8: Store, family: st
     assert np.array_equal(np.asarray(Image.open(made.items[1]["path"])), np.asarray(Image.open(again.items[0]["path"])))
 
 
-@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("family", trainable_family_names())
 def test_each_family_trains_and_generates_on_colour_shapes(store: Store, family: str) -> None:
     run_job(add_sample(store, "shapes", count=40, size=8))
     result = tiny_train(store, f"colour-{family}", family, dataset="shapes")
@@ -339,7 +345,7 @@ def test_bad_requests_get_one_line_reasons(digits8: Store) -> None:
     cases = [
         ({"family": "flow", "dataset": "digits", "steps": 1}, "unknown family 'flow'"),
         ({"family": "gan", "dataset": "nope", "steps": 1}, "no dataset named 'nope'"),
-        ({"family": "gan", "dataset": "odd", "steps": 1}, "8, 16, 32 or 64 px images, not 12 px"),
+        ({"family": "gan", "dataset": "odd", "steps": 1}, "8, 16, 32, 64, 128 or 256 px images, not 12 px"),
         ({"family": "gan", "dataset": "digits"}, "give a budget"),
         ({"family": "gan", "dataset": "digits", "steps": 0}, "invalid --steps 0"),
         ({"family": "gan", "dataset": "digits", "minutes": -1}, "invalid --minutes"),

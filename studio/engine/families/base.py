@@ -88,6 +88,11 @@ class GeneratorFamily(ABC):
     description: ClassVar[str]
     capabilities: ClassVar[frozenset[str]]
     schema: ClassVar[tuple[Hyperparameter, ...]]  # family-specific; COMMON_SCHEMA is added
+    # Whether config.json may give this family an `architecture` (a network configuration, e.g. diffusers').
+    accepts_architecture: ClassVar[bool] = False
+    # Networks a checkpoint may omit, each filled from another (an imported model stores only its
+    # sampling weights; the trainable copy starts from them).
+    copied_networks: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -96,7 +101,11 @@ class GeneratorFamily(ABC):
             cls.name, cls.title, cls.description = d.name, d.title, d.description
             cls.capabilities, cls.schema = d.capabilities, d.schema
 
-    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
+    def __init__(
+        self, resolution: int, channels: int, hparams: Mapping[str, Any], architecture: Mapping[str, Any] | None = None
+    ) -> None:
+        if architecture is not None and not self.accepts_architecture:
+            raise StudioError(f"{self.name} models take no network configuration (architecture)")
         self.check_geometry(resolution, channels)
         self.resolution = resolution
         self.channels = channels
@@ -123,6 +132,10 @@ class GeneratorFamily(ABC):
     def check_geometry(cls, resolution: int, channels: int) -> None:
         """The declaration's check: square 8-64 px images with 1 or 3 channels."""
         cls.declaration.check_geometry(resolution, channels)
+
+    def architecture(self) -> dict[str, Any] | None:
+        """The network configuration config.json keeps beside the settings (None: the settings say it all)."""
+        return None
 
     # --- networks -----------------------------------------------------------------------
 

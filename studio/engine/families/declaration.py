@@ -18,7 +18,33 @@ from studio.errors import StudioError
 CAPABILITIES = ("sample", "interpolate", "encode", "inpaint")
 _VERBS = {"sample": "sample", "interpolate": "interpolate", "encode": "encode images", "inpaint": "inpaint"}
 DEFAULT_PREVIEW_COUNT = 16
-RESOLUTIONS = (8, 16, 32, 64)  # square image sizes every family takes
+RESOLUTIONS = (8, 16, 32, 64, 128, 256)  # square image sizes every family takes
+# The largest size each kind of device trains: on a CPU a 256 px step takes minutes even for a small
+# network, so 128 px (slow but usable) is the ceiling there; any GPU trains every size.
+CPU_TRAINING_LIMIT = 128
+GPU_TRAINING_LIMIT = 256
+
+
+def describe_resolutions(sizes: tuple[int, ...] = RESOLUTIONS) -> str:
+    """The sizes as a sentence fragment: "8, 16, 32, 64, 128 or 256"."""
+    words = [str(size) for size in sizes]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def training_limit(device_type: str) -> int:
+    """The largest image size (px) training takes on a torch device type: "cpu" or a GPU ("cuda", "mps")."""
+    return CPU_TRAINING_LIMIT if device_type == "cpu" else GPU_TRAINING_LIMIT
+
+
+def check_training_size(resolution: int, device_type: str) -> None:
+    """Refuse, in one line, to train at a size the device cannot manage in reasonable time."""
+    limit = training_limit(device_type)
+    if resolution > limit:
+        raise StudioError(
+            f"training at {resolution} px needs a GPU: on the {device_type.upper()} Studio trains at most "
+            f"{limit} px (one step at {resolution} px would take minutes); "
+            f"import the dataset again with --size {limit} or train on a CUDA GPU"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,9 @@ class FamilyDeclaration:
     # Sampling settings interpolation fixes (diffusion: deterministic DDIM), and those only inpainting uses.
     interpolation_settings: Mapping[str, Any] = field(default_factory=dict)
     inpainting_settings: frozenset[str] = frozenset()
+    # False for a family with no torch side (imported ONNX generators): it is never trained, fine-tuned
+    # or exported, runs only on the ONNX backend, and has no training settings.
+    trainable: bool = True
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
@@ -71,8 +100,9 @@ class FamilyDeclaration:
         return StudioError(f"{self.name} models cannot {_VERBS.get(capability, capability)}: {reason}")
 
     def full_schema(self) -> tuple[Hyperparameter, ...]:
-        """The common settings followed by the family's own."""
-        return COMMON_SCHEMA + self.schema
+        """The common settings followed by the family's own (only its own when it is not trainable:
+        the common ones are training settings)."""
+        return COMMON_SCHEMA + self.schema if self.trainable else self.schema
 
     def sampling_schema(self) -> tuple[Hyperparameter, ...]:
         """The settings a generation may change (`--set` at generate time)."""
@@ -86,11 +116,12 @@ class FamilyDeclaration:
         return tuple(h for h in self.sampling_schema() if h.name not in hidden)
 
     def check_geometry(self, resolution: int, channels: int) -> None:
-        """Every family takes square 8-64 px images (powers of two) with 1 or 3 channels."""
+        """Every family takes square 8-256 px images (powers of two, RESOLUTIONS) with 1 or 3 channels."""
         if resolution not in RESOLUTIONS:
+            nearest = min(RESOLUTIONS, key=lambda size: (abs(size - resolution), size))
             raise StudioError(
-                f"{self.name} models take 8, 16, 32 or 64 px images, not {resolution} px: "
-                "import the dataset again with --size 32"
+                f"{self.name} models take {describe_resolutions()} px images, not {resolution} px: "
+                f"import the dataset again with --size {nearest}"
             )
         if channels not in (1, 3):
             raise StudioError(f"{self.name} models take 1 or 3 channels, not {channels}")

@@ -19,9 +19,11 @@ Random-number conventions (per image, from `numpy.random.default_rng(seed)`):
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +37,72 @@ Array = np.ndarray
 ArrayFunction = Callable[..., Any]
 # How a backend hands a pipeline its networks: role (and optionally one named output) -> array function.
 NetworkRunner = Callable[..., ArrayFunction]
+# Told after every network step of an operation: (steps done, steps in the operation). It may raise
+# (CancelledError) to stop the operation mid-batch; nothing of that operation is returned then.
+StepCallback = Callable[[int, int], None]
+
+MAX_CHUNK = 256  # images per network call at most: small images gain nothing from larger calls
+MEMORY_SHARE = 0.5  # of the memory available, what one call's working set may take (the rest: the app, the OS)
+FALLBACK_MEMORY = 2 * 1024**3  # bytes assumed available when the system does not say
+DEFAULT_WIDTH = 128  # channels assumed for a network whose width no hyperparameter states (wide: safe)
+
+
+def _meminfo_available() -> int | None:
+    """Linux's estimate of memory available without swapping (page cache counts), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    """Room left under a container's memory limit (cgroup v2), or None when there is no limit."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory() -> int:
+    """Bytes of host memory free for new work: MemAvailable (or free pages), capped by a container's limit."""
+    available = _meminfo_available()
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system that says
+            available = None
+    if available is None or available <= 0:
+        available = FALLBACK_MEMORY
+    headroom = _cgroup_headroom()
+    return available if headroom is None else min(available, headroom)
+
+
+def chunk_size(bytes_per_image: float, available: int, ceiling: int = MAX_CHUNK) -> int:
+    """Images per network call: as many as MEMORY_SHARE of `available` bytes holds, from 1 to `ceiling`."""
+    fits = int(available * MEMORY_SHARE // max(1.0, bytes_per_image))
+    return max(1, min(ceiling, fits))
+
+
+class StepCounter:
+    """Counts one operation's network steps and tells a callback about each."""
+
+    def __init__(self, callback: StepCallback | None, total: int) -> None:
+        self.callback = callback
+        self.total = max(1, total)
+        self.done = 0
+
+    def advance(self) -> None:
+        """One more step done (the callback may raise to stop the operation)."""
+        self.done = min(self.total, self.done + 1)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
 
 
 @dataclass(frozen=True)
@@ -74,7 +142,13 @@ class Pipeline(ABC):
     declaration: ClassVar[FamilyDeclaration]
     family: ClassVar[str]  # the declaration's name
     capabilities: ClassVar[frozenset[str]]  # the declaration's capabilities
-    chunk: ClassVar[int] = 256  # images per network call
+    # Working memory of one image, in float32 maps of the network's width per pixel (the activations a
+    # forward pass holds at once); families with wide skip connections (U-Nets) declare more.
+    memory_factor: ClassVar[float] = 8.0
+    chunk_limit: ClassVar[int] = MAX_CHUNK  # images per network call at most
+    # Bytes of memory the networks run in, when a backend knows them (a GPU's free memory); None: the host's.
+    memory_budget: int | None = None
+    on_step: StepCallback | None = None  # set by a caller that wants to hear of every network step
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -99,6 +173,26 @@ class Pipeline(ABC):
     def channels(self) -> int:
         """1 (grey) or 3 (RGB)."""
         return self.spec.channels
+
+    def network_width(self) -> int:
+        """The network's base channel count: the `width` hyperparameter, else DEFAULT_WIDTH."""
+        width = self.spec.hyperparameters.get("width")
+        return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else DEFAULT_WIDTH
+
+    def bytes_per_image(self) -> float:
+        """Working memory one image takes in a network call (float32 activations at full resolution)."""
+        maps = max(float(self.channels), self.memory_factor * self.network_width())
+        return float(self.resolution**2) * maps * 4.0
+
+    @property
+    def chunk(self) -> int:
+        """Images per network call: as many as the memory available holds (read now), 1 to `chunk_limit`."""
+        available = self.memory_budget if self.memory_budget is not None else available_memory()
+        return chunk_size(self.bytes_per_image(), available, self.chunk_limit)
+
+    def steps(self, total: int) -> StepCounter:
+        """A counter for an operation of `total` network steps, reporting to `on_step`."""
+        return StepCounter(self.on_step, total)
 
     def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The model's stored sampling settings overlaid with `values`, each validated."""

@@ -20,12 +20,18 @@ if TYPE_CHECKING:
     from studio.engine.families.base import GeneratorFamily
 
 # The families, in the order the UI and `studio families` list them: each names a package here.
-FAMILY_NAMES: tuple[str, ...] = ("gan", "vae", "pixelcnn", "diffusion")
+# Families that are not trainable (imported ONNX generators) come last: pickers for training skip them.
+FAMILY_NAMES: tuple[str, ...] = ("gan", "vae", "pixelcnn", "diffusion", "latent_diffusion", "onnx_generator")
 
 
 def family_names() -> tuple[str, ...]:
     """The families' names, in registry order (read at call time, so a test may register one more)."""
     return FAMILY_NAMES
+
+
+def trainable_family_names() -> tuple[str, ...]:
+    """The families Studio can train (the choices of `studio train --family` and the Train page)."""
+    return tuple(name for name in family_names() if declaration(name).trainable)
 
 
 def _package(name: str) -> ModuleType:
@@ -50,9 +56,16 @@ def pipeline_class(name: str) -> type[Pipeline]:
 
 
 def family_class(name: str) -> type[GeneratorFamily]:
-    """The torch class of family `name` (imports torch on first use)."""
+    """The torch class of family `name` (imports torch on first use); a one-line StudioError for a family
+    with no torch side (it cannot be trained, fine-tuned, exported or run with --backend torch)."""
+    declared = declaration(name)
+    if not declared.trainable:
+        raise StudioError(
+            f"{name} models are imported ONNX files with no torch side: Studio runs them with --backend onnx "
+            "but cannot train, fine-tune or export them (they are ONNX already)"
+        )
     module = importlib.import_module(f"{_package(name).__name__}.model")
-    return getattr(module, declaration(name).model_class)
+    return getattr(module, declared.model_class)
 
 
 def full_schema(name: str) -> tuple[Hyperparameter, ...]:
@@ -68,6 +81,7 @@ def describe_families() -> list[dict[str, Any]]:
             "title": d.title,
             "description": d.description,
             "capabilities": sorted(d.capabilities),
+            "trainable": d.trainable,
             "schema": [h.as_dict() for h in full_schema(d.name)],
         }
         for d in declarations()

@@ -138,6 +138,13 @@ def load_exported(
             raise ExportError(
                 "the ONNX export is out of date (the weights changed after it was made): export the model again"
             )
+    # A file made elsewhere (an imported generator) carries no Studio metadata_props: its manifest says
+    # "imported", which only a family with no torch side may say (Studio's own exports are checked in full).
+    imported = manifest.get("imported") is True
+    if imported and registry.declaration(family).trainable:
+        raise ExportError(f"the manifest marks a {family} export as imported, which Studio's exports never are")
+    if not imported and not registry.declaration(family).trainable:
+        raise ExportError(f"the manifest of an {family} model lacks its imported mark: import the model again")
     # Imported here: onnxruntime loads (seconds of start-up, files of its own) only when a session opens.
     from studio.engine.runtime import providers
 
@@ -163,7 +170,10 @@ def load_exported(
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for bad files
             raise ExportError(f"{path.name} is not a valid ONNX model ({str(error).splitlines()[0][:200]})") from None
         choice = choice or chosen
-        _check_metadata(path, session, manifest, role, inputs)
+        if imported:
+            _check_names(path, session, entry)
+        else:
+            _check_metadata(path, session, manifest, role, inputs)
         sessions[role] = session
     assert choice is not None
     return OnnxModel(folder, manifest, build_pipeline(manifest, sessions), choice, precision, sessions)
@@ -185,6 +195,14 @@ def _check_metadata(
     names = tuple(i.name for i in session.get_inputs())
     if names != inputs:
         raise ExportError(f"{path.name} takes inputs {', '.join(names)}, expected {', '.join(inputs)}")
+
+
+def _check_names(path: Path, session: ort.InferenceSession, entry: Mapping[str, Any]) -> None:
+    """An imported file: its inputs and outputs are the ones its manifest recorded at import."""
+    for kind, found in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+        names = [value.name for value in found]
+        if names != entry.get(kind):
+            raise ExportError(f"{path.name} has {kind} {', '.join(names)}, not those recorded when it was imported")
 
 
 def _json_or_none(text: str | None) -> Any:
@@ -209,6 +227,12 @@ def spec_from_manifest(manifest: Mapping[str, Any]) -> ModelSpec:
             schema,
             manifest.get("scheduler"),
             manifest.get("reach"),
+            # A family's further facts (latent diffusion's latent grid), and what an imported generator's
+            # pipeline needs to know of its file.
+            {
+                **dict(manifest.get("extras") or {}),
+                **{key: manifest[key] for key in ("latent_shape", "value_range", "fixed_batch") if key in manifest},
+            },
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ExportError(f"the manifest is malformed ({error}): export the model again") from None

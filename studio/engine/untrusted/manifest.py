@@ -91,11 +91,25 @@ def _check(fields: Fields, family: str) -> None:
     value_range = fields.optional_array("value_range", 2)
     for index, end in enumerate(value_range or []):
         as_number(end, member("value_range", index))
+    fields.boolean("imported", False)  # a generator made elsewhere (onnx_generator): no Studio metadata_props
+    fields.optional_integer("fixed_batch", 1, 4096)  # an imported file without a dynamic batch axis
     for index, capability in enumerate(fields.optional_array("capabilities", 16) or []):
         as_text(capability, member("capabilities", index), 32, _IDENTIFIER, "a capability")
     scheduler = fields.optional_section("scheduler")
     if scheduler is not None:
         _scheduler(scheduler)
+    extras = fields.optional_section("extras")
+    if extras is not None:
+        _extras(extras)
+
+
+def _extras(extras: Fields) -> None:
+    """A family's further facts (latent diffusion: the latent grid's shape and its scale)."""
+    if len(extras.data) > 16:
+        raise MalformedError(f"extras has {len(extras.data)} entries, more than 16")
+    extras.optional_number("scaling_factor", 1e-6, 1e6)
+    for index, size in enumerate(extras.optional_array("latent_shape", 8) or []):
+        as_int(size, member("extras.latent_shape", index), 1, 1 << 20)
 
 
 def _network(entry: Fields, half_allowed: bool) -> None:

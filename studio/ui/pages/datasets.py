@@ -43,7 +43,7 @@ from studio.engine.datasets.storage import (
     load_images,
     load_labels,
 )
-from studio.engine.families.declaration import RESOLUTIONS
+from studio.engine.families.declaration import CPU_TRAINING_LIMIT, RESOLUTIONS, describe_resolutions
 from studio.engine.jobs import CancelToken, Job
 from studio.engine.library import list_models
 from studio.errors import StudioError
@@ -370,8 +370,13 @@ class DatasetsPage(QWidget):
             )
         if dataset.size not in RESOLUTIONS:
             facts.append(
-                f"<span style='{NOTE_STYLE}'>Models train on 8, 16, 32 or 64 px datasets: import it "
+                f"<span style='{NOTE_STYLE}'>Models train on {describe_resolutions()} px datasets: import it "
                 "again at one of those sizes to train on it.</span>"
+            )
+        elif dataset.size > CPU_TRAINING_LIMIT:
+            facts.append(
+                f"<span style='{NOTE_STYLE}'>Training on {dataset.size} px images needs a GPU: on the CPU "
+                f"models train at most {CPU_TRAINING_LIMIT} px.</span>"
             )
         return "<br>".join(facts)
 

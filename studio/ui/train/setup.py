@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.datasets.storage import DatasetSummary, validate_name
-from studio.engine.families.registry import declaration, declarations
+from studio.engine.families.registry import declaration, trainable_family_names
 from studio.engine.library import ModelSummary
 from studio.engine.runs import InterruptedRun
 from studio.engine.training_options import TrainOptions
@@ -150,8 +150,8 @@ class TrainSetup(QScrollArea):
         family_group = QGroupBox("Generator family")
         family_layout = QVBoxLayout(family_group)
         self.family_combo = named(QComboBox(), "trainFamilyCombo", "Family", "The kind of generator to train")
-        for family in declarations():
-            self.family_combo.addItem(family.title, family.name)
+        for name in trainable_family_names():  # imported-only families (ONNX generators) are never trained
+            self.family_combo.addItem(declaration(name).title, name)
         self.family_combo.currentIndexChanged.connect(self._family_changed)
         self.family_description = named(QLabel(), "trainFamilyDescription", "Family description")
         self.family_description.setWordWrap(True)
@@ -297,12 +297,14 @@ class TrainSetup(QScrollArea):
         chosen = self.source_combo.currentData()
         self.source_combo.blockSignals(True)
         self.source_combo.clear()
+        trainable = set(trainable_family_names())  # an imported ONNX generator cannot be resumed or fine-tuned
         for model in self.models:
-            self.source_combo.addItem(
-                f"{model.name}  ({model.family}, {model.resolution} px, step {model.steps:,})", model.name
-            )
+            if model.family in trainable:
+                self.source_combo.addItem(
+                    f"{model.name}  ({model.family}, {model.resolution} px, step {model.steps:,})", model.name
+                )
         index = self.source_combo.findData(chosen)
-        self.source_combo.setCurrentIndex(index if index >= 0 else (0 if self.models else -1))
+        self.source_combo.setCurrentIndex(index if index >= 0 else (0 if self.source_combo.count() else -1))
         self.source_combo.blockSignals(False)
         if self.mode != TrainMode.NEW and not self.running:
             self._source_changed()  # the model may have moved on (more steps) or gone

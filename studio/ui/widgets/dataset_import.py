@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from studio.engine.datasets.importer import ImportResult
 from studio.engine.datasets.sources import Skipped
 from studio.engine.datasets.storage import MAX_SIZE, MIN_SIZE, validate_name
-from studio.engine.families.declaration import RESOLUTIONS
+from studio.engine.families.declaration import CPU_TRAINING_LIMIT, RESOLUTIONS, describe_resolutions
 from studio.errors import StudioError
 from studio.ui.widgets import named
 
@@ -135,8 +135,14 @@ class ImportDialog(QDialog):
         elif self.size_spin.value() not in RESOLUTIONS:
             self.message.setStyleSheet(NOTE_STYLE)
             self.message.setText(
-                f"Models train on 8, 16, 32 or 64 px datasets: a {self.size_spin.value()} px dataset can be "
-                "browsed but not trained on."
+                f"Models train on {describe_resolutions()} px datasets: a {self.size_spin.value()} px dataset "
+                "can be browsed but not trained on."
+            )
+        elif self.size_spin.value() > CPU_TRAINING_LIMIT:
+            self.message.setStyleSheet(NOTE_STYLE)
+            self.message.setText(
+                f"Training on {self.size_spin.value()} px images needs a GPU: on the CPU models train at most "
+                f"{CPU_TRAINING_LIMIT} px (generating works everywhere)."
             )
         else:
             self.message.setStyleSheet("")

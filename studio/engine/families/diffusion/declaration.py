@@ -19,6 +19,15 @@ DECLARATION = FamilyDeclaration(
     capabilities=frozenset({"sample", "interpolate", "inpaint"}),
     schema=(
         Hyperparameter(
+            "network",
+            str,
+            "unet2d",
+            "the noise-predicting U-Net: diffusers' UNet2DModel (the field's standard, loads published models) "
+            "or Studio's first U-Net (models made before 0.2)",
+            group="model",
+            choices=("unet2d", "studio"),
+        ),
+        Hyperparameter(
             "width",
             int,
             32,
@@ -35,9 +44,9 @@ DECLARATION = FamilyDeclaration(
             "schedule",
             str,
             "cosine",
-            "how noise grows with t: cosine (Improved DDPM) or linear (DDPM)",
+            "how noise grows with t: cosine (Improved DDPM), linear (DDPM) or scaled_linear (latent diffusion)",
             group="model",
-            choices=("linear", "cosine"),
+            choices=("linear", "cosine", "scaled_linear"),
         ),
         Hyperparameter("learning_rate", float, 2e-4, "AdamW learning rate", minimum=1e-7, maximum=1.0),
         Hyperparameter(

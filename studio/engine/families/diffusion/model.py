@@ -14,7 +14,7 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from torch.nn import functional as F  # noqa: N812 (the conventional name)
 
 from studio.engine.families.base import GeneratorFamily, NetworkExport, Precision
 from studio.engine.families.diffusion.declaration import DECLARATION
-from studio.engine.families.diffusion.pipeline import DiffusionPipeline
+from studio.engine.families.diffusion.pipeline import DiffusionPipeline, scheduler_for
+from studio.engine.families.diffusion.unet import Denoiser, build_network, checked_config, studio_unet_config
 from studio.engine.families.pipeline import ModelSpec
 from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler
 from studio.errors import StudioError
@@ -36,8 +37,9 @@ MAX_LEVELS = len(CHANNEL_MULTIPLIERS)
 PREVIEW_STEPS = 20
 # DDPM's linear betas (1e-4 to 0.02) are for T = 1000; Improved DDPM scales them by 1000 / T so that a
 # shorter chain still ends in (nearly) pure noise.
-LINEAR_BETA_START = 1e-4
-LINEAR_BETA_END = 0.02
+LINEAR_BETAS = (1e-4, 0.02)
+# Latent diffusion's scaled-linear betas (CompVis/ldm-celebahq-256), the same 1000 / T scaling applied.
+SCALED_LINEAR_BETAS = (0.0015, 0.0195)
 # EMA warm-up as in diffusers' EMAModel: decay = min(ema_decay, (1 + step) / (10 + step)), so early
 # previews follow the network instead of averaging in its random initialisation for thousands of steps.
 EMA_WARMUP_OFFSET = 10
@@ -209,15 +211,77 @@ class DiffusionFamily(GeneratorFamily):
     """Denoising diffusion (DDPM training, DDPM or DDIM sampling) with a small noise-predicting U-Net."""
 
     declaration = DECLARATION
+    accepts_architecture = True
+    # An imported model's trainable U-Net starts as its published (sampling) weights.
+    copied_networks: ClassVar[Mapping[str, str]] = {"unet": "ema"}
 
-    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
-        super().__init__(resolution, channels, hparams)
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        hparams: Mapping[str, Any],
+        architecture: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(resolution, channels, hparams, architecture)
         self._check_steps(self.hparams["steps"])
-        self.unet = NoisePredictionUNet(resolution, channels, self.hparams["width"], self.hparams["attention"])
+        self.unet_config: dict[str, Any] | None = None
+        self.imported_scheduler: dict[str, Any] | None = None
+        if self.hparams.get("network", "unet2d") == "unet2d":  # latent diffusion has no choice
+            self.unet_config, self.imported_scheduler = self._unet_architecture(architecture)
+            # A given U-Net's true width, so what the settings show (and batch sizing reads) is the network's.
+            self.hparams["width"] = max(8, min(256, int(self.unet_config["block_out_channels"][0])))
+            self.unet: nn.Module = build_network("UNet2DModel", self.unet_config)
+        else:
+            self.unet = NoisePredictionUNet(resolution, channels, self.hparams["width"], self.hparams["attention"])
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         # No weight decay: DDPM trains with plain Adam, and decay would pull the EMA weights towards zero.
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=self.hparams["learning_rate"], weight_decay=0.0)
         self._alphas_cumprod = torch.from_numpy(self.scheduler("ddpm").alphas_cumprod.astype(np.float32))
+
+    def _unet_architecture(
+        self, architecture: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The UNet2DModel configuration (given, or Studio's own for these settings) and an imported scheduler."""
+        if architecture is None or "unet" not in architecture:
+            settings = self.hparams
+            return studio_unet_config(self.resolution, self.channels, settings["width"], settings["attention"]), None
+        config = checked_config("UNet2DModel", architecture["unet"], "the U-Net's configuration")
+        size = config.get("sample_size")
+        if size is not None and size not in (self.latent_resolution(), [self.latent_resolution()] * 2):
+            raise StudioError(f"the U-Net works at {size} px, not at this model's {self.latent_resolution()} px")
+        if (
+            config.get("in_channels", 3) != self.latent_channels()
+            or config.get("out_channels", 3) != self.latent_channels()
+        ):
+            raise StudioError(
+                f"the U-Net maps {config.get('in_channels', 3)} to {config.get('out_channels', 3)} channels; "
+                f"this model needs {self.latent_channels()} (a learned-variance U-Net is not supported)"
+            )
+        scheduler = architecture.get("scheduler")
+        if scheduler is not None:
+            try:
+                DdimScheduler.from_dict(dict(scheduler))
+            except (TypeError, ValueError) as error:
+                raise StudioError(f"the scheduler configuration is not usable ({error})") from None
+        return config, (dict(scheduler) if scheduler is not None else None)
+
+    def latent_resolution(self) -> int:
+        """The size the U-Net works at: the image's (latent diffusion: its latents')."""
+        return self.resolution
+
+    def latent_channels(self) -> int:
+        """The channels the U-Net works on: the image's (latent diffusion: its latents')."""
+        return self.channels
+
+    def architecture(self) -> dict[str, Any] | None:
+        """The UNet2DModel configuration and the scheduler, for config.json (None for Studio's own U-Net)."""
+        if self.unet_config is None:
+            return None
+        return {"unet": dict(self.unet_config), "scheduler": self.scheduler_config().to_dict()}
+
+    def denoiser(self, network: nn.Module) -> nn.Module:
+        """eps_theta(x_t, t) -> tensor over `network` (unwrapping diffusers' output object)."""
+        return Denoiser(network) if self.unet_config is not None else network
 
     # --- networks -----------------------------------------------------------------------
 
@@ -235,38 +299,52 @@ class DiffusionFamily(GeneratorFamily):
 
     def scheduler_config(self) -> DdimConfig:
         """The scheduler settings this model was trained with (what an ONNX manifest needs)."""
+        if self.imported_scheduler is not None:
+            return DdimConfig.from_dict(dict(self.imported_scheduler))
         timesteps = self.hparams["timesteps"]
         scale = 1000 / timesteps
+        start, end = SCALED_LINEAR_BETAS if self.hparams["schedule"] == "scaled_linear" else LINEAR_BETAS
         return DdimConfig(
             num_train_timesteps=timesteps,
             beta_schedule=self.hparams["schedule"],
-            beta_start=LINEAR_BETA_START * scale,
-            beta_end=min(LINEAR_BETA_END * scale, 0.999),
+            beta_start=start * scale,
+            beta_end=min(end * scale, 0.999),
             clip_sample=True,  # training images lie in [-1, 1], so a predicted x_0 outside it is an error
         )
 
     def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler:
         """A fresh scheduler of the named kind ("ddpm" or "ddim") for this model's noise schedule."""
-        return self.pipeline().scheduler(sampler)
+        return scheduler_for(self.scheduler_config().to_dict(), sampler)
 
     # --- training -----------------------------------------------------------------------
 
     def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
-        """DDPM Algorithm 1: noise each image to a random t, regress the noise (Eq. 14), update the EMA."""
+        """DDPM Algorithm 1: noise each image to a random t, regress the target (Eq. 14), update the EMA."""
         self.unet.train()
-        images = batch.to(self.device, torch.float32)
+        loss = self.denoising_loss(batch.to(self.device, torch.float32), precision)
+        precision.step(loss, self.optimizer, clip=1.0)
+        self._update_ema(step)
+        return {"loss": float(loss.detach())}
+
+    def denoising_loss(self, images: torch.Tensor, precision: Precision) -> torch.Tensor:
+        """The mean squared error of the U-Net's prediction of the noise (or of v, or of x_0, as the
+        scheduler's prediction type says) for `images` noised to random timesteps."""
         count = images.shape[0]
         timesteps = torch.randint(0, self.hparams["timesteps"], (count,), device=images.device)
         noise = torch.randn_like(images)
         alpha_bar = self._alphas_cumprod.to(images.device)[timesteps].view(count, 1, 1, 1)
         # DDPM Eq. (4): x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps.
         noisy = alpha_bar.sqrt() * images + (1 - alpha_bar).sqrt() * noise
+        prediction = self.scheduler_config().prediction_type
+        if prediction == "v_prediction":  # Salimans & Ho 2022: v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0
+            target = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * images
+        elif prediction == "sample":
+            target = images
+        else:
+            target = noise
         with precision.autocast():
-            predicted = self.unet(noisy, timesteps)
-        loss = F.mse_loss(predicted.float(), noise)
-        precision.step(loss, self.optimizer, clip=1.0)
-        self._update_ema(step)
-        return {"loss": float(loss.detach())}
+            predicted = self.denoiser(self.unet)(noisy, timesteps)
+        return F.mse_loss(predicted.float(), target)
 
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:
@@ -288,7 +366,7 @@ class DiffusionFamily(GeneratorFamily):
         return [
             NetworkExport(
                 "denoiser",
-                self.ema,
+                self.denoiser(self.ema),
                 (torch.zeros(2, self.channels, size, size), torch.zeros(2, dtype=torch.int64)),
                 ("sample", "timestep"),
                 ("noise",),
@@ -299,8 +377,8 @@ class DiffusionFamily(GeneratorFamily):
 
     def pipeline(self) -> DiffusionPipeline:
         """Sampling, interpolation and inpainting over the EMA network."""
-        network = self.ema
-        return DiffusionPipeline(self.spec(), self.numpy_function(network, [network]))
+        network = self.denoiser(self.ema)
+        return DiffusionPipeline(self.spec(), self.numpy_function(network, [self.ema]))
 
     def _check_steps(self, steps: int) -> None:
         if steps > self.hparams["timesteps"]:

@@ -8,16 +8,29 @@ from typing import Any
 import numpy as np
 
 from studio.engine.families.diffusion.declaration import DECLARATION
-from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline
+from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline, StepCounter
 from studio.engine.numerics import iterate_batches, seed_generators, to_network, to_uint8
 from studio.engine.schedulers import DdimScheduler, DdpmScheduler
 from studio.errors import StudioError
+
+
+def scheduler_for(config: Mapping[str, Any], sampler: str) -> DdpmScheduler | DdimScheduler:
+    """A fresh scheduler of the named kind ("ddpm" or "ddim") for a saved scheduler configuration."""
+    settings = dict(config)
+    if sampler == "ddim":
+        return DdimScheduler.from_dict(settings)
+    if sampler == "ddpm":
+        settings.pop("set_alpha_to_one", None)
+        return DdpmScheduler.from_dict(settings)
+    raise StudioError(f"unknown sampler '{sampler}': choose ddim or ddpm")
 
 
 class DiffusionPipeline(Pipeline):
     """DDPM/DDIM sampling with the numpy schedulers; DDIM-deterministic interpolation; RePaint inpainting."""
 
     declaration = DECLARATION
+    # A U-Net keeps every level's activations for its skip connections, at up to 4x the base width.
+    memory_factor = 16.0
 
     def __init__(self, spec: ModelSpec, denoiser: ArrayFunction) -> None:
         """`denoiser(x, t)`: float32 NCHW noisy images and int64 [N] timesteps -> predicted noise."""
@@ -33,13 +46,7 @@ class DiffusionPipeline(Pipeline):
 
     def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler:
         """A fresh scheduler of the named kind ("ddpm" or "ddim") for this model's noise schedule."""
-        settings = dict(self.spec.scheduler or {})
-        if sampler == "ddim":
-            return DdimScheduler.from_dict(settings)
-        if sampler == "ddpm":
-            settings.pop("set_alpha_to_one", None)
-            return DdpmScheduler.from_dict(settings)
-        raise StudioError(f"unknown sampler '{sampler}': choose ddim or ddpm")
+        return scheduler_for(self.spec.scheduler or {}, sampler)
 
     def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Validated settings; steps may not exceed the model's timesteps."""
@@ -59,9 +66,11 @@ class DiffusionPipeline(Pipeline):
         if len(seeds) == 0:
             return np.zeros((0, *self.spec.shape), np.uint8)
         images = []
-        for part in iterate_batches(len(seeds), self.chunk):
+        parts = iterate_batches(len(seeds), self.chunk)
+        counter = self.steps(len(parts) * self.denoise_steps(options))
+        for part in parts:
             generators = seed_generators(seeds[part])
-            images.append(self.denoise(self.initial_noise(generators), generators, options))
+            images.append(self.denoise(self.initial_noise(generators), generators, options, counter=counter))
         return to_uint8(np.concatenate(images))
 
     def initial_noise(self, generators: Sequence[np.random.Generator]) -> Array:
@@ -78,11 +87,9 @@ class DiffusionPipeline(Pipeline):
             raise StudioError(f"latents must be N x {' x '.join(map(str, self.latent_shape()))}, not {latents.shape}")
         if len(latents) == 0:
             return np.zeros((0, *self.spec.shape), np.uint8)
-        return to_uint8(
-            np.concatenate(
-                [self.denoise(latents[part], [], options) for part in iterate_batches(len(latents), self.chunk)]
-            )
-        )
+        parts = iterate_batches(len(latents), self.chunk)
+        counter = self.steps(len(parts) * self.denoise_steps(options))
+        return to_uint8(np.concatenate([self.denoise(latents[part], [], options, counter=counter) for part in parts]))
 
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """RePaint: after every step the known pixels are put back at the sample's noise level, and each
@@ -94,14 +101,23 @@ class DiffusionPipeline(Pipeline):
         known_images = to_network(images)
         keep = np.ascontiguousarray(known.transpose(0, 3, 1, 2)).astype(np.float32)
         completed = []
-        for part in iterate_batches(len(seeds), self.chunk):
+        parts = iterate_batches(len(seeds), self.chunk)
+        counter = self.steps(len(parts) * self.denoise_steps(options, inpainting=True))
+        for part in parts:
             generators = seed_generators(seeds[part])
+            initial = self.initial_noise(generators)
             completed.append(
-                self.denoise(
-                    self.initial_noise(generators), generators, options, known=known_images[part], keep=keep[part]
-                )
+                self.denoise(initial, generators, options, known=known_images[part], keep=keep[part], counter=counter)
             )
         return to_uint8(np.concatenate(completed))
+
+    def denoise_steps(self, options: Mapping[str, Any], inpainting: bool = False) -> int:
+        """Network calls one `denoise` makes: one per sampling step, `resample` per step when inpainting
+        (but one for the last step, which is never repeated)."""
+        scheduler = self.scheduler(options["sampler"])
+        scheduler.set_timesteps(options["steps"])
+        rounds = int(options.get("resample", 1)) if inpainting else 1
+        return sum(rounds if scheduler.previous_timestep(int(t)) >= 0 else 1 for t in scheduler.timesteps)
 
     def denoise(
         self,
@@ -110,12 +126,17 @@ class DiffusionPipeline(Pipeline):
         options: Mapping[str, Any],
         known: Array | None = None,
         keep: Array | None = None,
+        *,
+        counter: StepCounter | None = None,
     ) -> Array:
         """Run the sampler from x_T (float32 NCHW) to x_0 (float32 NCHW, unclipped).
 
         Step noise comes from `generators` (one per image). With `known` (float32 NCHW in [-1, 1]) and
         `keep` (1 where known), the known pixels are replaced after every step (see the module docstring).
+        Every network call advances `counter` (by default one counting this call's steps for `on_step`).
         """
+        if counter is None:
+            counter = self.steps(self.denoise_steps(options, inpainting=known is not None))
         scheduler = self.scheduler(options["sampler"])
         scheduler.set_timesteps(options["steps"])
         eta = float(options["eta"])
@@ -135,6 +156,7 @@ class DiffusionPipeline(Pipeline):
             timesteps = np.full((len(sample),), t, dtype=np.int64)
             for round_index in range(rounds if previous >= 0 else 1):
                 predicted = np.asarray(self.denoiser(sample, timesteps), np.float32)
+                counter.advance()
                 noise = draw() if stochastic else None
                 if isinstance(scheduler, DdimScheduler):
                     sample = scheduler.step(predicted, t, sample, eta=eta, noise=noise)

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline
+from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline, StepCounter
 from studio.engine.families.pixelcnn.declaration import DECLARATION
 from studio.engine.numerics import from_levels, inverse_cdf, iterate_batches, to_network
 from studio.errors import StudioError
@@ -27,7 +27,9 @@ class PixelCnnPipeline(Pipeline):
     """Sub-pixel-by-sub-pixel sampling and completion; the whole batch shares each network call."""
 
     declaration = DECLARATION
-    chunk = 64  # bounds activation memory at 64 px
+    # 64 images per call already amortise the per-sub-pixel calls; a larger chunk would only make each
+    # row (one progress step) slower to report.
+    chunk_limit = 64
 
     def __init__(self, spec: ModelSpec, raster: Callable[[], RasterLogits]) -> None:
         super().__init__(spec)
@@ -47,34 +49,53 @@ class PixelCnnPipeline(Pipeline):
         return self.inpaint(np.zeros(shape, np.uint8), np.zeros(shape, bool), seeds, options)
 
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
-        """Keep the known sub-pixels and sample the rest in raster order, conditioned on all before them."""
+        """Keep the known sub-pixels and sample the rest in raster order, conditioned on all before them.
+
+        Each row of each chunk is one step for `on_step`."""
         settings = self.sampling_options(options)
         images, known = self.completion_inputs(images, known, len(seeds))
         result = images.copy()
-        for part in iterate_batches(len(seeds), self.chunk):
+        parts = iterate_batches(len(seeds), self.chunk)
+        counter = self.steps(len(parts) * self.resolution)
+        for part in parts:
             uniforms = np.stack([np.random.default_rng(seed).random(self.spec.shape) for seed in seeds[part]])
-            result[part] = self._complete_chunk(images[part], known[part], uniforms, settings["temperature"])
+            result[part] = self._complete_chunk(images[part], known[part], uniforms, settings["temperature"], counter)
         return result
 
-    def _complete_chunk(self, images: Array, known: Array, uniforms: Array, temperature: float) -> Array:
+    def _complete_chunk(
+        self, images: Array, known: Array, uniforms: Array, temperature: float, counter: StepCounter
+    ) -> Array:
         levels = images.copy()
         inputs = to_network(levels)
         raster = self.raster()
         for row in range(self.resolution):
-            if known[:, row].all():
-                continue
-            raster.start_row(inputs, row)
-            for column in range(self.resolution):
-                for channel in range(self.channels):
-                    unknown = ~known[:, row, column, channel]
-                    if not unknown.any():
-                        continue
-                    logits = np.asarray(raster.logits(inputs, row, column))[:, :, channel]
-                    chosen = inverse_cdf(logits, temperature, uniforms[:, row, column, channel])
-                    values = np.where(unknown, chosen, levels[:, row, column, channel]).astype(np.uint8)
-                    levels[:, row, column, channel] = values
-                    inputs[:, channel, row, column] = from_levels(values)
+            if not known[:, row].all():
+                self._sample_row(raster, levels, inputs, known, uniforms, temperature, row)
+            counter.advance()
         return levels
+
+    def _sample_row(
+        self,
+        raster: RasterLogits,
+        levels: Array,
+        inputs: Array,
+        known: Array,
+        uniforms: Array,
+        temperature: float,
+        row: int,
+    ) -> None:
+        """Sample the unknown sub-pixels of one row in place (levels and network inputs both)."""
+        raster.start_row(inputs, row)
+        for column in range(self.resolution):
+            for channel in range(self.channels):
+                unknown = ~known[:, row, column, channel]
+                if not unknown.any():
+                    continue
+                logits = np.asarray(raster.logits(inputs, row, column))[:, :, channel]
+                chosen = inverse_cdf(logits, temperature, uniforms[:, row, column, channel])
+                values = np.where(unknown, chosen, levels[:, row, column, channel]).astype(np.uint8)
+                levels[:, row, column, channel] = values
+                inputs[:, channel, row, column] = from_levels(values)
 
 
 class WindowRaster:

@@ -1,0 +1,170 @@
+"""An imported diffusers model: images/s of Studio's torch backend, Studio's ONNX backend and diffusers'
+own DDIMPipeline, on the same weights, the same device, in one run.
+
+Setup: a UNet2DModel with google/ddpm-cifar10-32's configuration (35.7 M parameters; randomly
+initialised: speed does not depend on the weights) and its DDPM scheduler, saved as a DDIMPipeline
+with `save_pretrained`, imported with `studio models import`, exported with `studio export`.
+Each backend samples the same number of images with DDIM, 50 steps, eta 0, at the same batch size,
+after a warm-up call; best of N rounds, the three measured in turn within each round (the machine is
+shared and noisy: each figure is compared only with the others of the same run). Torch and ONNX
+Runtime get the same thread count. ratio = images/s / diffusers' images/s.
+
+The last column is the largest difference between Studio's torch images and diffusers' images
+(uint8 levels) for the same initial noise: they run the same network and the same DDIM step.
+Usage: python bench/imported.py [--batch 8] [--images 8] [--rounds 3] [--steps 50] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from studio.engine.export import export_model
+from studio.engine.generation import open_model
+from studio.engine.importers import import_any
+from studio.engine.jobs import run_job
+from studio.engine.numerics import to_uint8
+from studio.home import DataHome
+from studio.store.database import open_store
+
+# google/ddpm-cifar10-32's UNet2DModel configuration (its config.json on the Hugging Face Hub).
+CIFAR10_UNET = {
+    "sample_size": 32,
+    "in_channels": 3,
+    "out_channels": 3,
+    "block_out_channels": (128, 256, 256, 256),
+    "layers_per_block": 2,
+    "down_block_types": ("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    "attention_head_dim": None,
+    "norm_num_groups": 32,
+    "dropout": 0.1,
+    "resnet_time_scale_shift": "default",
+    "time_embedding_type": "positional",
+    "flip_sin_to_cos": False,
+    "freq_shift": 1,
+}
+CIFAR10_SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "clip_sample": True,
+    "variance_type": "fixed_large",
+}
+
+
+def best_rate(run: Callable[[], object], images: int, rounds: int) -> float:
+    """Images per second of the best of `rounds` calls (after one warm-up call)."""
+    run()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return images / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from diffusers import DDIMPipeline, DDIMScheduler, UNet2DModel
+
+    work = Path(tempfile.mkdtemp(prefix="studio-imported-"))
+    store = open_store(DataHome(work / "home").ensure())
+    try:
+        torch.manual_seed(0)
+        unet = UNet2DModel(**CIFAR10_UNET).eval()
+        pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler(**CIFAR10_SCHEDULER))
+        pipe.set_progress_bar_config(disable=True)
+        pipe.save_pretrained(work / "ddpm-cifar10-32")
+        import_any(store, work / "ddpm-cifar10-32", "cifar10")
+        run_job(export_model(store, "cifar10"))
+        parameters = sum(p.numel() for p in unet.parameters())
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+            f"torch {torch.__version__}; "
+            f"google/ddpm-cifar10-32 configuration ({parameters / 1e6:.1f} M parameters), DDIM {args.steps} steps, "
+            f"{args.images} images at batch {args.batch}, best of {args.rounds}"
+        )
+        options = {"sampler": "ddim", "steps": args.steps, "eta": 0.0}
+        seeds = list(range(args.images))
+        studio_torch = open_model(store, "cifar10", backend="torch")
+        studio_onnx = open_model(store, "cifar10", backend="onnx", provider="cpu")
+        latents = studio_torch.pipeline.initial_noise([np.random.default_rng(seed) for seed in seeds])
+
+        def studio_run(opened: object) -> Callable[[], np.ndarray]:
+            pipeline = opened.pipeline  # type: ignore[attr-defined]
+
+            def run() -> np.ndarray:
+                return np.concatenate(
+                    [pipeline.sample(seeds[i : i + args.batch], options) for i in range(0, len(seeds), args.batch)]
+                )
+
+            return run
+
+        def diffusers_run() -> np.ndarray:
+            outputs = []
+            for i in range(0, len(seeds), args.batch):
+                # The pipeline's own loop, from the same initial noise as Studio (DDIMPipeline draws it
+                # itself from a torch generator; passing the latents keeps the comparison exact).
+                with torch.inference_mode():
+                    image = torch.from_numpy(latents[i : i + args.batch])
+                    pipe.scheduler.set_timesteps(args.steps)
+                    for t in pipe.progress_bar(pipe.scheduler.timesteps):
+                        output = pipe.unet(image, t).sample
+                        image = pipe.scheduler.step(output, t, image, eta=0.0).prev_sample
+                outputs.append(to_uint8(image.numpy()))
+            return np.concatenate(outputs)
+
+        def diffusers_pipeline() -> object:
+            return [
+                pipe(batch_size=min(args.batch, len(seeds) - i), num_inference_steps=args.steps, output_type="np")
+                for i in range(0, len(seeds), args.batch)
+            ]
+
+        rates = {
+            "diffusers DDIMPipeline": best_rate(diffusers_pipeline, args.images, args.rounds),
+            "Studio torch": best_rate(studio_run(studio_torch), args.images, args.rounds),
+            "Studio ONNX (cpu)": best_rate(studio_run(studio_onnx), args.images, args.rounds),
+        }
+        difference = int(np.abs(studio_run(studio_torch)().astype(int) - diffusers_run().astype(int)).max())
+        baseline = rates["diffusers DDIMPipeline"]
+        print(f"{'backend':<24} {'images/s':>9} {'ratio':>7}")
+        for name, rate in rates.items():
+            print(f"{name:<24} {rate:>9.3f} {rate / baseline:>6.2f}x")
+        best = max(rate for name, rate in rates.items() if name.startswith("Studio"))
+        verdict = "met" if best >= 1.3 * baseline else "NOT met"
+        print(
+            f"Studio's best / diffusers: {best / baseline:.2f}x (target 1.3x: {verdict}); "
+            f"Studio torch vs diffusers, same noise: max difference {difference} levels"
+        )
+        studio_torch.close()
+        studio_onnx.close()
+    finally:
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
