@@ -2,8 +2,9 @@
 
 The status bar shows the devices (torch device, ONNX Runtime providers) and the engine's current
 job with its progress and a cancel button. Drops anywhere on the window are routed: a Studio PNG
-restores its settings in Generate, a model folder is imported, anything else goes to the dataset
-import dialog. Closing while a job runs asks first, then cancels it and waits for the engine thread.
+restores its settings in Generate, a model folder (Studio's or diffusers') or an .onnx file is imported
+as a model, anything else goes to the dataset import dialog. Closing while a job runs asks first, then
+cancels it and waits for the engine thread.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def device_summary() -> str:
     offered_only = [p for p in report["available"] if p not in report["usable"] and p != "tensorrt"]
     note = f" ({', '.join(offered_only)} offered, not usable here)" if offered_only else ""
     return f"torch: {torch_device}  |  ONNX Runtime: {', '.join(report['usable'])}{note}"
+
+
+def is_model_source(path: Path) -> bool:
+    """Whether a dropped path is a model to import: an .onnx file, or a folder with a config.json (Studio's, a
+    UNet2DModel's) or a model_index.json (a diffusers pipeline) that is not a Studio dataset (dataset.json)."""
+    if path.is_file():
+        return path.suffix.lower() == ".onnx"
+    if not path.is_dir() or (path / "dataset.json").exists():
+        return False
+    return (path / "config.json").is_file() or (path / "model_index.json").is_file()
 
 
 class MainWindow(QMainWindow):
@@ -234,12 +245,12 @@ class MainWindow(QMainWindow):
         self.handle_drop(paths)
 
     def handle_drop(self, paths: list[Path]) -> None:
-        """A studio PNG -> Generate settings; a model folder -> model import; else a dataset import."""
+        """A studio PNG -> Generate settings; a model (folder or .onnx file) -> model import; else a dataset import."""
         if len(paths) == 1 and paths[0].suffix.lower() == ".png" and paths[0].is_file():
             gallery = self.page.get("gallery")
             if gallery is not None and gallery.restore_settings_from(paths[0], quiet=True):
                 return
-        if len(paths) == 1 and (paths[0] / "config.json").is_file():
+        if len(paths) == 1 and is_model_source(paths[0]):
             self.show_page("models")
             self.page["models"].import_model_folder(paths[0])
             return

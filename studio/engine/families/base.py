@@ -130,7 +130,7 @@ class GeneratorFamily(ABC):
 
     @classmethod
     def check_geometry(cls, resolution: int, channels: int) -> None:
-        """The declaration's check: square 8-64 px images with 1 or 3 channels."""
+        """The declaration's check: square 8-256 px images with 1 or 3 channels."""
         cls.declaration.check_geometry(resolution, channels)
 
     def architecture(self) -> dict[str, Any] | None:

@@ -2,8 +2,11 @@
 
 Export runs the engine's `export_model` job as an `EngineOp` and then shows the parity check:
 for every exported network, the largest difference between torch and ONNX Runtime against its
-tolerance. A model folder made elsewhere (button or drop) is imported under a name the user confirms
-in a `ModelImportDialog`, opened with `open()` (never `exec()`) so tests and scripts can accept it.
+tolerance. Import (button menu or drop) takes a Studio model folder, a diffusers pipeline or UNet2DModel
+folder, an .onnx generator or a repository from the local Hugging Face cache, all through the engine's
+`import_any`, under a name the user confirms in a `ModelImportDialog` (an `OnnxImportDialog` for ONNX
+files), opened with `open()` (never `exec()`) so tests and scripts can accept it. A model made elsewhere
+shows where it came from and its model card.
 """
 
 from __future__ import annotations
@@ -20,15 +23,11 @@ from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
     QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
+    QMenu,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -38,11 +37,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.checkpoints import read_config
 from studio.engine.datasets.decode import human_bytes
-from studio.engine.datasets.storage import validate_name
-from studio.engine.jobs import CancelToken, Finished, Job, Progress
-from studio.engine.library import ModelSummary, delete_model, import_model, list_models, model_exists
+from studio.engine.families import registry
+from studio.engine.jobs import CancelToken, Job
+from studio.engine.library import ModelSummary, delete_model, list_models
 from studio.engine.runtime.package import EXPORT_FOLDER, read_manifest
 from studio.errors import StudioError
 from studio.ui.context import StudioContext
@@ -50,10 +48,15 @@ from studio.ui.jobs import JobHandle, JobState
 from studio.ui.operations import EngineOp
 from studio.ui.widgets import ask_yes, named
 from studio.ui.widgets.job_panel import JobPanel
+from studio.ui.widgets.model_card import ModelCardView, architecture_rows, origin_rows, read_card
+from studio.ui.widgets.model_import import HfCacheDialog, ModelImportDialog, ModelImporter
+
+__all__ = ["ModelImportDialog", "ModelsPage", "export_label", "parameters_label", "parity_rows"]
 
 ERROR_COLOUR = "#c0392b"
 GOOD_COLOUR = "#1e8449"
 STALE_COLOUR = "#b9770e"
+EXPORT_TIP = "Export the selected model's networks to ONNX and check them against torch (Ctrl+E)"
 
 
 def export_label(export: dict[str, Any] | None) -> str:
@@ -62,6 +65,8 @@ def export_label(export: dict[str, Any] | None) -> str:
         return "not exported"
     if export.get("damaged"):
         return "damaged"
+    if export.get("imported"):
+        return "imported"
     state = "current" if export.get("current") else "out of date"
     return f"{state} (fp32 + fp16)" if export.get("fp16") else state
 
@@ -89,83 +94,11 @@ def _when(stamp: Any) -> str:
     return f"{text[:19].replace('T', ' ')} UTC" if len(text) >= 19 else text
 
 
-class ModelImportDialog(QDialog):
-    """Asks for the name a model folder made elsewhere gets in the library."""
-
-    def __init__(self, folder: Path, suggested: str, description: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        named(self, "modelImportDialog", "Import a model folder")
-        self.setWindowTitle("Import model")
-        self.folder = folder
-        layout = QVBoxLayout(self)
-        source = named(
-            QLabel(f"<b>From</b> {html.escape(str(folder))}<br>{html.escape(description)}"),
-            "modelImportSource",
-            "The model folder to import",
-        )
-        source.setWordWrap(True)
-        layout.addWidget(source)
-        form = QFormLayout()
-        self.name_edit = named(
-            QLineEdit(suggested),
-            "modelImportNameEdit",
-            "Model name",
-            "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-        )
-        form.addRow("&Name", self.name_edit)
-        layout.addLayout(form)
-        self.message = named(QLabel(), "modelImportMessage", "Model import message")
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet(f"color: {ERROR_COLOUR};")
-        layout.addWidget(self.message)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = named(
-            buttons.button(QDialogButtonBox.StandardButton.Ok), "modelImportOkButton", "Import the model"
-        )
-        self.ok_button.setText("Import")
-        named(
-            buttons.button(QDialogButtonBox.StandardButton.Cancel), "modelImportCancelButton", "Do not import the model"
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-        self.name_edit.textChanged.connect(self._validate)
-        self.name_edit.selectAll()
-        self.resize(460, self.sizeHint().height())
-        self._validate()
-
-    @property
-    def name(self) -> str:
-        """The chosen name."""
-        return self.name_edit.text().strip()
-
-    def problem(self) -> str | None:
-        """Why the name cannot be used (invalid or taken), or None."""
-        try:
-            validate_name(self.name)
-        except StudioError as error:
-            return str(error)
-        parent = self.parent()
-        store = getattr(parent, "store", None)
-        if store is not None and model_exists(store, self.name):
-            return f"a model named '{self.name}' already exists: choose another name"
-        return None
-
-    def _validate(self) -> None:
-        problem = self.problem()
-        self.ok_button.setEnabled(problem is None)
-        self.message.setText(problem or "")
-
-    def accept(self) -> None:
-        """Close only with a usable name."""
-        if self.problem() is None:
-            super().accept()
-
-
 class ModelsPage(QWidget):
     """Every model with its family, shape, dataset, steps, size and export state; export, import, delete."""
 
     COLUMNS = ("Name", "Family", "Shape", "Dataset", "Steps", "Parameters", "Size", "ONNX export")
+    panel: JobPanel  # built in _build
 
     def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -174,11 +107,11 @@ class ModelsPage(QWidget):
         self.setObjectName("modelsPage")
         self.setAccessibleName("Models")
         self.models: dict[str, ModelSummary] = {}
-        self.import_dialog: ModelImportDialog | None = None
         self.export_job: JobHandle | None = None
         # Replaced by tests and scripts to answer "delete this model?" without a dialog.
         self.confirm_delete: Callable[[str, str], bool] = functools.partial(ask_yes, self)
         self._build()
+        self.importer = ModelImporter(self, context, self.panel, self._imported, self._ended)
         # Training (another page) and imports change the library: show it.
         self.context.signals.modelsChanged.connect(self.refresh)
         self.refresh()
@@ -191,12 +124,18 @@ class ModelsPage(QWidget):
         top.addWidget(QLabel("<h2>Models</h2>"))
         top.addStretch(1)
         self.import_button = named(
-            QPushButton("Import model folder…"),
+            QPushButton("Import…"),
             "importModelButton",
-            "Import a model folder",
-            "Import a model folder (config.json + checkpoint.safetensors); or drop it anywhere",
+            "Import a model",
+            "Import a model folder (Studio's, a diffusers pipeline or a UNet2DModel), an ONNX generator or a "
+            "model from the Hugging Face cache; or drop a folder or .onnx file anywhere",
         )
-        self.import_button.clicked.connect(self.choose_folder)
+        menu = QMenu(self.import_button)
+        menu.setObjectName("importModelMenu")
+        menu.addAction("Model folder…", lambda: self.importer.choose_folder()).setObjectName("importFolderAction")
+        menu.addAction("ONNX generator…", lambda: self.importer.choose_onnx()).setObjectName("importOnnxAction")
+        menu.addAction("From the Hugging Face cache…", self.choose_from_cache).setObjectName("importHfCacheAction")
+        self.import_button.setMenu(menu)
         self.fp16_check = named(
             QCheckBox("Also fp16"),
             "exportFp16Check",
@@ -207,7 +146,7 @@ class ModelsPage(QWidget):
             QPushButton("Export to ONNX"),
             "exportButton",
             "Export the model to ONNX",
-            "Export the selected model's networks to ONNX and check them against torch (Ctrl+E)",
+            EXPORT_TIP,
         )
         self.export_button.setShortcut(QKeySequence("Ctrl+E"))
         self.export_button.clicked.connect(self.export_selected)
@@ -277,7 +216,19 @@ class ModelsPage(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the details wrap instead
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(details)
-        splitter.addWidget(scroll)
+        # A model made elsewhere brings its card: below the facts, in view however long they are.
+        self.card_box = QWidget()
+        card_layout = QVBoxLayout(self.card_box)
+        card_layout.setContentsMargins(8, 4, 0, 0)
+        self.card_label = named(QLabel("<b>Model card</b> (README.md, as it came)"), "modelCardLabel", "Model card")
+        card_layout.addWidget(self.card_label)
+        self.card_view = ModelCardView()
+        card_layout.addWidget(self.card_view, 1)
+        side = named(QSplitter(Qt.Orientation.Vertical), "modelSideSplitter", "Model details and card")
+        side.addWidget(scroll)
+        side.addWidget(self.card_box)
+        side.setSizes([420, 340])
+        splitter.addWidget(side)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([630, 430])
@@ -364,15 +315,30 @@ class ModelsPage(QWidget):
         return GOOD_COLOUR if export.get("current") else STALE_COLOUR
 
     def _update_buttons(self) -> None:
-        selected = self.selected_name in self.models
+        model = self.models.get(self.selected_name or "")
+        selected = model is not None
         busy = self.export_job is not None and not self.export_job.done
-        self.export_button.setEnabled(selected and not busy and not self.store.read_only)
+        # An imported ONNX generator is its own export: there are no torch networks to export.
+        exportable = (
+            model is not None
+            and model.family in registry.family_names()
+            and registry.declaration(model.family).trainable
+        )
+        self.export_button.setEnabled(exportable and not busy and not self.store.read_only)
+        self.export_button.setToolTip(
+            EXPORT_TIP
+            if exportable or model is None
+            else f"'{model.name}' is an imported ONNX file already: there are no torch networks to export"
+        )
         self.delete_button.setEnabled(selected and not self.store.read_only)
 
     def _selection_changed(self) -> None:
         name = self.selected_name
         model = self.models.get(name) if name else None
         self._update_buttons()
+        card = None if model is None else read_card(self.store.home.absolute(model.folder))
+        self.card_view.show_card(card)
+        self.card_box.setVisible(card is not None)
         if model is None:
             self.details.setText("")
             self._show_parity(None)
@@ -387,14 +353,18 @@ class ModelsPage(QWidget):
                 f"<td>{value}</td></tr>"
             )
 
+        no_dataset, no_parent = (
+            ("- (imported)",) * 2 if model.origin else ("- (deleted or imported)", "- (trained from scratch)")
+        )
         rows = [
             row("Family", html.escape(model.family)),
             row("Shape", f"{model.resolution}x{model.resolution} px, {'grey' if model.channels == 1 else 'colour'}"),
-            row("Dataset", html.escape(model.dataset or "- (deleted or imported)")),
+            *(row(label, value) for label, value in architecture_rows(model)),
+            row("Dataset", html.escape(model.dataset or no_dataset)),
             row("Steps", f"{model.steps:,}"),
             row("Parameters", f"{model.parameter_count:,}"),
             row("Size on disk", human_bytes(model.size_bytes)),
-            row("Parent", html.escape(model.parent) if model.parent else "- (trained from scratch)"),
+            row("Parent", html.escape(model.parent) if model.parent else no_parent),
             row("Created", model.created_at.replace("T", " ")),
             row("Updated", model.updated_at.replace("T", " ")),
             # 64 hex digits do not wrap: two lines of 32 keep the pane narrow.
@@ -402,10 +372,12 @@ class ModelsPage(QWidget):
             row("ONNX export", self._export_text(model.export)),
         ]
         hyper = "".join(row(html.escape(str(k)), html.escape(str(v))) for k, v in sorted(model.hyperparameters.items()))
+        origin = "".join(row(label, value) for label, value in origin_rows(model.origin))
         return (
             f"<b style='font-size: 14pt'>{html.escape(model.name)}</b>"
             f"<table cellspacing='2'>{''.join(rows)}</table>"
-            f"<p style='margin-top: 8px'><b>Hyperparameters</b></p><table cellspacing='2'>{hyper}</table>"
+            + (f"<p style='margin-top: 8px'><b>Origin</b></p><table cellspacing='2'>{origin}</table>" if origin else "")
+            + f"<p style='margin-top: 8px'><b>Hyperparameters</b></p><table cellspacing='2'>{hyper}</table>"
         )
 
     def _export_text(self, export: dict[str, Any] | None) -> str:
@@ -415,6 +387,8 @@ class ModelsPage(QWidget):
             text = "not exported: use Export to ONNX"
         elif export.get("damaged"):
             text = "damaged: export again"
+        elif export.get("imported"):
+            text = f"the ONNX file itself, imported {when}"
         elif not export.get("current"):
             text = f"out of date: the weights changed after the export of {when}; export again"
         else:
@@ -424,7 +398,7 @@ class ModelsPage(QWidget):
     def _show_parity(self, model: ModelSummary | None) -> None:
         """The parity check of the model's current export, read from its manifest."""
         self.parity_table.setRowCount(0)
-        if model is None or model.export is None or model.export.get("damaged"):
+        if model is None or model.export is None or model.export.get("damaged") or model.export.get("imported"):
             self.parity_label.setText("")
             self.parity_table.setVisible(False)
             return
@@ -502,75 +476,31 @@ class ModelsPage(QWidget):
 
     # --- import -----------------------------------------------------------------------------
 
-    def choose_folder(self) -> None:
-        """Pick a model folder in a file dialog, then import it."""
-        start = str(self.context.value("models/lastImportFolder", str(Path.home())))
-        folder = QFileDialog.getExistingDirectory(self, "Import a model folder", start)
-        if folder:
-            self.import_model_folder(Path(folder))
+    @property
+    def import_dialog(self) -> ModelImportDialog | None:
+        """The import dialog opened last (the name, and an ONNX file's settings)."""
+        return self.importer.dialog
+
+    @property
+    def cache_dialog(self) -> HfCacheDialog | None:
+        """The Hugging Face cache dialog opened last."""
+        return self.importer.cache_dialog
 
     def import_model_folder(self, folder: Path) -> None:
-        """Ask for the model's name (ModelImportDialog), then copy the folder into the library as a job."""
-        folder = Path(folder)
-        try:
-            config = read_config(folder)  # a one-line reason for a folder that is not a model
-        except StudioError as error:
-            self.context.error("Not a model folder", str(error))
-            return
-        self.context.settings.setValue("models/lastImportFolder", str(folder.parent))
-        base = str(config.get("name") or folder.name)
-        try:
-            suggested = validate_name(base)
-        except StudioError:
-            suggested = "".join(c if c.isalnum() or c in "._-" else "-" for c in base).lstrip("._-")[:64] or "model"
-        number, candidate = 1, suggested
-        while model_exists(self.store, candidate):
-            number += 1
-            candidate = f"{suggested[:60]}-{number}"
-        description = (
-            f"a {config.get('family')} model, {config.get('resolution')}x{config.get('resolution')} px, "
-            f"{config.get('channels')} channel(s)"
-        )
-        if self.import_dialog is not None and self.import_dialog.isVisible():
-            self.import_dialog.reject()
-        dialog = ModelImportDialog(folder, candidate, description, self)
-        dialog.accepted.connect(lambda: self._run_import(folder, dialog.name))
-        self.import_dialog = dialog
-        dialog.open()  # window-modal and non-blocking: no nested event loop
+        """Import a dropped or chosen folder or .onnx file (see `ModelImporter.import_source`)."""
+        self.importer.import_source(folder)
 
-    def _run_import(self, folder: Path, name: str) -> JobHandle:
-        store = self.store
+    def import_source(self, path: Path) -> None:
+        """Work out what `path` is, ask for its name (and an ONNX file's value range), then import it as a job."""
+        self.importer.import_source(path)
 
-        def factory(token: CancelToken) -> Job:
-            # import_model is one call (load to check, copy, commit): a job so a big model never freezes the window.
-            token.check()
-            yield Progress("importing", 0, 1, f"checking and copying {folder.name}")
-            summary = import_model(store, folder, name)
-            yield Progress("importing", 1, 1, "imported")
-            yield Finished(summary)
+    def choose_from_cache(self) -> HfCacheDialog:
+        """List the local Hugging Face cache and import the repository chosen."""
+        return self.importer.choose_from_cache()
 
-        def finished(summary: ModelSummary) -> None:
-            self.refresh(select=summary.name)
-            self.context.signals.modelsChanged.emit()
-
-        def ended() -> None:
-            summary = handle.result
-            self._ended(
-                f"Imported model '{summary.name}' ({summary.family}, {summary.steps:,} steps)"
-                if handle.state is JobState.FINISHED and isinstance(summary, ModelSummary)
-                else None
-            )
-
-        op = (
-            EngineOp[ModelSummary](self.context, f"Import model '{name}'", factory)
-            .started(self.panel.refresh)
-            .on_event(self.panel.refresh)
-            .success(finished)
-            .failure(lambda message: self.context.error("Model import failed", message))
-            .ended(ended)
-        )
-        handle = self.panel.add(op.run())
-        return handle
+    def _imported(self, summary: ModelSummary) -> None:
+        self.refresh(select=summary.name)
+        self.context.signals.modelsChanged.emit()
 
     # --- jobs -------------------------------------------------------------------------------
 

@@ -195,7 +195,7 @@ class TrainSetup(QScrollArea):
         self.source_combo.currentIndexChanged.connect(self._source_changed)
         form.addRow("From model", self.source_combo)
         self.dataset_combo = named(
-            QComboBox(), "trainDatasetCombo", "Dataset", "Only square 8, 16, 32 or 64 px datasets can be trained on"
+            QComboBox(), "trainDatasetCombo", "Dataset", "Only square datasets of 8 to 128 px (256 px with a GPU) can be trained on"
         )
         self.dataset_combo.currentIndexChanged.connect(self._suggest_name)
         form.addRow("Dataset", self.dataset_combo)
@@ -569,7 +569,7 @@ class TrainSetup(QScrollArea):
             if not self.datasets:
                 return "No dataset yet: add one on the Datasets page (for example the digits sample)."
             if self.dataset_combo.currentData() is None:
-                return "No dataset fits this setup: choose a square 8, 16, 32 or 64 px dataset."
+                return "No dataset fits this setup: choose a square dataset of 8 to 128 px (256 px with a GPU)."
         if not (self.steps_check.isChecked() or self.minutes_check.isChecked()):
             return "Give a budget: a total number of steps, a number of minutes, or both."
         source = self.source_model
