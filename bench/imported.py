@@ -9,8 +9,10 @@ after a warm-up call; best of N rounds, the three measured in turn within each r
 shared and noisy: each figure is compared only with the others of the same run). Torch and ONNX
 Runtime get the same thread count. ratio = images/s / diffusers' images/s.
 
-The last column is the largest difference between Studio's torch images and diffusers' images
-(uint8 levels) for the same initial noise: they run the same network and the same DDIM step.
+The last line also gives the largest difference between Studio's torch backend and diffusers after one
+DDIM step from the same initial noise (they run the same network and the same step; over a whole
+chain a randomly initialised network amplifies float rounding, so the tests compare trained-size
+chains instead). Studio's torch backend runs the U-Net in the channels-last memory layout.
 Usage: python bench/imported.py [--batch 8] [--images 8] [--rounds 3] [--steps 50] [--threads N]
 """
 
@@ -37,7 +39,6 @@ from studio.engine.export import export_model
 from studio.engine.generation import open_model
 from studio.engine.importers import import_any
 from studio.engine.jobs import run_job
-from studio.engine.numerics import to_uint8
 from studio.home import DataHome
 from studio.store.database import open_store
 
@@ -129,19 +130,20 @@ def main() -> None:
 
             return run
 
-        def diffusers_run() -> np.ndarray:
-            outputs = []
-            for i in range(0, len(seeds), args.batch):
-                # The pipeline's own loop, from the same initial noise as Studio (DDIMPipeline draws it
-                # itself from a torch generator; passing the latents keeps the comparison exact).
-                with torch.inference_mode():
-                    image = torch.from_numpy(latents[i : i + args.batch])
-                    pipe.scheduler.set_timesteps(args.steps)
-                    for t in pipe.progress_bar(pipe.scheduler.timesteps):
-                        output = pipe.unet(image, t).sample
-                        image = pipe.scheduler.step(output, t, image, eta=0.0).prev_sample
-                outputs.append(to_uint8(image.numpy()))
-            return np.concatenate(outputs)
+        def first_step_difference() -> float:
+            """Studio's first DDIM step against diffusers' from the same x_T (a random network amplifies float
+            rounding over a whole chain, so the chain's end is no measure of agreement)."""
+            pipeline = studio_torch.pipeline
+            scheduler = pipeline.scheduler("ddim")
+            scheduler.set_timesteps(args.steps)
+            first = int(scheduler.timesteps[0])
+            sample = latents[: args.batch]
+            ours = scheduler.step(pipeline.denoiser(sample, np.full(len(sample), first, np.int64)), first, sample)
+            pipe.scheduler.set_timesteps(args.steps)
+            with torch.inference_mode():
+                start = torch.from_numpy(sample)
+                theirs = pipe.scheduler.step(pipe.unet(start, first).sample, first, start, eta=0.0).prev_sample
+            return float(np.abs(ours - theirs.numpy()).max())
 
         def diffusers_pipeline() -> object:
             return [
@@ -155,7 +157,7 @@ def main() -> None:
             "Studio ONNX (cpu)": studio_run(studio_onnx),
         }
         rates = best_rates(runs, args.images, args.rounds)
-        difference = int(np.abs(studio_run(studio_torch)().astype(int) - diffusers_run().astype(int)).max())
+        difference = first_step_difference()
         baseline = rates["diffusers DDIMPipeline"]
         print(f"{'backend':<24} {'images/s':>9} {'ratio':>7}")
         for name, rate in rates.items():

@@ -27,9 +27,11 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
     family_name = args.family
     if args.resume and family_name is None and model_exists(ctx.store, args.name):
         family_name = str(read_config(model_folder(ctx.store, args.name))["family"])
+    if args.init_from and family_name is None and model_exists(ctx.store, args.init_from):
+        family_name = str(read_config(model_folder(ctx.store, args.init_from))["family"])  # fine-tuning keeps it
     settings = parse_overrides(family_name, args.set) if family_name else {}
     if args.set and not family_name:
-        raise StudioError("--set needs --family (or --resume of an existing model)")
+        raise StudioError("--set needs --family (or --resume or --init-from of an existing model)")
     options = TrainOptions(
         args.name,
         family=args.family,

@@ -29,6 +29,10 @@ from studio.store.database import Store, retry_when_busy
 from studio.store.staging import delete_row_and_folder
 from studio.store.tables import Dataset, Model, TrainingRun
 
+# A model's card (what it is, its licence), kept beside its weights as on the Hugging Face Hub.
+CARD_FILE = "README.md"
+MAX_CARD_BYTES = 1 << 20
+
 
 @dataclass
 class ModelSummary:
@@ -171,37 +175,43 @@ def import_model(store: Store, source: Path, name: str | None = None) -> ModelSu
             if (source / file).is_symlink():
                 raise StudioError(f"{source / file} is a symbolic link: not imported")
             shutil.copyfile(source / file, staging.path / file)
+        card = source / CARD_FILE
+        if card.is_file() and not card.is_symlink() and card.stat().st_size <= MAX_CARD_BYTES:
+            shutil.copyfile(card, staging.path / CARD_FILE)  # an imported model's card travels with it
         config = {**loaded.config, "name": name, "weights_hash": digest}
         write_config(staging.path, config)
         fsync_path(staging.path)
-        destination = store.home.models / name
-        if destination.exists():
-            raise AlreadyExistsError(f"{destination} already exists")
-        staging.publish(destination)
         family = loaded.family
-        with store.session() as session:
-            dataset_id = None
-            if config.get("dataset"):
-                dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == config["dataset"]))
-            session.add(
-                Model(
-                    name=name,
-                    family=family.name,
-                    folder=store.home.relative(destination),
-                    resolution=family.resolution,
-                    channels=family.channels,
-                    dataset_id=dataset_id,
-                    hyperparameters=family.hparams,
-                    weights_hash=digest,
-                    steps=loaded.state.step,
-                    parameter_count=family.parameter_count(),
-                )
-            )
-        staging.commit()
+        publish_model(
+            store,
+            staging,
+            name,
+            family=family.name,
+            resolution=family.resolution,
+            channels=family.channels,
+            dataset=config.get("dataset"),
+            hyperparameters=family.hparams,
+            weights_hash=digest,
+            steps=loaded.state.step,
+            parameter_count=family.parameter_count(),
+        )
     except BaseException:
         staging.discard()
         raise
     return get_model(store, name)
+
+
+def publish_model(store: Store, staging: StagingFolder, name: str, dataset: str | None = None, **row: Any) -> None:
+    """Move a staged, fsynced model folder to `models/NAME` and add its row (`row`: the Model columns
+    besides name, folder and dataset); the staging folder is committed once both are done."""
+    destination = store.home.models / name
+    if destination.exists():
+        raise AlreadyExistsError(f"{destination} already exists")
+    staging.publish(destination)
+    with store.session() as session:
+        dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == dataset)) if dataset else None
+        session.add(Model(name=name, folder=store.home.relative(destination), dataset_id=dataset_id, **row))
+    staging.commit()
 
 
 def _verified_hash(source: Path, loaded: LoadedModel) -> str:

@@ -27,9 +27,9 @@ from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, sa
 from studio.engine.datasets.storage import get_dataset, load_images, validate_name
 from studio.engine.families.base import GeneratorFamily, Precision
 from studio.engine.families.declaration import check_training_size
-from studio.engine.families.registry import family_class
+from studio.engine.families.registry import family_class, trainable_family_names
 from studio.engine.jobs import CancelToken, Finished
-from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
+from studio.engine.library import get_model, mark_interrupted_runs, model_exists, model_folder
 from studio.engine.model_locks import ModelHold, hold_model, hold_new_folder, reserve_name
 from studio.engine.runs import LOCK_FILE, RunStatus
 from studio.engine.training_options import TrainOptions
@@ -398,8 +398,10 @@ def _prepare(
         return model, dataset, loaded
     if model_exists(store, name):
         raise AlreadyExistsError(f"a model named '{name}' already exists: continue it with --resume or pick a new name")
+    if family is None and init_from is not None:
+        family = get_model(store, init_from).family  # fine-tuning keeps the family: no need to repeat it
     if family is None:
-        raise StudioError("give --family (gan, vae, pixelcnn or diffusion)")
+        raise StudioError(f"give --family ({', '.join(trainable_family_names())})")
     cls = family_class(family)
     if dataset is None:
         raise StudioError("give --dataset (see `studio datasets list`)")

@@ -14,7 +14,6 @@ from typing import Any
 from studio.engine.importers import hf_cache
 from studio.engine.importers.diffusers_folder import import_diffusers
 from studio.engine.importers.onnx_generator import (
-    CARD_FILE,
     FILE_NAME,
     import_onnx_generator,
     parse_latent_shape,
@@ -22,7 +21,7 @@ from studio.engine.importers.onnx_generator import (
     read_model_card,
 )
 from studio.engine.importers.sources import Source, SourceKind, cache_repository, classify
-from studio.engine.library import ModelSummary, import_model
+from studio.engine.library import CARD_FILE, ModelSummary, import_model
 from studio.engine.runtime.package import EXPORT_FOLDER
 from studio.errors import StudioError
 from studio.store.database import Store

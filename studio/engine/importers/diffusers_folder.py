@@ -37,7 +37,7 @@ from studio.engine.families.declaration import RESOLUTIONS, describe_resolutions
 from studio.engine.families.diffusion.unet import checked_config, network_class
 from studio.engine.importers.onnx_generator import card_license, default_name, read_model_card
 from studio.engine.importers.sources import cache_repository, read_json
-from studio.engine.library import ModelSummary, get_model, model_exists
+from studio.engine.library import CARD_FILE, ModelSummary, get_model, model_exists, publish_model
 from studio.engine.schedulers import DiffusersScheduler, scheduler_from_diffusers
 from studio.engine.untrusted.model_files import (
     FORMAT,
@@ -50,7 +50,6 @@ from studio.engine.untrusted.values import shown
 from studio.errors import AlreadyExistsError, StudioError
 from studio.files import StagingFolder
 from studio.store.database import Store
-from studio.store.tables import Model
 
 PIPELINES = ("DDPMPipeline", "DDIMPipeline", "LDMPipeline")
 UNET_CLASS = "UNet2DModel"
@@ -58,7 +57,6 @@ AUTOENCODER_CLASSES = ("VQModel", "AutoencoderKL")
 INDEX_FILE = "model_index.json"
 CONFIG_FILE = "config.json"
 SCHEDULER_FILE = "scheduler_config.json"
-CARD_FILE = "README.md"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 FP16_WEIGHTS_FILE = "diffusion_pytorch_model.fp16.safetensors"
 # Weights in these formats are pickles (or may be): never opened.
@@ -502,26 +500,18 @@ def import_diffusers(
             (staging.path / CARD_FILE).write_bytes(plan.card)
             _fsync(staging.path / CARD_FILE)
         fsync_path(staging.path)
-        destination = store.home.models / name
-        if destination.exists():
-            raise AlreadyExistsError(f"{destination} already exists")
-        staging.publish(destination)
-        with store.session() as session:
-            session.add(
-                Model(
-                    name=name,
-                    family=family.name,
-                    folder=store.home.relative(destination),
-                    resolution=family.resolution,
-                    channels=family.channels,
-                    dataset_id=None,
-                    hyperparameters=family.hparams,
-                    weights_hash=digest,
-                    steps=0,
-                    parameter_count=family.parameter_count(),
-                )
-            )
-        staging.commit()
+        publish_model(
+            store,
+            staging,
+            name,
+            family=family.name,
+            resolution=family.resolution,
+            channels=family.channels,
+            hyperparameters=family.hparams,
+            weights_hash=digest,
+            steps=0,
+            parameter_count=family.parameter_count(),
+        )
     except BaseException:
         staging.discard()
         raise

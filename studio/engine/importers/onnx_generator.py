@@ -30,25 +30,22 @@ from studio.engine.families.declaration import RESOLUTIONS, describe_resolutions
 from studio.engine.families.onnx_generator.declaration import DECLARATION, GENERATOR_ROLE
 from studio.engine.families.onnx_generator.pipeline import VALUE_RANGES
 from studio.engine.importers.sources import follow
-from studio.engine.library import ModelSummary, get_model, model_exists
+from studio.engine.library import CARD_FILE, MAX_CARD_BYTES, ModelSummary, get_model, model_exists, publish_model
 from studio.engine.numerics import gaussian_noise
 from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE, MANIFEST_FORMAT
 from studio.engine.untrusted.values import open_regular, size_text
 from studio.errors import AlreadyExistsError, StudioError
 from studio.files import StagingFolder
 from studio.store.database import Store
-from studio.store.tables import Model
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 FILE_NAME = "generator.onnx"
 CONFIG_FILE = "config.json"
-CARD_FILE = "README.md"
 # Studio's own generators stay far below this; a file above it is refused before a byte is parsed
 # (protobuf itself stops at 2 GiB).
 MAX_ONNX_BYTES = 1 << 30
-MAX_CARD_BYTES = 1 << 20
 MAX_LATENT_SIZE = 1 << 20  # numbers in one image's noise
 MAX_FIXED_BATCH = 4096
 PROBE_SEEDS = tuple(range(8))  # the seeded noise the import runs the file on
@@ -491,26 +488,18 @@ def import_onnx_generator(
         if model_card:
             _write(staging.path / CARD_FILE, model_card)
         fsync_path(staging.path)
-        destination = store.home.models / name
-        if destination.exists():
-            raise AlreadyExistsError(f"{destination} already exists")
-        staging.publish(destination)
-        with store.session() as session:
-            session.add(
-                Model(
-                    name=name,
-                    family=DECLARATION.name,
-                    folder=store.home.relative(destination),
-                    resolution=found.resolution,
-                    channels=found.channels,
-                    dataset_id=None,
-                    hyperparameters=hyperparameters,
-                    weights_hash=digest,
-                    steps=0,
-                    parameter_count=found.parameter_count,
-                )
-            )
-        staging.commit()
+        publish_model(
+            store,
+            staging,
+            name,
+            family=DECLARATION.name,
+            resolution=found.resolution,
+            channels=found.channels,
+            hyperparameters=hyperparameters,
+            weights_hash=digest,
+            steps=0,
+            parameter_count=found.parameter_count,
+        )
     except BaseException:
         staging.discard()
         raise

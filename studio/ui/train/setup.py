@@ -195,7 +195,10 @@ class TrainSetup(QScrollArea):
         self.source_combo.currentIndexChanged.connect(self._source_changed)
         form.addRow("From model", self.source_combo)
         self.dataset_combo = named(
-            QComboBox(), "trainDatasetCombo", "Dataset", "Only square datasets of 8 to 128 px (256 px with a GPU) can be trained on"
+            QComboBox(),
+            "trainDatasetCombo",
+            "Dataset",
+            "Only square datasets of 8 to 128 px (256 px with a GPU) can be trained on",
         )
         self.dataset_combo.currentIndexChanged.connect(self._suggest_name)
         form.addRow("Dataset", self.dataset_combo)

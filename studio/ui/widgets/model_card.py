@@ -16,12 +16,11 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QImage, QTextCharFormat, QTextCursor, QTextDocument, QTextFormat
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from studio.engine.library import ModelSummary
+from studio.engine.library import CARD_FILE, ModelSummary
 from studio.engine.untrusted.values import open_regular
 from studio.errors import StudioError
 from studio.ui.widgets import named
 
-CARD_FILE = "README.md"
 MAX_CARD_BYTES = 256 * 1024  # shown at most; a card is a page of text, not a book
 NOTE_COLOUR = "#b9770e"
 IMPORT_KINDS = {

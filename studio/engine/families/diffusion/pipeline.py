@@ -70,7 +70,9 @@ class DiffusionPipeline(Pipeline):
         counter = self.steps(len(parts) * self.denoise_steps(options))
         for part in parts:
             generators = seed_generators(seeds[part])
-            images.append(self.denoise(self.initial_noise(generators), generators, options, counter=counter))
+            images.append(
+                self.to_images(self.denoise(self.initial_noise(generators), generators, options, counter=counter))
+            )
         return to_uint8(np.concatenate(images))
 
     def initial_noise(self, generators: Sequence[np.random.Generator]) -> Array:
@@ -89,7 +91,15 @@ class DiffusionPipeline(Pipeline):
             return np.zeros((0, *self.spec.shape), np.uint8)
         parts = iterate_batches(len(latents), self.chunk)
         counter = self.steps(len(parts) * self.denoise_steps(options))
-        return to_uint8(np.concatenate([self.denoise(latents[part], [], options, counter=counter) for part in parts]))
+        return to_uint8(
+            np.concatenate(
+                [self.to_images(self.denoise(latents[part], [], options, counter=counter)) for part in parts]
+            )
+        )
+
+    def to_images(self, denoised: Array) -> Array:
+        """What the sampler's output becomes: here the images themselves (latent diffusion decodes them)."""
+        return denoised
 
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """RePaint: after every step the known pixels are put back at the sample's noise level, and each

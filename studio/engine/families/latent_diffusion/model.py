@@ -288,7 +288,7 @@ class LatentDiffusionFamily(DiffusionFamily):
         modules = [self.ema, self.autoencoder]
         return LatentDiffusionPipeline(
             self.spec(),
-            self.numpy_function(self.denoiser(self.ema), modules),
+            self.numpy_function(self.denoiser(self.ema, fast=True), modules),
             self.numpy_function(LatentDecoder(self.autoencoder), modules),
             self.numpy_function(LatentEncoder(self.autoencoder), modules),
         )

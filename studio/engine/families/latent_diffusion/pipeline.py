@@ -56,38 +56,6 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         """How many image pixels a latent cell covers, a side."""
         return self.resolution // self._latent_shape[1]
 
-    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
-        """One image per seed: denoised latents, decoded."""
-        options = self.sampling_options(options)
-        if len(seeds) == 0:
-            return np.zeros((0, *self.spec.shape), np.uint8)
-        images = []
-        parts = iterate_batches(len(seeds), self.chunk)
-        counter = self.steps(len(parts) * self.denoise_steps(options))
-        for part in parts:
-            generators = seed_generators(seeds[part])
-            latents = self.denoise(self.initial_noise(generators), generators, options, counter=counter)
-            images.append(self.to_images(latents))
-        return to_uint8(np.concatenate(images))
-
-    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
-        """Images from explicit x_T latents, with deterministic DDIM."""
-        options = self.sampling_options(options)
-        if options["sampler"] != "ddim" or options["eta"] != 0:
-            raise StudioError("decoding a latent needs the deterministic sampler: sampler=ddim with eta=0")
-        latents = np.asarray(latents, dtype=np.float32)
-        if latents.shape[1:] != self.latent_shape():
-            raise StudioError(f"latents must be N x {' x '.join(map(str, self.latent_shape()))}, not {latents.shape}")
-        if len(latents) == 0:
-            return np.zeros((0, *self.spec.shape), np.uint8)
-        parts = iterate_batches(len(latents), self.chunk)
-        counter = self.steps(len(parts) * self.denoise_steps(options))
-        return to_uint8(
-            np.concatenate(
-                [self.to_images(self.denoise(latents[part], [], options, counter=counter)) for part in parts]
-            )
-        )
-
     def to_images(self, latents: Array) -> Array:
         """Denoised latents to float32 NCHW images (LDMPipeline: decode(latents / scaling_factor))."""
         return np.asarray(self.decoder(np.asarray(latents / self.scaling_factor, np.float32)), np.float32)

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from studio.engine.families.gan.pipeline import GanPipeline
 from studio.engine.families.onnx_generator.declaration import DECLARATION, GENERATOR_ROLE
-from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline
+from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner
 from studio.engine.numerics import iterate_batches, to_uint8
 from studio.errors import StudioError
 
@@ -25,7 +26,7 @@ def to_unit_range(images: Array, value_range: Sequence[float]) -> Array:
     return (images - np.float32(low)) * np.float32(2.0 / (high - low)) - np.float32(1.0)
 
 
-class OnnxGeneratorPipeline(Pipeline):
+class OnnxGeneratorPipeline(GanPipeline):
     """z ~ N(0, 1) of the file's latent shape, times the truncation -> generator -> image, like a GAN.
 
     The spec's extras carry what the import found: `latent_shape` (one image's input, batch left out),
@@ -36,8 +37,7 @@ class OnnxGeneratorPipeline(Pipeline):
     declaration = DECLARATION
 
     def __init__(self, spec: ModelSpec, generator: ArrayFunction) -> None:
-        super().__init__(spec)
-        self.generator = generator
+        super().__init__(spec, generator)
         try:
             self._latent_shape = tuple(int(size) for size in spec.extras["latent_shape"])
             low, high = (float(end) for end in spec.extras["value_range"])
@@ -60,15 +60,6 @@ class OnnxGeneratorPipeline(Pipeline):
     def latent_shape(self) -> tuple[int, ...]:
         """The file's input shape without its batch axis, e.g. (100, 1, 1)."""
         return self._latent_shape
-
-    def latent_scale(self, options: Mapping[str, Any]) -> float:
-        """The truncation: smaller latents are safer and less varied."""
-        return float(options["truncation"])
-
-    def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
-        """Decode each seed's scaled Gaussian latent."""
-        options = self.sampling_options(options)
-        return self.decode(self.seed_latents(seeds, options), options)
 
     def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
         """The generator's images of explicit latents, mapped from its value range to uint8."""
