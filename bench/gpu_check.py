@@ -1,8 +1,10 @@
 """GPU check: every family trains (mixed precision), checkpoints, resumes and generates on CUDA.
 
-Run on a machine with an NVIDIA GPU: python bench/gpu_check.py [--steps 40]. Prints one line per
-family with steps/s on the GPU, the precision used, and whether resume and generation worked; then
-the trainer-vs-bare-loop ratio on the GPU for the GAN.
+Run on a machine with an NVIDIA GPU: python bench/gpu_check.py [--steps 40] [--images 8] [--skip-inference].
+Prints one line per family with steps/s on the GPU, the precision used, and whether resume and generation
+worked; then the trainer-vs-bare-loop ratio on the GPU for the GAN; then the inference check of
+bench/gpu_inference.py (torch vs ONNX Runtime CUDA fp32/fp16, an imported 256 px model), unless skipped.
+Without a GPU everything runs on the CPU as a dry run (the inference check in its --quick form).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--overhead-steps", type=int, default=1500)
+    parser.add_argument("--images", type=int, help="images per timed call of the inference check")
+    parser.add_argument("--skip-inference", action="store_true", help="leave out bench/gpu_inference.py's check")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = Precision(device)
@@ -100,6 +104,10 @@ def main() -> None:
     finally:
         store.close()
         shutil.rmtree(work, ignore_errors=True)
+    if not args.skip_inference:
+        from bench.gpu_inference import run as run_inference  # onnxruntime and diffusers load only for it
+
+        run_inference(quick=device.type != "cuda", images=args.images)
 
 
 def studio_run(store: Store, steps: int, seed: int) -> float:
