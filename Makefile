@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/imported.py
 	$(BIN)/python bench/gallery_scale.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py
 

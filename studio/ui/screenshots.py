@@ -1,7 +1,8 @@
 """`python -m studio.ui.screenshots DIR`: a PNG of every page, from a real (small) session.
 
 It builds a temporary data home (never the user's): the two sample datasets, a VAE and a GAN
-trained for a few hundred steps on the digits, an ONNX export, generated, rated, tagged,
+trained for a few hundred steps on the digits, an ONNX export, a latent diffusion pipeline imported
+from the diffusers layout, generated, rated, tagged,
 interpolated and inpainted gallery items; then opens the main window offscreen, puts each page in
 a telling state (a training run in progress on the Train page, a painted mask on Inpaint...) and
 saves `DIR/<page>.png`. Takes a minute or two on a laptop CPU.
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,8 +70,53 @@ def _prepare(home_root: Path) -> None:
         mask = np.zeros((16, 16), bool)
         mask[8:] = True
         run_job(inpaint(store, "digits-vae", f"#{ids[24]}", mask, count=4, seed=7, backend="onnx"))
+        _import_published(store, home_root.parent / "ldm-celebahq")
     finally:
         store.close()
+
+
+def _import_published(store: object, folder: Path) -> None:
+    """A latent diffusion pipeline in CompVis/ldm-celebahq-256's layout (small widths, 64 px, random
+    weights) saved by diffusers with a model card, imported as a user would bring one in."""
+    import importlib
+
+    import torch
+
+    from studio.engine.importers import import_any
+
+    diffusers: Any = importlib.import_module("diffusers")  # untyped: reached through Any
+    DDIMScheduler, LDMPipeline = diffusers.DDIMScheduler, diffusers.LDMPipeline  # noqa: N806 (class names)
+    UNet2DModel, VQModel = diffusers.UNet2DModel, diffusers.VQModel  # noqa: N806
+
+    torch.manual_seed(0)
+    vqvae = VQModel(
+        block_out_channels=[16, 32, 32],
+        down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3,
+        latent_channels=3,
+        num_vq_embeddings=512,
+        norm_num_groups=8,
+        sample_size=64,
+    )
+    unet = UNet2DModel(
+        sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=[16, 32, 48, 64],
+        down_block_types=["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+        up_block_types=["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.0015, beta_end=0.0195, clip_sample=False)
+    LDMPipeline(vqvae=vqvae, unet=unet, scheduler=scheduler).save_pretrained(folder)
+    (folder / "README.md").write_text(
+        "---\nlicense: apache-2.0\ntags:\n- diffusers\n---\n\n# Latent Diffusion Models (LDM)\n\n"
+        "**Paper**: High-Resolution Image Synthesis with Latent Diffusion Models\n\n"
+        "An unconditional latent diffusion model of faces: a VQ autoencoder shrinks each 256 px image to a "
+        "64 x 64 x 3 latent grid and a U-Net denoises those latents (here in a small copy of that layout).\n"
+    )
+    import_any(store, folder, "ldm-faces")  # type: ignore[arg-type]
 
 
 def _settle(app: object, seconds: float) -> None:
@@ -128,7 +175,7 @@ def _stage(window: object, key: str, app: object) -> None:
     if key == "datasets":
         page.refresh(select="digits")
     elif key == "models":
-        page.refresh(select="digits-vae")
+        page.refresh(select="ldm-faces")
     elif key == "train":
         page.setup.set_mode("new")
         page.setup.set_family("diffusion")

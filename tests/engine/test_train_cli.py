@@ -43,7 +43,14 @@ def test_train_generate_and_models_commands(capsys: pytest.CaptureFixture[str]) 
     code, gallery, _ = cli(capsys, "gallery", "list")
     assert {item["seed"] for item in gallery["items"]} == {7, 8}
     code, families, _ = cli(capsys, "families")
-    assert [f["name"] for f in families["families"]] == ["gan", "vae", "pixelcnn", "diffusion"]
+    assert [f["name"] for f in families["families"]] == [
+        "gan",
+        "vae",
+        "pixelcnn",
+        "diffusion",
+        "latent_diffusion",
+        "onnx_generator",
+    ]
     code, error, err = cli(capsys, "generate", "g", "--set", "temperature=2")
     assert code == 1 and "unknown sampling setting 'temperature' for gan" in error["error"] and "Traceback" not in err
     code, error, _ = cli(capsys, "train", "--family", "gan", "--dataset", "digits", "--name", "g", "--steps", "3")
