@@ -36,8 +36,9 @@ from studio.engine.untrusted.values import read_limited
 from studio.errors import StudioError
 from studio.store.database import Store
 
-PIPELINE_CLASSES = {"ddpm": "DDPMPipeline", "ddim": "DDIMPipeline"}
-SCHEDULER_CLASSES = {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler"}
+# DDPMPipeline runs whatever scheduler it is given (DDIMPipeline would turn it into DDIM).
+PIPELINE_CLASSES = {"ddpm": "DDPMPipeline", "ddim": "DDIMPipeline", "dpmpp2m": "DDPMPipeline"}
+SCHEDULER_CLASSES = {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "dpmpp2m": "DPMSolverMultistepScheduler"}
 LATENT_FAMILY = "latent_diffusion"
 
 

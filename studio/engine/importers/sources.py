@@ -25,7 +25,8 @@ ONNX_SUFFIX = ".onnx"
 # than this many entries, so pointing the importer at a large tree costs little.
 ONNX_SEARCH_DEPTH = 2
 MAX_ENTRIES_SEARCHED = 2000
-_JSON_LIMITS = JsonLimits(max_bytes=1 << 20, max_depth=16, max_members=100_000, max_string=1 << 16)
+# diffusers writes -Infinity in some scheduler configurations (DPM-Solver); each reader bounds its values.
+_JSON_LIMITS = JsonLimits(max_bytes=1 << 20, max_depth=16, max_members=100_000, max_string=1 << 16, infinity=True)
 
 
 class SourceKind(enum.Enum):

@@ -1,4 +1,4 @@
-"""DDPM and DDIM maths in numpy, shared by the torch family and the ONNX runtime (never imports torch)."""
+"""DDPM, DDIM and DPM-Solver++(2M) maths in numpy, shared by the torch family and the ONNX runtime (no torch)."""
 
 from studio.engine.schedulers.ddim import DdimConfig, DdimScheduler
 from studio.engine.schedulers.ddpm import DdpmScheduler
@@ -7,6 +7,7 @@ from studio.engine.schedulers.diffusers_config import (
     scheduler_from_diffusers,
     scheduler_to_diffusers,
 )
+from studio.engine.schedulers.dpm_solver import DpmSolverScheduler
 from studio.engine.schedulers.schedules import (
     BETA_SCHEDULES,
     PREDICTION_TYPES,
@@ -25,6 +26,7 @@ __all__ = [
     "DdimScheduler",
     "DdpmScheduler",
     "DiffusersScheduler",
+    "DpmSolverScheduler",
     "NoiseSchedule",
     "SchedulerConfig",
     "scheduler_from_diffusers",

@@ -47,6 +47,9 @@ class JsonLimits:
     max_depth: int
     max_members: int
     max_string: int
+    # Python's `Infinity` / `-Infinity` (not JSON) as floats: diffusers writes them (DPM-Solver's
+    # lambda_min_clipped); whoever reads the value still bounds it. NaN is refused either way.
+    infinity: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,10 @@ def _parse_constant(text: str) -> _Refused:
     return _Refused(f"{text}, not a finite number")  # NaN, Infinity, -Infinity: not JSON, but Python writes them
 
 
+def _parse_infinity(text: str) -> float | _Refused:
+    return float(text) if text in ("Infinity", "-Infinity") else _parse_constant(text)
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     made = dict(pairs)
     if len(made) != len(pairs):  # a second value under a key would silently win: refuse the ambiguity
@@ -195,7 +202,7 @@ def parse_json(data: bytes | str, limits: JsonLimits) -> Any:
             data,
             parse_int=_parse_int,
             parse_float=_parse_float,
-            parse_constant=_parse_constant,
+            parse_constant=_parse_infinity if limits.infinity else _parse_constant,
             object_pairs_hook=_object,
         )
     except json.JSONDecodeError as error:

@@ -1,5 +1,5 @@
 """The diffusion family: a small U-Net learns to predict the noise added to an image (DDPM), and
-sampling removes it step by step with the numpy DDPM or DDIM scheduler.
+sampling removes it step by step with the numpy DDPM, DDIM or DPM-Solver++(2M) scheduler.
 
 Random numbers for sampling come from one `numpy.random.default_rng(seed)` per image, in this order:
 x_T = standard_normal((C, H, W)); then, for DDPM and for DDIM with eta > 0, one more
@@ -26,7 +26,7 @@ from studio.engine.families.diffusion.declaration import DECLARATION
 from studio.engine.families.diffusion.pipeline import DiffusionPipeline, scheduler_for
 from studio.engine.families.diffusion.unet import Denoiser, build_network, checked_config, studio_unet_config
 from studio.engine.families.pipeline import ModelSpec
-from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler
+from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler, DpmSolverScheduler
 from studio.errors import StudioError
 
 # Channel multiplier per resolution level, highest resolution first; the U-Net uses as many as fit.
@@ -208,7 +208,7 @@ class NoisePredictionUNet(nn.Module):
 
 
 class DiffusionFamily(GeneratorFamily):
-    """Denoising diffusion (DDPM training, DDPM or DDIM sampling) with a small noise-predicting U-Net."""
+    """Denoising diffusion (DDPM training; DDPM, DDIM or DPM-Solver++ sampling) with a small noise-predicting U-Net."""
 
     declaration = DECLARATION
     accepts_architecture = True
@@ -313,8 +313,8 @@ class DiffusionFamily(GeneratorFamily):
             clip_sample=True,  # training images lie in [-1, 1], so a predicted x_0 outside it is an error
         )
 
-    def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler:
-        """A fresh scheduler of the named kind ("ddpm" or "ddim") for this model's noise schedule."""
+    def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler | DpmSolverScheduler:
+        """A fresh scheduler of the named kind ("ddpm", "ddim" or "dpmpp2m") for this model's noise schedule."""
         return scheduler_for(self.scheduler_config().to_dict(), sampler)
 
     # --- training -----------------------------------------------------------------------

@@ -10,23 +10,36 @@ import numpy as np
 from studio.engine.families.diffusion.declaration import DECLARATION
 from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline, StepCounter
 from studio.engine.numerics import iterate_batches, seed_generators, to_network, to_uint8
-from studio.engine.schedulers import DdimScheduler, DdpmScheduler
+from studio.engine.schedulers import DdimScheduler, DdpmScheduler, DpmSolverScheduler
 from studio.errors import StudioError
 
+Scheduler = DdpmScheduler | DdimScheduler | DpmSolverScheduler
+# Samplers that map each x_T to one image, whatever the generators: DDIM needs eta 0 on top.
+DETERMINISTIC_SAMPLERS = ("ddim", "dpmpp2m")
 
-def scheduler_for(config: Mapping[str, Any], sampler: str) -> DdpmScheduler | DdimScheduler:
-    """A fresh scheduler of the named kind ("ddpm" or "ddim") for a saved scheduler configuration."""
+
+def scheduler_for(config: Mapping[str, Any], sampler: str) -> Scheduler:
+    """A fresh scheduler of the named kind ("ddpm", "ddim" or "dpmpp2m") for a saved scheduler configuration."""
     settings = dict(config)
     if sampler == "ddim":
         return DdimScheduler.from_dict(settings)
-    if sampler == "ddpm":
-        settings.pop("set_alpha_to_one", None)
-        return DdpmScheduler.from_dict(settings)
-    raise StudioError(f"unknown sampler '{sampler}': choose ddim or ddpm")
+    if sampler in ("ddpm", "dpmpp2m"):
+        settings.pop("set_alpha_to_one", None)  # DDIM's alone
+        if sampler == "ddpm":
+            return DdpmScheduler.from_dict(settings)
+        return DpmSolverScheduler.from_dict(settings)
+    raise StudioError(f"unknown sampler '{sampler}': choose ddim, ddpm or dpmpp2m")
+
+
+def _check_inpainting_sampler(sampler: str) -> None:
+    # RePaint re-noises and repeats each step, which a multistep solver's history cannot follow.
+    if sampler == "dpmpp2m":
+        raise StudioError("inpainting needs sampler ddim or ddpm: dpmpp2m cannot repeat a step (RePaint)")
 
 
 class DiffusionPipeline(Pipeline):
-    """DDPM/DDIM sampling with the numpy schedulers; DDIM-deterministic interpolation; RePaint inpainting."""
+    """DDPM/DDIM/DPM-Solver++(2M) sampling with the numpy schedulers; deterministic interpolation (DDIM with
+    eta 0, or DPM-Solver++); RePaint inpainting (DDPM or DDIM)."""
 
     declaration = DECLARATION
     # A U-Net keeps every level's activations for its skip connections, at up to 4x the base width.
@@ -44,8 +57,8 @@ class DiffusionPipeline(Pipeline):
         """Over an exported denoiser."""
         return cls(spec, network("denoiser"))
 
-    def scheduler(self, sampler: str) -> DdpmScheduler | DdimScheduler:
-        """A fresh scheduler of the named kind ("ddpm" or "ddim") for this model's noise schedule."""
+    def scheduler(self, sampler: str) -> Scheduler:
+        """A fresh scheduler of the named kind ("ddpm", "ddim" or "dpmpp2m") for this model's noise schedule."""
         return scheduler_for(self.spec.scheduler or {}, sampler)
 
     def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,10 +93,12 @@ class DiffusionPipeline(Pipeline):
         return np.stack([g.standard_normal(self.latent_shape(), dtype=np.float32) for g in generators])
 
     def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
-        """Images from explicit x_T (N x C x H x W); only deterministic DDIM (eta 0) is allowed."""
+        """Images from explicit x_T (N x C x H x W); only deterministic sampling (DDIM with eta 0, dpmpp2m)."""
         options = self.sampling_options(options)
-        if options["sampler"] != "ddim" or options["eta"] != 0:
-            raise StudioError("decoding a latent needs the deterministic sampler: sampler=ddim with eta=0")
+        if options["sampler"] not in DETERMINISTIC_SAMPLERS or (options["sampler"] == "ddim" and options["eta"] != 0):
+            raise StudioError(
+                "decoding a latent needs a deterministic sampler: sampler=ddim with eta=0, or sampler=dpmpp2m"
+            )
         latents = np.asarray(latents, dtype=np.float32)
         if latents.shape[1:] != self.latent_shape():
             raise StudioError(f"latents must be N x {' x '.join(map(str, self.latent_shape()))}, not {latents.shape}")
@@ -105,6 +120,7 @@ class DiffusionPipeline(Pipeline):
         """RePaint: after every step the known pixels are put back at the sample's noise level, and each
         step is repeated `resample` times (re-noised in between) so the generated part can agree with them."""
         options = self.sampling_options(options)
+        _check_inpainting_sampler(options["sampler"])
         images, known = self.completion_inputs(images, known, len(seeds))
         if len(seeds) == 0:
             return images.copy()
@@ -145,12 +161,14 @@ class DiffusionPipeline(Pipeline):
         `keep` (1 where known), the known pixels are replaced after every step (see the module docstring).
         Every network call advances `counter` (by default one counting this call's steps for `on_step`).
         """
+        if known is not None:
+            _check_inpainting_sampler(options["sampler"])
         if counter is None:
             counter = self.steps(self.denoise_steps(options, inpainting=known is not None))
         scheduler = self.scheduler(options["sampler"])
         scheduler.set_timesteps(options["steps"])
         eta = float(options["eta"])
-        stochastic = options["sampler"] == "ddpm" or eta > 0
+        stochastic = options["sampler"] == "ddpm" or (options["sampler"] == "ddim" and eta > 0)
         if (stochastic or known is not None) and len(generators) != len(initial):
             raise ValueError("stochastic sampling and inpainting need one generator per image")
         shape = initial.shape[1:]
@@ -170,6 +188,8 @@ class DiffusionPipeline(Pipeline):
                 noise = draw() if stochastic else None
                 if isinstance(scheduler, DdimScheduler):
                     sample = scheduler.step(predicted, t, sample, eta=eta, noise=noise)
+                elif isinstance(scheduler, DpmSolverScheduler):  # deterministic: eta is DDIM's alone
+                    sample = scheduler.step(predicted, t, sample)
                 else:
                     sample = scheduler.step(predicted, t, sample, noise=noise)
                 if known is None or keep is None:
