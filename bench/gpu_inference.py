@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.published import LDM_SCHEDULER, LDM_UNET, LDM_VQVAE, best_rates
 from studio.engine.datasets.samples import add_sample
 from studio.engine.export import export_model
 from studio.engine.families.registry import full_schema, trainable_family_names
@@ -59,48 +60,6 @@ from studio.store.database import Store, open_store
 
 ort = providers.ort
 
-# CompVis/ldm-celebahq-256's unet/config.json, vqvae/config.json and scheduler/scheduler_config.json
-# (as in tests/engine/test_import_diffusers.py).
-LDM_UNET: dict[str, Any] = {
-    "act_fn": "silu",
-    "attention_head_dim": 32,
-    "block_out_channels": [224, 448, 672, 896],
-    "center_input_sample": False,
-    "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 3,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 64,
-    "time_embedding_type": "positional",
-    "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-}
-LDM_VQVAE: dict[str, Any] = {
-    "act_fn": "silu",
-    "block_out_channels": [128, 256, 512],
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "in_channels": 3,
-    "latent_channels": 3,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "num_vq_embeddings": 8192,
-    "out_channels": 3,
-    "sample_size": 256,
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-}
-LDM_SCHEDULER: dict[str, Any] = {
-    "beta_end": 0.0195,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.0015,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "trained_betas": None,
-}
 # Small networks for --quick, by hyperparameter name (only those a family's schema has are passed).
 QUICK_SETTINGS: dict[str, Any] = {"width": 8, "layers": 2, "autoencoder_width": 8, "latent_dim": 8}
 DIFFUSION_FAMILIES = ("diffusion", "latent_diffusion")
@@ -202,20 +161,6 @@ def machine_section(plan: Plan) -> None:
         ["CPU", f"{os.cpu_count()} cores; threads: torch {torch.get_num_threads()}, ORT {plan.threads or 'default'}"],
     ]
     print_table("1. machine", ["what", "this machine"], rows)
-
-
-def best_rates(runs: Mapping[str, Callable[[], np.ndarray]], images: int, rounds: int) -> dict[str, float]:
-    """Images/s of each run's best call after one warm-up call each; the runs take turns within a round,
-    so a burst of load elsewhere hits them alike."""
-    for run in runs.values():
-        run()
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - started)
-    return {name: images / seconds for name, seconds in best.items()}
 
 
 def studio_backends(store: Store, name: str, plan: Plan) -> tuple[dict[str, Any], list[Row], list[Callable[[], None]]]:

@@ -24,7 +24,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,52 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.published import CIFAR10_SCHEDULER, CIFAR10_UNET, best_rates
 from studio.engine.export import export_model
 from studio.engine.generation import open_model
 from studio.engine.importers import import_any
 from studio.engine.jobs import run_job
 from studio.home import DataHome
 from studio.store.database import open_store
-
-# google/ddpm-cifar10-32's UNet2DModel configuration (its config.json on the Hugging Face Hub).
-CIFAR10_UNET = {
-    "sample_size": 32,
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": (128, 256, 256, 256),
-    "layers_per_block": 2,
-    "down_block_types": ("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-    "attention_head_dim": None,
-    "norm_num_groups": 32,
-    "dropout": 0.1,
-    "resnet_time_scale_shift": "default",
-    "time_embedding_type": "positional",
-    "flip_sin_to_cos": False,
-    "freq_shift": 1,
-}
-CIFAR10_SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.0001,
-    "beta_end": 0.02,
-    "beta_schedule": "linear",
-    "clip_sample": True,
-    "variance_type": "fixed_large",
-}
-
-
-def best_rates(runs: dict[str, Callable[[], object]], images: int, rounds: int) -> dict[str, float]:
-    """Images per second of each run's best call, after one warm-up call each; within a round the runs
-    take turns, so a burst of load elsewhere on the machine hits all of them alike."""
-    for run in runs.values():
-        run()
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - started)
-    return {name: images / seconds for name, seconds in best.items()}
 
 
 def main() -> None:

@@ -28,10 +28,10 @@ from studio import __version__
 from studio.engine.checkpoints import LEGACY_SETTINGS, load_model, read_config
 from studio.engine.families.base import GeneratorFamily
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
-from studio.engine.library import CARD_FILE, MAX_CARD_BYTES
 from studio.engine.model_locks import hold_model
 from studio.engine.schedulers import scheduler_to_diffusers
 from studio.engine.schedulers.diffusers_config import DIFFUSERS_VERSION
+from studio.engine.untrusted.model_files import CARD_FILE, MAX_CARD_BYTES
 from studio.engine.untrusted.values import read_limited
 from studio.errors import StudioError
 from studio.store.database import Store

@@ -22,16 +22,12 @@ from studio.engine.datasets.storage import fsync_path, validate_name
 from studio.engine.model_locks import claim_for_delete
 from studio.engine.runs import RunStatus
 from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE, read_manifest
-from studio.engine.untrusted.model_files import read_model_config
+from studio.engine.untrusted.model_files import CARD_FILE, MAX_CARD_BYTES, read_model_config
 from studio.errors import AlreadyExistsError, NotFoundError, StudioError
 from studio.files import StagingFolder
 from studio.store.database import Store, retry_when_busy
 from studio.store.staging import delete_row_and_folder
 from studio.store.tables import Dataset, Model, TrainingRun
-
-# A model's card (what it is, its licence), kept beside its weights as on the Hugging Face Hub.
-CARD_FILE = "README.md"
-MAX_CARD_BYTES = 1 << 20
 
 
 @dataclass

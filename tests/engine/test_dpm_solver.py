@@ -23,8 +23,8 @@ from studio.engine.families.registry import family_class
 from studio.engine.schedulers import DpmSolverScheduler, SchedulerConfig, scheduler_from_diffusers
 from studio.errors import StudioError
 from studio.store.database import Store
+from tests.engine.test_scheduler_configs import SHAPE, FakeNetwork
 
-SHAPE = (2, 3, 16, 16)
 TOLERANCE = 1e-5  # absolute, on samples of magnitude ~1
 # Drift when diffusers steps with its own float32 sigmas (worst: cosine, epsilon, few steps, where x_0 =
 # (x_t - sigma eps) / alpha divides by alpha_999 ~ 1e-4 on the first step).
@@ -46,29 +46,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class FakeNetwork:
-    """A denoiser that knows a target image, slightly perturbed by the sample: its x_0 is target + 0.1 tanh(x_t),
-    returned as the prediction type asks."""
-
-    def __init__(self, alphas_cumprod: np.ndarray, prediction_type: str) -> None:
-        phase = np.random.default_rng(7).uniform(0, 2 * np.pi, SHAPE)
-        self.target = np.sin(3 * phase).astype(np.float32)
-        self.alphas_cumprod = alphas_cumprod
-        self.prediction_type = prediction_type
-
-    def __call__(self, sample: np.ndarray, timestep: int) -> np.ndarray:
-        alpha_bar = float(self.alphas_cumprod[timestep])
-        original = self.target + 0.1 * np.tanh(sample)
-        noise = (sample - math.sqrt(alpha_bar) * original) / math.sqrt(1 - alpha_bar)
-        if self.prediction_type == "epsilon":
-            output = noise
-        elif self.prediction_type == "sample":
-            output = original
-        else:
-            output = math.sqrt(alpha_bar) * noise - math.sqrt(1 - alpha_bar) * original
-        return np.asarray(output, dtype=np.float32)
 
 
 def _diffusers(config: dict[str, Any]) -> Any:

@@ -18,11 +18,11 @@ from studio.engine.importers.onnx_generator import (
     import_onnx_generator,
     parse_latent_shape,
     parse_value_range,
-    read_model_card,
 )
-from studio.engine.importers.sources import Source, SourceKind, cache_repository, classify
-from studio.engine.library import CARD_FILE, ModelSummary, import_model
+from studio.engine.importers.sources import Source, SourceKind, cache_repository, classify, read_model_card
+from studio.engine.library import ModelSummary, import_model
 from studio.engine.runtime.package import EXPORT_FOLDER
+from studio.engine.untrusted.model_files import CARD_FILE
 from studio.errors import StudioError
 from studio.store.database import Store
 

@@ -35,11 +35,11 @@ from studio.engine.families import registry
 from studio.engine.families.base import GeneratorFamily
 from studio.engine.families.declaration import RESOLUTIONS, describe_resolutions
 from studio.engine.families.diffusion.unet import checked_config, network_class
-from studio.engine.importers.onnx_generator import card_license, default_name, read_model_card
-from studio.engine.importers.sources import cache_repository, read_json
-from studio.engine.library import CARD_FILE, ModelSummary, get_model, model_exists, publish_model
+from studio.engine.importers.sources import cache_repository, card_license, default_name, read_json, read_model_card
+from studio.engine.library import ModelSummary, get_model, model_exists, publish_model
 from studio.engine.schedulers import DiffusersScheduler, scheduler_from_diffusers
 from studio.engine.untrusted.model_files import (
+    CARD_FILE,
     FORMAT,
     META_KEY,
     CheckpointHeader,

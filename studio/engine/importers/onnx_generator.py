@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +28,11 @@ from studio.engine.datasets.storage import fsync_path, validate_name
 from studio.engine.families.declaration import RESOLUTIONS, describe_resolutions
 from studio.engine.families.onnx_generator.declaration import DECLARATION, GENERATOR_ROLE
 from studio.engine.families.onnx_generator.pipeline import VALUE_RANGES
-from studio.engine.importers.sources import follow
-from studio.engine.library import CARD_FILE, MAX_CARD_BYTES, ModelSummary, get_model, model_exists, publish_model
+from studio.engine.importers.sources import card_license, default_name, follow
+from studio.engine.library import ModelSummary, get_model, model_exists, publish_model
 from studio.engine.numerics import gaussian_noise
 from studio.engine.runtime.package import EXPORT_FOLDER, MANIFEST_FILE, MANIFEST_FORMAT
+from studio.engine.untrusted.model_files import CARD_FILE
 from studio.engine.untrusted.values import open_regular, size_text
 from studio.errors import AlreadyExistsError, StudioError
 from studio.files import StagingFolder
@@ -53,7 +53,6 @@ RANGE_SLACK = 1e-3  # how far outside a value range float rounding may push an o
 BATCH_TOLERANCE = 1e-3  # of the value range's width: a seed's image alone and in a batch may differ by this
 _FLOAT_INPUT = "tensor(float)"
 _FLOAT_OUTPUTS = ("tensor(float)", "tensor(float16)", "tensor(double)")
-_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -111,12 +110,6 @@ def parse_latent_shape(text: str) -> tuple[int, ...]:
             f"(at most 7 sizes, {MAX_LATENT_SIZE:,} numbers), not '{text}'"
         )
     return shape
-
-
-def default_name(stem: str) -> str:
-    """A valid model name from a file or repository name ("DCGAN mnist (v2)" -> "DCGAN-mnist-v2")."""
-    cleaned = _NAME_CHARACTERS.sub("-", stem).strip("-._")[:64].rstrip("-._")
-    return cleaned or "imported"
 
 
 # --- reading and checking the file ----------------------------------------------------------
@@ -373,31 +366,6 @@ def _write(path: Path, data: bytes) -> None:
 
 def _json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
-
-
-def read_model_card(path: Path, links_within: Path | None = None) -> bytes | None:
-    """A model card (README.md) to keep with the model: None when absent, unreadable or over MAX_CARD_BYTES."""
-    try:
-        real = follow(path, links_within)
-        with open_regular(real) as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_CARD_BYTES:
-                return None
-            return handle.read(MAX_CARD_BYTES)
-    except (OSError, StudioError):
-        return None
-
-
-def card_license(card: bytes | None) -> str | None:
-    """The `license:` of a model card's front matter (Hugging Face's YAML block), or None."""
-    if not card or not card.startswith(b"---"):
-        return None
-    for line in card.decode("utf-8", "replace").splitlines()[1:200]:
-        if line.strip() == "---":
-            break
-        key, _, value = line.partition(":")
-        if key.strip() == "license" and value.strip():
-            return value.strip().strip("'\"")[:64]
-    return None
 
 
 def import_onnx_generator(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.engine.families import registry
-from studio.engine.untrusted.values import JsonLimits, MalformedError, parse_json, read_limited
+from studio.engine.untrusted.model_files import MAX_CARD_BYTES
+from studio.engine.untrusted.values import JsonLimits, MalformedError, open_regular, parse_json, read_limited
 from studio.errors import StudioError
 
 # The diffusers pipelines Studio can load (the diffusion importer maps them onto its own families).
@@ -152,3 +154,39 @@ def classify(path: Path, links_within: Path | None = None) -> Source:
             SourceKind.UNKNOWN, path, f"a {name} config, which Studio does not load" if name else "a config.json"
         )
     return Source(SourceKind.UNKNOWN, path, "no model_index.json, UNet2DModel config.json or .onnx file")
+
+
+# --- what every importer shares ---------------------------------------------------------------
+
+_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_name(stem: str) -> str:
+    """A valid model name from a file or repository name ("DCGAN mnist (v2)" -> "DCGAN-mnist-v2")."""
+    cleaned = _NAME_CHARACTERS.sub("-", stem).strip("-._")[:64].rstrip("-._")
+    return cleaned or "imported"
+
+
+def read_model_card(path: Path, links_within: Path | None = None) -> bytes | None:
+    """A model card (README.md) to keep with the model: None when absent, unreadable or over MAX_CARD_BYTES."""
+    try:
+        real = follow(path, links_within)
+        with open_regular(real) as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_CARD_BYTES:
+                return None
+            return handle.read(MAX_CARD_BYTES)
+    except (OSError, StudioError):
+        return None
+
+
+def card_license(card: bytes | None) -> str | None:
+    """The `license:` of a model card's front matter (Hugging Face's YAML block), or None."""
+    if not card or not card.startswith(b"---"):
+        return None
+    for line in card.decode("utf-8", "replace").splitlines()[1:200]:
+        if line.strip() == "---":
+            break
+        key, _, value = line.partition(":")
+        if key.strip() == "license" and value.strip():
+            return value.strip().strip("'\"")[:64]
+    return None

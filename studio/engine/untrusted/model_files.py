@@ -49,6 +49,9 @@ MAX_CHECKPOINT_BYTES = 4 << 30
 MAX_HEADER_BYTES = 16 << 20  # ~40 KiB for the largest model; safetensors itself stops at 100 MB
 MAX_TENSORS = 100_000
 MAX_RANK = 8
+# A model's card (what it is, its licence), kept beside its weights as on the Hugging Face Hub.
+CARD_FILE = "README.md"
+MAX_CARD_BYTES = 1 << 20
 CONFIG_LIMITS = JsonLimits(max_bytes=1 << 20, max_depth=8, max_members=10_000, max_string=4096)
 HEADER_LIMITS = JsonLimits(max_bytes=MAX_HEADER_BYTES, max_depth=4, max_members=8 * MAX_TENSORS, max_string=1 << 20)
 META_LIMITS = JsonLimits(max_bytes=1 << 20, max_depth=8, max_members=100_000, max_string=4096)

@@ -16,7 +16,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QImage, QTextCharFormat, QTextCursor, QTextDocument, QTextFormat
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from studio.engine.library import CARD_FILE, ModelSummary
+from studio.engine.library import ModelSummary
+from studio.engine.untrusted.model_files import CARD_FILE
 from studio.engine.untrusted.values import open_regular
 from studio.errors import StudioError
 from studio.ui.widgets import named

@@ -237,6 +237,7 @@ class DiffusionFamily(GeneratorFamily):
         # No weight decay: DDPM trains with plain Adam, and decay would pull the EMA weights towards zero.
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=self.hparams["learning_rate"], weight_decay=0.0)
         self._alphas_cumprod = torch.from_numpy(self.scheduler("ddpm").alphas_cumprod.astype(np.float32))
+        self._prediction_type = self.scheduler_config().prediction_type  # what the U-Net learns to predict
 
     def _unet_architecture(
         self, architecture: Mapping[str, Any] | None
@@ -336,7 +337,7 @@ class DiffusionFamily(GeneratorFamily):
         alpha_bar = self._alphas_cumprod.to(images.device)[timesteps].view(count, 1, 1, 1)
         # DDPM Eq. (4): x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps.
         noisy = alpha_bar.sqrt() * images + (1 - alpha_bar).sqrt() * noise
-        prediction = self.scheduler_config().prediction_type
+        prediction = self._prediction_type
         if prediction == "v_prediction":  # Salimans & Ho 2022: v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0
             target = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * images
         elif prediction == "sample":

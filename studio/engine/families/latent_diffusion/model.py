@@ -23,10 +23,11 @@ from torch.nn import functional as F  # noqa: N812 (the conventional name)
 
 from studio.engine.families.base import NetworkExport, Precision
 from studio.engine.families.diffusion.model import DiffusionFamily
-from studio.engine.families.diffusion.unet import build_network, checked_config
+from studio.engine.families.diffusion.unet import build_network, checked_config, studio_unet_config
 from studio.engine.families.latent_diffusion.declaration import DECLARATION
 from studio.engine.families.latent_diffusion.pipeline import LatentDiffusionPipeline
 from studio.engine.families.pipeline import ModelSpec
+from studio.engine.numerics import to_uint8
 from studio.errors import StudioError
 
 AUTOENCODER_CLASSES = {"kl": "AutoencoderKL", "vq": "VQModel"}
@@ -148,8 +149,6 @@ class LatentDiffusionFamily(DiffusionFamily):
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The U-Net over latents: given, or Studio's own at the latent grid's size."""
         if architecture is None or "unet" not in architecture:
-            from studio.engine.families.diffusion.unet import studio_unet_config
-
             settings = self.hparams
             config = studio_unet_config(
                 self.latent_resolution(), self.latent_channels(), settings["width"], settings["attention"]
@@ -297,9 +296,6 @@ class LatentDiffusionFamily(DiffusionFamily):
         """Stage 1: reconstructions of real images (what the autoencoder keeps); stage 2: quick samples."""
         if self.scaling_factor is not None:
             return super().preview(real, seeds, options)
-        images = real[: len(seeds)].to(self.device, torch.float32)
+        images = real[: len(seeds)].float().cpu().numpy()  # the pipeline's networks take numpy in
         pipeline = self.pipeline()
-        reconstructed = pipeline.decoder(pipeline.encoder(images.cpu().numpy()))
-        from studio.engine.numerics import to_uint8
-
-        return to_uint8(reconstructed)
+        return to_uint8(pipeline.decoder(pipeline.encoder(images)))
