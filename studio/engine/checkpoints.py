@@ -148,7 +148,9 @@ def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState,
     data = save_safetensors(tensors, metadata={META_KEY: json.dumps(meta)})
     _write_atomic(folder / CHECKPOINT_FILE, data)
     architecture = family.architecture()
-    extra = {"architecture": architecture} if architecture is not None else {}
+    extra: dict[str, Any] = {"architecture": architecture} if architecture is not None else {}
+    if family.classes:
+        extra["classes"] = list(family.classes)
     write_config(folder, {**config, **extra, "steps": state.step, "weights_hash": digest})
     return digest
 
@@ -190,10 +192,11 @@ def build_family(config: Mapping[str, Any]) -> GeneratorFamily:
     architecture = config.get("architecture")
     if architecture is not None and not isinstance(architecture, dict):
         raise CheckpointError("config.json: architecture must be an object")
+    classes = config.get("classes") or ()
+    if not isinstance(classes, list | tuple) or not all(isinstance(name, str) for name in classes):
+        raise CheckpointError("config.json: classes must be a list of class names")
     try:
-        if architecture is not None:
-            return cls(resolution, channels, hparams, architecture)
-        return cls(resolution, channels, hparams)
+        return cls(resolution, channels, hparams, architecture, tuple(classes))
     except StudioError as error:
         raise CheckpointError(f"config.json does not describe a valid {cls.name} model: {error}") from None
 

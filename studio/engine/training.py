@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from studio import __version__
 from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
-from studio.engine.datasets.storage import get_dataset, load_images, validate_name
+from studio.engine.datasets.storage import get_dataset, load_images, load_labels, validate_name
 from studio.engine.families.base import GeneratorFamily, Precision
+from studio.engine.families.conditioning import CONDITIONAL_SETTING, label_indices, resolve_classes
 from studio.engine.families.declaration import check_training_size
 from studio.engine.families.registry import family_class, trainable_family_names
 from studio.engine.jobs import CancelToken, Finished
@@ -138,23 +139,38 @@ def dataset_tensor(store: Store, name: str, device: torch.device) -> torch.Tenso
     return tensor.contiguous()
 
 
+def dataset_labels(store: Store, name: str, classes: tuple[str, ...], device: torch.device) -> torch.Tensor | None:
+    """Each image's class index (int64, on the device) for a conditional model; None for an unconditional one."""
+    if not classes:
+        return None
+    try:
+        indices = label_indices(load_labels(store, name), classes)
+    except StudioError as error:
+        raise StudioError(f"dataset '{name}': {error}") from None
+    return torch.from_numpy(indices).to(device)
+
+
 class BatchSampler:
     """Uniform batches with replacement from a seeded generator whose state checkpoints restore."""
 
-    def __init__(self, data: torch.Tensor, batch_size: int, hflip: bool, seed: int) -> None:
+    def __init__(
+        self, data: torch.Tensor, batch_size: int, hflip: bool, seed: int, labels: torch.Tensor | None = None
+    ) -> None:
         self.data = data
+        self.labels = labels
         self.batch_size = batch_size
         self.hflip = hflip
         self.generator = torch.Generator().manual_seed(seed)
 
-    def next(self) -> torch.Tensor:
-        """The next batch (on the data's device)."""
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next batch (on the data's device) and its class indices (None without labels)."""
         indices = torch.randint(self.data.shape[0], (self.batch_size,), generator=self.generator)
-        batch = self.data[indices.to(self.data.device)]
+        on_device = indices.to(self.data.device)
+        batch = self.data[on_device]
         if self.hflip:
             flip = (torch.rand(self.batch_size, generator=self.generator) < 0.5).to(self.data.device)
             batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
-        return batch
+        return batch, (None if self.labels is None else self.labels[on_device])
 
 
 def _check_settings_for_existing(family: GeneratorFamily, settings: Mapping[str, Any], why: str) -> dict[str, Any]:
@@ -410,7 +426,9 @@ def _prepare(
     check_training_size(summary.size, device_type)
     torch.manual_seed(seed)  # before the networks are built: the seed fixes their initial weights too
     if init_from is None:
-        return cls(summary.size, summary.channels, dict(settings)), dataset, None
+        resolved = cls.resolve(settings)  # the conditional setting, validated before the labels are read
+        classes = _classes_for(cls, resolved[CONDITIONAL_SETTING], store, dataset)
+        return cls(summary.size, summary.channels, dict(settings), None, classes), dataset, None
     with hold_model(store, init_from):  # not deleted while it is read
         source = load_model(model_folder(store, init_from), with_optimizers=False)
     if source.family.name != cls.name:
@@ -421,15 +439,24 @@ def _prepare(
             f"'{dataset}' is {summary.size}px x {summary.channels}: fine-tune on a dataset of the same shape"
         )
     changes = _check_settings_for_existing(source.family, settings, "fine-tuning")
-    architecture = source.family.architecture()
+    architecture = source.family.architecture()  # the source's exact networks (e.g. a published UNet2DModel)
     settings = {**source.family.hparams, **changes}
-    if architecture is not None:  # the source's exact networks (e.g. a published UNet2DModel)
-        model = cls(summary.size, summary.channels, settings, architecture)
-    else:
-        model = cls(summary.size, summary.channels, settings)
+    # Fine-tuning keeps the source's classes (its class embedding): the dataset's labels must be among them.
+    model = cls(summary.size, summary.channels, settings, architecture, source.family.classes)
     for key, network in model.networks().items():
         network.load_state_dict(source.family.networks()[key].state_dict())
     return model, dataset, None
+
+
+def _classes_for(cls: type[GeneratorFamily], setting: str, store: Store, dataset: str) -> tuple[str, ...]:
+    """A new model's classes: its dataset's labels when the conditional setting and the family allow."""
+    if setting == "no":
+        return ()
+    if not cls.accepts_classes:
+        if setting == "yes":
+            raise StudioError(f"{cls.name} models cannot be class-conditional: train with --set conditional=no")
+        return ()
+    return resolve_classes(setting, load_labels(store, dataset), dataset)
 
 
 def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None) -> TrainingJob:
@@ -479,8 +506,10 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
                 f"dataset '{dataset_name}' is now {data.shape[2]}px x {data.shape[1]}, but the model takes "
                 f"{model.resolution}px x {model.channels}"
             )
+        labels = dataset_labels(store, dataset_name, model.classes, torch_device)
         hp = model.hparams
-        sampler = BatchSampler(data, hp["batch_size"], hp["hflip"], seed if loaded is None else loaded.state.seed)
+        sampler_seed = seed if loaded is None else loaded.state.seed
+        sampler = BatchSampler(data, hp["batch_size"], hp["hflip"], sampler_seed, labels)
         if loaded is None:
             start_step, run_seed = 0, seed
             config = {
@@ -565,7 +594,8 @@ def _loop(
                 paused_for += time.monotonic() - waited
             else:
                 cancel.check()
-            losses = model.training_step(sampler.next(), step, precision)
+            batch, batch_labels = sampler.next()
+            losses = model.training_step(batch, step, precision, batch_labels)
             step += 1
             if not all(math.isfinite(v) for v in losses.values()):
                 bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))

@@ -243,8 +243,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(digits8: Store, monke
 
     real_step = VaeFamily.training_step
 
-    def poisoned(self, batch, step, precision):  # what a learning rate that is far too high produces
-        losses = real_step(self, batch, step, precision)
+    def poisoned(self, batch, step, precision, labels=None):  # what a learning rate that is far too high produces
+        losses = real_step(self, batch, step, precision, labels)
         return {**losses, "loss": float("nan")} if step >= 5 else losses
 
     monkeypatch.setattr(VaeFamily, "training_step", poisoned)

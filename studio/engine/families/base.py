@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.engine.families.conditioning import CLASS_OPTION, MAX_CLASSES, MIN_CLASSES
 from studio.engine.families.declaration import FamilyDeclaration
 from studio.engine.families.pipeline import ModelSpec, Pipeline
 from studio.engine.families.schema import COMMON_SCHEMA, Hyperparameter
@@ -90,6 +91,8 @@ class GeneratorFamily(ABC):
     schema: ClassVar[tuple[Hyperparameter, ...]]  # family-specific; COMMON_SCHEMA is added
     # Whether config.json may give this family an `architecture` (a network configuration, e.g. diffusers').
     accepts_architecture: ClassVar[bool] = False
+    # Whether the family builds class-conditional networks when given classes.
+    accepts_classes: ClassVar[bool] = True
     # Networks a checkpoint may omit, each filled from another (an imported model stores only its
     # sampling weights; the trainable copy starts from them).
     copied_networks: ClassVar[Mapping[str, str]] = {}
@@ -102,15 +105,36 @@ class GeneratorFamily(ABC):
             cls.capabilities, cls.schema = d.capabilities, d.schema
 
     def __init__(
-        self, resolution: int, channels: int, hparams: Mapping[str, Any], architecture: Mapping[str, Any] | None = None
+        self,
+        resolution: int,
+        channels: int,
+        hparams: Mapping[str, Any],
+        architecture: Mapping[str, Any] | None = None,
+        classes: Sequence[str] = (),
     ) -> None:
         if architecture is not None and not self.accepts_architecture:
             raise StudioError(f"{self.name} models take no network configuration (architecture)")
         self.check_geometry(resolution, channels)
+        if classes and not self.accepts_classes:
+            raise StudioError(f"{self.name} models cannot be class-conditional: train with --set conditional=no")
+        if classes and (len(classes) < MIN_CLASSES or len(classes) > MAX_CLASSES or len(set(classes)) != len(classes)):
+            raise StudioError(f"a conditional model takes {MIN_CLASSES} to {MAX_CLASSES} distinct class names")
         self.resolution = resolution
         self.channels = channels
         self.hparams = self.resolve(hparams)
+        # The dataset's class names in label order; the networks take K = len(classes) class weights.
+        self.classes: tuple[str, ...] = tuple(classes)
         self.device = torch.device("cpu")
+
+    @property
+    def conditional(self) -> bool:
+        """Whether this model generates a chosen class."""
+        return bool(self.classes)
+
+    @property
+    def class_count(self) -> int:
+        """K, the width of the networks' class weights (0 when unconditional)."""
+        return len(self.classes)
 
     # --- schema -------------------------------------------------------------------------
 
@@ -175,22 +199,49 @@ class GeneratorFamily(ABC):
     # --- training and sampling -----------------------------------------------------------
 
     @abstractmethod
-    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
-        """One optimisation step on a float32 NCHW batch in [-1, 1]; returns named losses as floats."""
+    def training_step(
+        self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """One optimisation step on a float32 NCHW batch in [-1, 1] (and, when conditional, its int64
+        class indices); returns named losses as floats."""
 
     def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """One image per seed as uint8 N x H x W x C (the shared pipeline's procedure)."""
         return self.pipeline().sample(seeds, options)
 
     def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
-        """Images to show while training (uint8 NHWC); samples by default, families may add more."""
+        """Images to show while training (uint8 NHWC); samples by default, families may add more.
+
+        A conditional model's previews cycle through its classes (seed i asks for class i mod K), so the
+        grid shows every class learning.
+        """
         del real
-        return self.sample(seeds, options)
+        if not self.conditional:
+            return self.sample(seeds, options)
+        pipeline = self.pipeline()
+        images = [
+            pipeline.sample(list(seeds[index :: self.class_count]), {**options, CLASS_OPTION: name})
+            for index, name in enumerate(self.classes[: len(seeds)])
+        ]
+        order = np.argsort(np.concatenate([np.arange(len(seeds))[i :: self.class_count] for i in range(len(images))]))
+        return np.concatenate(images)[order]
+
+    def class_weights(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """One-hot float class weights (N x K) of int64 class indices, for the networks (None: unconditional).
+
+        An index of -1 gives a row of zeros: no class (the unconditional half of classifier-free guidance).
+        """
+        if labels is None or not self.conditional:
+            return None
+        weights = torch.zeros(len(labels), self.class_count, device=labels.device)
+        chosen = labels >= 0
+        weights[chosen, labels[chosen]] = 1.0
+        return weights
 
     def spec(self) -> ModelSpec:
         """What the shared pipelines (and an ONNX manifest) need to know besides the networks."""
         sampling = tuple(h for h in self.full_schema() if h.group == "sampling")
-        return ModelSpec(self.name, self.resolution, self.channels, dict(self.hparams), sampling)
+        return ModelSpec(self.name, self.resolution, self.channels, dict(self.hparams), sampling, classes=self.classes)
 
     @abstractmethod
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:

@@ -54,6 +54,12 @@ class NetworkSignature:
     role: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    # Inputs a conditional model's network takes after `inputs` (the class weights, see conditioning).
+    conditional_inputs: tuple[str, ...] = ()
+
+    def input_names(self, conditional: bool) -> tuple[str, ...]:
+        """The inputs of this network in a conditional or unconditional model."""
+        return self.inputs + self.conditional_inputs if conditional else self.inputs
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,6 @@ class FamilyDeclaration:
         if channels not in (1, 3):
             raise StudioError(f"{self.name} models take 1 or 3 channels, not {channels}")
 
-    def network_inputs(self) -> dict[str, tuple[str, ...]]:
+    def network_inputs(self, conditional: bool = False) -> dict[str, tuple[str, ...]]:
         """Role -> input names of every exported network (what the runtime feeds)."""
-        return {network.role: network.inputs for network in self.networks}
+        return {network.role: network.input_names(conditional) for network in self.networks}

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from studio.engine.families.conditioning import CLASS_OPTION, check_class, labels_for, one_hot
 from studio.engine.families.declaration import FamilyDeclaration
 from studio.engine.families.schema import Hyperparameter, validate_options
 from studio.engine.numerics import gaussian_noise, lerp, slerp
@@ -117,11 +118,17 @@ class ModelSpec:
     scheduler: Mapping[str, Any] | None = None  # diffusion: the noise schedule it was trained with
     reach: int | None = None  # pixelcnn: how far (rows up, columns either side) a logit looks
     extras: Mapping[str, Any] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()  # a conditional model's class names, in label order (see conditioning)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """H, W, C of one image."""
         return (self.resolution, self.resolution, self.channels)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model generates a chosen class (its networks take class weights)."""
+        return bool(self.classes)
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,8 @@ class Endpoint:
 
     seed: int | None = None
     image: Array | None = None  # uint8 H x W x C at the model's resolution
+    # A conditional model's class at this end: a name, or None for the seed's own draw (an image needs one).
+    class_name: str | None = None
 
     def __post_init__(self) -> None:
         if (self.seed is None) == (self.image is None):
@@ -195,8 +204,51 @@ class Pipeline(ABC):
         return StepCounter(self.on_step, total)
 
     def sampling_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The model's stored sampling settings overlaid with `values`, each validated."""
-        return validate_options(self.spec.sampling_schema, self.spec.hyperparameters, values, self.family)
+        """The model's stored sampling settings overlaid with `values`, each validated.
+
+        A conditional model's options also hold `class`: a class name, or None for any class.
+        """
+        values = dict(values)
+        requested = check_class(self.spec.classes, values.pop(CLASS_OPTION, None), f"this {self.family} model")
+        chosen = validate_options(self.spec.sampling_schema, self.spec.hyperparameters, values, self.family)
+        if self.spec.conditional:
+            chosen[CLASS_OPTION] = requested
+        return chosen
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names of a conditional model (empty for an unconditional one)."""
+        return self.spec.classes
+
+    def labels(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array | None:
+        """One class index per seed (int64) for a conditional model, None for an unconditional one."""
+        if not self.spec.conditional:
+            return None
+        return labels_for(self.spec.classes, seeds, options.get(CLASS_OPTION))
+
+    def class_weights(self, labels: Array | None) -> Array | None:
+        """The networks' class input (float32 N x K) of class indices (-1: no class); None when unconditional."""
+        return None if labels is None else one_hot(labels, len(self.spec.classes))
+
+    def endpoint_weights(self, endpoint: Endpoint) -> Array | None:
+        """One end's class weights (K,): its class, or its seed's draw; None for an unconditional model."""
+        if not self.spec.conditional:
+            return None
+        if endpoint.class_name is not None:
+            labels = labels_for(self.spec.classes, [0], check_class(self.spec.classes, endpoint.class_name))
+        elif endpoint.seed is not None:
+            labels = labels_for(self.spec.classes, [endpoint.seed], None)
+        else:
+            raise StudioError("an image endpoint of a class-conditional model needs a class: give --class")
+        return one_hot(labels, len(self.spec.classes))[0]
+
+    def interpolation_weights(self, start: Endpoint, end: Endpoint, frames: int) -> Array | None:
+        """Each frame's class weights: the line from the start's class to the end's (None if unconditional)."""
+        first, second = self.endpoint_weights(start), self.endpoint_weights(end)
+        if first is None or second is None:
+            return None
+        weights = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]
+        return ((1 - weights) * first[None] + weights * second[None]).astype(np.float32)
 
     @classmethod
     def unsupported(cls, capability: str) -> StudioError:
@@ -227,14 +279,14 @@ class Pipeline(ABC):
         """The latents that `sample` decodes for these seeds."""
         return gaussian_noise(seeds, self.latent_shape()) * np.float32(self.latent_scale(options))
 
-    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
-        """Images (uint8 NHWC) from explicit latents."""
-        del latents, options
+    def decode(self, latents: Array, options: Mapping[str, Any], class_weights: Array | None = None) -> Array:
+        """Images (uint8 NHWC) from explicit latents (and, for a conditional model, class weights N x K)."""
+        del latents, options, class_weights
         raise self.unsupported("interpolate")
 
-    def encode(self, images: Array) -> Array:
-        """Latents of uint8 NHWC images."""
-        del images
+    def encode(self, images: Array, class_weights: Array | None = None) -> Array:
+        """Latents of uint8 NHWC images (of the classes weighted, for a conditional model)."""
+        del images, class_weights
         raise self.unsupported("encode")
 
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
@@ -256,13 +308,14 @@ class Pipeline(ABC):
         first, second = self._endpoint_latent(start, options), self._endpoint_latent(end, options)
         both_gaussian = start.seed is not None and end.seed is not None
         latents = slerp(first, second, weights) if both_gaussian else lerp(first, second, weights)
-        return self.decode(latents, options)
+        return self.decode(latents, options, self.interpolation_weights(start, end, frames))
 
     def _endpoint_latent(self, endpoint: Endpoint, options: Mapping[str, Any]) -> Array:
         if endpoint.seed is not None:
             return self.seed_latents([endpoint.seed], options)[0]
         self.require("encode")
-        return self.encode(np.asarray(endpoint.image)[None])[0]
+        weights = self.endpoint_weights(endpoint)
+        return self.encode(np.asarray(endpoint.image)[None], None if weights is None else weights[None])[0]
 
     def completion_inputs(self, images: Array, known: Array, count: int) -> tuple[Array, Array]:
         """uint8 NHWC images and a per-sub-pixel NHWC known mask, checked, or a StudioError."""

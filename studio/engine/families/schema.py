@@ -120,4 +120,12 @@ def validate_options(
 COMMON_SCHEMA: tuple[Hyperparameter, ...] = (
     Hyperparameter("batch_size", int, 64, "images per training step", minimum=1, maximum=4096),
     Hyperparameter("hflip", bool, False, "randomly mirror training images left-right (augmentation)"),
+    Hyperparameter(
+        "conditional",
+        str,
+        "auto",
+        "generate a chosen class of the dataset (auto: when its images are labelled with 2 or more classes)",
+        "model",
+        choices=("auto", "yes", "no"),
+    ),
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 from studio import limits
 from studio.engine.families import registry
-from studio.engine.untrusted.model_files import check_settings, read_channels
+from studio.engine.untrusted.model_files import check_settings, read_channels, read_classes
 from studio.engine.untrusted.values import (
     SHA256_PATTERN,
     Fields,
@@ -81,6 +81,7 @@ def _check(fields: Fields, family: str) -> None:
         _network(networks.section(role), half_allowed=True)
     _sampling_schema(fields.array("sampling_schema", 64), family)
     fields.optional_integer("steps_trained", 0, limits.STEPS.high)
+    read_classes(fields)
     fields.optional_integer("opset", 1, 1000)
     fields.optional_integer("reach", 0, 4096)
     for key in ("model", "exported_at", "studio_version"):

@@ -19,6 +19,7 @@ import numpy as np
 
 from studio import limits
 from studio.engine.families import registry
+from studio.engine.families.conditioning import MAX_CLASSES
 from studio.engine.untrusted.values import (
     NAME_PATTERN,
     SHA256_PATTERN,
@@ -30,6 +31,7 @@ from studio.engine.untrusted.values import (
     as_list,
     as_number,
     as_object,
+    as_text,
     is_scalar,
     member,
     open_regular,
@@ -95,6 +97,17 @@ class ModelConfig:
     values: dict[str, Any]
 
 
+def read_classes(fields: Fields) -> tuple[str, ...]:
+    """A conditional model's class names (`classes`, absent for an unconditional model), typed and bounded."""
+    names = fields.optional_array("classes", MAX_CLASSES) or []
+    if len(names) == 1:
+        raise MalformedError(f"{fields.name('classes')} lists one class: a conditional model has 2 or more")
+    checked = tuple(as_text(name, member(fields.name("classes"), index), 255) for index, name in enumerate(names))
+    if len(set(checked)) != len(checked):
+        raise MalformedError(f"{fields.name('classes')} repeats a class name")
+    return checked
+
+
 def read_model_config(path: Path) -> ModelConfig:
     """A model folder's config.json, bounded and typed, or a one-line StudioError."""
     try:
@@ -128,6 +141,7 @@ def read_model_config(path: Path) -> ModelConfig:
         fields.optional_integer("target_steps", 0, limits.STEPS.high)
         fields.optional_text("dataset", 64, NAME_PATTERN, "a valid dataset name")
         fields.optional_text("init_from", 64, NAME_PATTERN, "a valid model name")
+        read_classes(fields)
         losses = fields.optional_section("losses")
         if losses is not None:
             for name, value in losses.data.items():

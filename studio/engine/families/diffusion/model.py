@@ -211,6 +211,7 @@ class DiffusionFamily(GeneratorFamily):
     """Denoising diffusion (DDPM training; DDPM, DDIM or DPM-Solver++ sampling) with a small noise-predicting U-Net."""
 
     declaration = DECLARATION
+    accepts_classes = False  # class conditioning: not built yet
     accepts_architecture = True
     # An imported model's trainable U-Net starts as its published (sampling) weights.
     copied_networks: ClassVar[Mapping[str, str]] = {"unet": "ema"}
@@ -221,8 +222,9 @@ class DiffusionFamily(GeneratorFamily):
         channels: int,
         hparams: Mapping[str, Any],
         architecture: Mapping[str, Any] | None = None,
+        classes: Sequence[str] = (),
     ) -> None:
-        super().__init__(resolution, channels, hparams, architecture)
+        super().__init__(resolution, channels, hparams, architecture, classes)
         self._check_steps(self.hparams["steps"])
         self.unet_config: dict[str, Any] | None = None
         self.imported_scheduler: dict[str, Any] | None = None
@@ -320,7 +322,9 @@ class DiffusionFamily(GeneratorFamily):
 
     # --- training -----------------------------------------------------------------------
 
-    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+    def training_step(
+        self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """DDPM Algorithm 1: noise each image to a random t, regress the target (Eq. 14), update the EMA."""
         self.unet.train()
         loss = self.denoising_loss(batch.to(self.device, torch.float32), precision)

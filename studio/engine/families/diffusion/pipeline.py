@@ -92,7 +92,7 @@ class DiffusionPipeline(Pipeline):
         """x_T: the first standard-normal (C, H, W) draw of each image's generator."""
         return np.stack([g.standard_normal(self.latent_shape(), dtype=np.float32) for g in generators])
 
-    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
+    def decode(self, latents: Array, options: Mapping[str, Any], class_weights: Array | None = None) -> Array:
         """Images from explicit x_T (N x C x H x W); only deterministic sampling (DDIM with eta 0, dpmpp2m)."""
         options = self.sampling_options(options)
         if options["sampler"] not in DETERMINISTIC_SAMPLERS or (options["sampler"] == "ddim" and options["eta"] != 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,9 +78,17 @@ class GanFamily(GeneratorFamily):
     """DCGAN with spectral norm, hinge loss and an EMA generator for sampling."""
 
     declaration = DECLARATION
+    accepts_classes = False  # class conditioning: not built yet
 
-    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
-        super().__init__(resolution, channels, hparams)
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        hparams: Mapping[str, Any],
+        architecture: Mapping[str, Any] | None = None,
+        classes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(resolution, channels, hparams, architecture, classes)
         h = self.hparams
         self.generator = DcganGenerator(h["latent_dim"], h["width"], resolution, channels)
         self.discriminator = SpectralDiscriminator(h["width"], resolution, channels)
@@ -112,7 +120,9 @@ class GanFamily(GeneratorFamily):
     def _latents(self, count: int) -> torch.Tensor:
         return torch.randn(count, self.hparams["latent_dim"], device=self.device)
 
-    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+    def training_step(
+        self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """One discriminator step, then one generator step, then the EMA update."""
         hinge = self.hparams["loss"] == "hinge"
         with precision.autocast():

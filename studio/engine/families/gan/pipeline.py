@@ -39,7 +39,7 @@ class GanPipeline(Pipeline):
         options = self.sampling_options(options)
         return self.decode(self.seed_latents(seeds, options), options)
 
-    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
+    def decode(self, latents: Array, options: Mapping[str, Any], class_weights: Array | None = None) -> Array:
         """The generator's images of explicit latents."""
         del options
         latents = np.asarray(latents, np.float32)

@@ -64,6 +64,7 @@ class LatentDiffusionFamily(DiffusionFamily):
     """Diffusion in an autoencoder's latent space (Rombach et al. 2022), trained in two stages."""
 
     declaration = DECLARATION
+    accepts_classes = False  # class conditioning: not built yet
 
     def __init__(
         self,
@@ -71,8 +72,9 @@ class LatentDiffusionFamily(DiffusionFamily):
         channels: int,
         hparams: Mapping[str, Any],
         architecture: Mapping[str, Any] | None = None,
+        classes: Sequence[str] = (),
     ) -> None:
-        super().__init__(resolution, channels, hparams, architecture)
+        super().__init__(resolution, channels, hparams, architecture, classes)
         autoencoder_class, autoencoder_config, scale = self._autoencoder_architecture(architecture)
         self.autoencoder_class = autoencoder_class
         self.autoencoder_config = autoencoder_config
@@ -192,7 +194,9 @@ class LatentDiffusionFamily(DiffusionFamily):
         """1 while the autoencoder trains, 2 once the U-Net does."""
         return 1 if self.scaling_factor is None and step < self.hparams["autoencoder_steps"] else 2
 
-    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+    def training_step(
+        self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """Stage 1: one autoencoder step. Stage 2: one denoising step on the frozen autoencoder's latents."""
         images = batch.to(self.device, torch.float32)
         if self.stage(step) == 1:

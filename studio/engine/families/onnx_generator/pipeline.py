@@ -61,7 +61,7 @@ class OnnxGeneratorPipeline(GanPipeline):
         """The file's input shape without its batch axis, e.g. (100, 1, 1)."""
         return self._latent_shape
 
-    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
+    def decode(self, latents: Array, options: Mapping[str, Any], class_weights: Array | None = None) -> Array:
         """The generator's images of explicit latents, mapped from its value range to uint8."""
         del options
         latents = np.asarray(latents, np.float32)

@@ -228,9 +228,17 @@ class PixelCnnFamily(GeneratorFamily):
     """The autoregressive family: a Gated PixelCNN trained by maximum likelihood, sampled sub-pixel by sub-pixel."""
 
     declaration = DECLARATION
+    accepts_classes = False  # class conditioning: not built yet
 
-    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
-        super().__init__(resolution, channels, hparams)
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        hparams: Mapping[str, Any],
+        architecture: Mapping[str, Any] | None = None,
+        classes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(resolution, channels, hparams, architecture, classes)
         self.network = GatedPixelCnn(channels, self.hparams["layers"], self.hparams["width"])
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.hparams["learning_rate"])
 
@@ -242,7 +250,9 @@ class PixelCnnFamily(GeneratorFamily):
         """The Adam optimiser of the network."""
         return {"pixelcnn": self.optimizer}
 
-    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+    def training_step(
+        self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """One maximum-likelihood step: cross-entropy of every sub-pixel given those before it."""
         del step
         self.network.train()

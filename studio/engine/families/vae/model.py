@@ -84,9 +84,17 @@ class VaeFamily(GeneratorFamily):
     """Convolutional VAE with a beta weight on the KL term and a KL warm-up."""
 
     declaration = DECLARATION
+    accepts_classes = False  # class conditioning: not built yet
 
-    def __init__(self, resolution: int, channels: int, hparams: Mapping[str, Any]) -> None:
-        super().__init__(resolution, channels, hparams)
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        hparams: Mapping[str, Any],
+        architecture: Mapping[str, Any] | None = None,
+        classes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(resolution, channels, hparams, architecture, classes)
         h = self.hparams
         self.encoder = ConvEncoder(h["latent_dim"], h["width"], resolution, channels)
         self.decoder = ConvDecoder(h["latent_dim"], h["width"], resolution, channels)
@@ -106,7 +114,9 @@ class VaeFamily(GeneratorFamily):
         warmup = self.hparams["kl_warmup"]
         return self.hparams["beta"] * (1.0 if warmup == 0 else min(1.0, (step + 1) / warmup))
 
-    def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+    def training_step(
+        self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """Negative ELBO per image: Bernoulli reconstruction + weighted KL to N(0, I)."""
         with precision.autocast():
             mean, log_variance = self.encoder(batch)

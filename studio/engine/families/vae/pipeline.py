@@ -58,7 +58,7 @@ class VaePipeline(Pipeline):
             ]
         )
 
-    def decode(self, latents: Array, options: Mapping[str, Any]) -> Array:
+    def decode(self, latents: Array, options: Mapping[str, Any], class_weights: Array | None = None) -> Array:
         """The decoder's mean images."""
         del options
         latents = np.asarray(latents, np.float32)
@@ -66,7 +66,7 @@ class VaePipeline(Pipeline):
             return np.zeros((0, *self.spec.shape), np.uint8)
         return to_uint8(self._decode_float(latents))
 
-    def encode(self, images: Array) -> Array:
+    def encode(self, images: Array, class_weights: Array | None = None) -> Array:
         """Latent means (float32 N x latent_dim) of uint8 NHWC images."""
         images = np.asarray(images)
         if images.shape[1:] != self.spec.shape or images.dtype != np.uint8:
