@@ -17,6 +17,8 @@ from studio.errors import StudioError
 INT64_MAX = 2**63 - 1
 # What runs a generation (the model's own torch networks, or its ONNX export): the only list there is.
 BACKENDS = ("torch", "onnx")
+# Where a dataset made from gallery items takes its class labels (auto: an item's class, else its model).
+LABEL_SOURCES = ("auto", "class", "model", "tag", "none")
 _SHOWN_DIGITS = 24  # a number longer than this is shortened when echoed in a message
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)  # what a user may type for a whole number
 

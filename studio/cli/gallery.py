@@ -11,7 +11,7 @@ from studio.cli.context import Context
 from studio.cli.printing import print_table, say
 from studio.errors import StudioError
 from studio.failures import explain
-from studio.limits import MIN_RATING, PAGE, SEED
+from studio.limits import LABEL_SOURCES, MIN_RATING, PAGE, SEED
 
 if TYPE_CHECKING:
     from studio.store.gallery import GalleryFilter
@@ -52,6 +52,7 @@ def filters_from(args: argparse.Namespace) -> GalleryFilter:
         provider=args.provider,
         seed=args.seed,
         operation=args.operation,
+        class_name=args.class_name,
         trash=getattr(args, "trash", False),
     )
 
@@ -99,6 +100,7 @@ def cmd_list(ctx: Context) -> dict[str, Any]:
                         i.family,
                         i.operation,
                         "-" if i.seed is None else str(i.seed),
+                        i.class_name or "-",
                         "*" * i.rating or "-",
                         i.flag,
                         ",".join(i.tags),
@@ -106,7 +108,7 @@ def cmd_list(ctx: Context) -> dict[str, Any]:
                     ]
                     for i in page.items
                 ],
-                ["ID", "MODEL", "FAMILY", "OPERATION", "SEED", "RATING", "FLAG", "TAGS", "CREATED"],
+                ["ID", "MODEL", "FAMILY", "OPERATION", "SEED", "CLASS", "RATING", "FLAG", "TAGS", "CREATED"],
             )
             if page.next_cursor:
                 say(f"more: --after {page.next_cursor}")
@@ -338,6 +340,7 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group.add_argument("--backend", choices=BACKEND_CHOICES)
     group.add_argument("--provider", help="cpu, cuda, ...")
     group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
+    group.add_argument("--class", dest="class_name", metavar="NAME", help="made as this class (conditional models)")
     if sort:
         group.add_argument("--sort", choices=("newest", "oldest", "rating"), default="newest")
 
@@ -404,9 +407,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     dataset.add_argument("name")
     dataset.add_argument(
         "--label",
-        choices=("model", "tag", "none"),
-        default="model",
-        help="class labels from the model name (default), the first tag, or none",
+        choices=LABEL_SOURCES,
+        default="auto",
+        help="class labels: auto (the class a conditional model made it as, else the model name), "
+        "class, model, the first tag, or none",
     )
     _filter_arguments(dataset, sort=False)
     dataset.set_defaults(handler=cmd_to_dataset)

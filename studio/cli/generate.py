@@ -12,14 +12,18 @@ from studio.errors import StudioError
 from studio.limits import COUNT, FRAMES, SEED
 
 
-def _sampling_overrides(ctx: Context) -> dict[str, Any]:
-    """--set pairs as text; the opened model's sampling schema parses and validates them."""
+def _sampling_overrides(ctx: Context, with_class: bool = True) -> dict[str, Any]:
+    """--set pairs as text (the opened model's sampling schema parses and validates them), and --class."""
     values: dict[str, Any] = {}
     for pair in ctx.args.set:
         key, separator, text = pair.partition("=")
         if not separator or not key.strip():
             raise StudioError(f"--set takes key=value, not '{pair}'")
+        if key.strip() == "class":
+            raise StudioError("the class is chosen with --class NAME, not --set")
         values[key.strip()] = text
+    if with_class and ctx.args.class_name is not None:
+        values["class"] = ctx.args.class_name
     return values
 
 
@@ -33,6 +37,8 @@ def _print_generated(ctx: Context, result: Any, what: str) -> dict[str, Any]:
         )
         for item in result.items:
             label = f"seed {item['seed']}" if item["seed"] is not None else result.operation
+            if item.get("class") is not None:
+                label += f", class {item['class']}"
             say(f"  #{item['id']} {label}: {item['path']}")
     return result.as_dict()
 
@@ -65,7 +71,8 @@ def cmd_interpolate(ctx: Context) -> dict[str, Any]:
     from studio.engine.generation import EndpointRef, interpolate
 
     args = ctx.args
-    start, end = EndpointRef.parse(args.start), EndpointRef.parse(args.end)
+    start = EndpointRef.parse(args.start, args.class_name)
+    end = EndpointRef.parse(args.end, args.to_class if args.to_class is not None else args.class_name)
     result = ctx.run(
         interpolate(
             ctx.store,
@@ -73,7 +80,7 @@ def cmd_interpolate(ctx: Context) -> dict[str, Any]:
             start,
             end,
             args.frames,
-            _sampling_overrides(ctx),
+            _sampling_overrides(ctx, with_class=False),
             **_backend_choice(args),
         )
     )
@@ -120,7 +127,14 @@ def _backend_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a sampling setting such as steps, eta or temperature; repeatable",
+        help="a sampling setting such as steps, eta, temperature or guidance; repeatable",
+    )
+    parser.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="a class-conditional model's class (a label of its dataset, e.g. 7); default: any, drawn per seed",
     )
 
 
@@ -150,6 +164,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a seed (123), a gallery item (#45) or, for a VAE, an image file",
     )
     interp.add_argument("--to", dest="end", required=True, metavar="SEED|#ITEM|FILE", help="the other end")
+    interp.add_argument(
+        "--to-class",
+        default=None,
+        metavar="NAME",
+        help="the class at the --to end (default: --class, or the end's own): frames walk between the two",
+    )
     interp.add_argument(
         "--frames",
         type=BoundedInt(FRAMES),

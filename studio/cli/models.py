@@ -77,6 +77,8 @@ def cmd_models_show(ctx: Context) -> dict[str, Any]:
             )
         )
         say(f"{'onnx':>16}: {state}")
+        if model.classes:
+            say(f"{'classes':>16}: {', '.join(model.classes)} (generate one with --class NAME)")
         for line in _described(model.architecture, model.origin):
             say(line)
         for key, value in model.hyperparameters.items():

@@ -40,7 +40,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 # Settings that configs written before they existed lack, with the value those models were made with
 # (a missing setting otherwise takes today's default).
-LEGACY_SETTINGS: dict[str, dict[str, Any]] = {"diffusion": {"network": "studio"}}
+LEGACY_SETTINGS: dict[str, dict[str, Any]] = {"diffusion": {"network": "studio"}, "pixelcnn": {"output": "softmax"}}
 
 
 class CheckpointError(StudioError):

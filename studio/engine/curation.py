@@ -27,6 +27,7 @@ from studio.engine.thumbnails import THUMBNAILS_FOLDER, ensure_thumbnail, thumbn
 from studio.engine.untrusted.png import MAX_SIDE, PILLOW_ERRORS, InterpolationEnd, PngMetadata, read_png_metadata
 from studio.engine.untrusted.values import shown
 from studio.errors import StudioError
+from studio.limits import LABEL_SOURCES
 from studio.store.database import Store
 from studio.store.gallery import TRASH_FOLDER, GalleryEntry, GalleryFilter, GalleryRepository
 from studio.store.tables import GalleryItem, Model
@@ -116,11 +117,11 @@ def _make_again(store: Store, opened: OpenedModel, metadata: PngMetadata, path: 
 def _endpoint(store: Store, opened: OpenedModel, end: InterpolationEnd, path: Path) -> Endpoint:
     """An interpolation end from its metadata, resolved exactly as the interpolation resolved it."""
     if end.seed is not None:
-        ref = EndpointRef(seed=end.seed)
+        ref = EndpointRef(seed=end.seed, class_name=end.class_name)
     elif end.item is not None:
-        ref = EndpointRef(item=end.item)
+        ref = EndpointRef(item=end.item, class_name=end.class_name)
     else:
-        ref = EndpointRef(file=Path(str(end.file)))
+        ref = EndpointRef(file=Path(str(end.file)), class_name=end.class_name)
         if not ref.file or not ref.file.is_file():
             raise StudioError(f"{path.name} was interpolated from {shown(end.file, 200)}, which is gone")
     return resolve_endpoint(store, opened, ref)[0]
@@ -242,14 +243,15 @@ def gallery_to_dataset(
     store: Store,
     name: str,
     filters: GalleryFilter | None = None,
-    label_by: str = "model",
+    label_by: str = "auto",
     ids: list[int] | None = None,
     cancel: CancelToken | None = None,
 ) -> Job:
-    """A new dataset from the selected images (all of one size and channel count), labelled by model or tag."""
+    """A new dataset from the selected images (all of one size and channel count), labelled by class
+    (auto: the class a conditional model made it as, else its model), model or tag."""
     cancel = cancel or CancelToken()
-    if label_by not in ("model", "tag", "none"):
-        raise StudioError(f"invalid label source '{label_by}': choose model, tag or none")
+    if label_by not in LABEL_SOURCES:
+        raise StudioError(f"invalid label source '{label_by}': choose {', '.join(LABEL_SOURCES)}")
     repository = GalleryRepository(store)
     selected = ids if ids is not None else repository.ids(filters, "oldest")
     if not selected:
@@ -266,7 +268,13 @@ def gallery_to_dataset(
                     f"the selection mixes {size}x{size}x{channels} images with item {entry.id} "
                     f"({entry.width}x{entry.height}x{item_channels}): filter by model"
                 )
-            label = {"model": entry.model, "tag": entry.tags[0] if entry.tags else None, "none": None}[label_by]
+            label = {
+                "auto": entry.class_name or entry.model,
+                "class": entry.class_name,
+                "model": entry.model,
+                "tag": entry.tags[0] if entry.tags else None,
+                "none": None,
+            }[label_by]
             writer.add(pixels, hashlib.blake2b(pixels, digest_size=16).hexdigest(), f"gallery#{entry.id}", label)
             if (index + 1) % 100 == 0 or index + 1 == len(selected):
                 yield Progress("collecting", index + 1, len(selected), f"{index + 1}/{len(selected)} images")

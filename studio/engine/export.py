@@ -213,6 +213,7 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
             "scheduler": dict(spec.scheduler) if spec.scheduler else None,
             "reach": spec.reach,
             "extras": dict(spec.extras),
+            "classes": list(spec.classes),
             "capabilities": sorted(family.pipeline().capabilities),
             "studio_version": __version__,
             "weights_hash": digest,

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from studio import __version__
 from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read_file
+from studio.engine.families.conditioning import CLASS_OPTION, check_class, dominant_class
 from studio.engine.families.pipeline import Endpoint, Pipeline
 from studio.engine.families.registry import declaration, family_names
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
@@ -53,6 +54,7 @@ from studio.store.tables import Model
 MAX_COUNT = COUNT.high
 MAX_FRAMES = FRAMES.high
 MAX_SEED = SEED.high
+ITEM_CLASS = "class"  # the PNG metadata member (and --json key) naming the class an item was made as
 INPUTS_FOLDER = "_inputs"  # inpainting sources and masks, content-addressed, so results can be remade
 
 
@@ -228,6 +230,14 @@ def _check_writable(store: Store) -> None:
         raise StudioError(f"the database is read-only: {store.read_only_reason}")
 
 
+def item_classes(pipeline: Pipeline, seeds: Sequence[int], options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each image's extra metadata for its class: {"class": name} of a conditional model, {} otherwise."""
+    labels = pipeline.labels(seeds, options)
+    if labels is None:
+        return [{} for _ in seeds]
+    return [{ITEM_CLASS: pipeline.classes[int(label)]} for label in labels]
+
+
 class _GalleryWriter:
     """Writes one batch of images as PNGs with metadata, then their rows (and lineage) in one transaction."""
 
@@ -285,6 +295,9 @@ class _GalleryWriter:
             for path, image, seed, extra in zip(planned, images, seeds, extras, strict=True):
                 paths.append(path)
                 write_png(path, image, self.metadata(seed, extra))
+                # The class the item was made as has a column (the gallery filters by it); the options keep
+                # the class asked for (None: any), which is what reproducing it asks again.
+                made_as = extra.get(ITEM_CLASS)
                 rows.append(
                     {
                         "path": self.store.home.relative(path),
@@ -294,8 +307,9 @@ class _GalleryWriter:
                         "height": image.shape[0],
                         "model_id": opened.model_id,
                         "seed": seed,
+                        "class_name": made_as if isinstance(made_as, str) else None,
                         "operation": self.operation,
-                        "params": {**self.options, **extra},
+                        "params": {**self.options, **{k: v for k, v in extra.items() if k != ITEM_CLASS}},
                         "backend": opened.backend,
                         "provider": opened.provider,
                         "parents": list(parents),
@@ -320,7 +334,8 @@ class _GalleryWriter:
             with contextlib.suppress(OSError):
                 make_thumbnail(path, thumbnail_path(self.store, entry.id))
         return [
-            {"id": entry.id, "path": str(path), "seed": entry.seed} for path, entry in zip(paths, entries, strict=True)
+            {"id": entry.id, "path": str(path), "seed": entry.seed, "class": entry.class_name}
+            for path, entry in zip(paths, entries, strict=True)
         ]
 
 
@@ -357,7 +372,7 @@ def generate(
             report = batch_steps("generating", len(items), len(seeds[part]), count, index + 1, len(batches))
             work = functools.partial(opened.pipeline.sample, seeds[part], chosen)
             images = yield from stepped(opened.pipeline, cancel, work, report)
-            items += writer.save(images, seeds[part], [{}] * len(images))
+            items += writer.save(images, seeds[part], item_classes(opened.pipeline, seeds[part], chosen))
             yield Progress("generating", len(items), count, f"{len(items)}/{count} images")
         yield Finished(
             GenerateResult(
@@ -385,27 +400,29 @@ class EndpointRef:
     seed: int | None = None
     item: int | None = None
     file: Path | None = None
+    class_name: str | None = None  # a conditional model's class at this end (None: the seed's or item's own)
 
     @classmethod
-    def parse(cls, text: str) -> EndpointRef:
+    def parse(cls, text: str, class_name: str | None = None) -> EndpointRef:
         """`123` or `seed:123` is a seed, `#45` or `item:45` a gallery item, anything else an image file."""
         text = text.strip()
         if (item := item_reference(text)) is not None:
-            return cls(item=item)
+            return cls(item=item, class_name=class_name)
         if match := _SEED.match(text):
-            return cls(seed=SEED.parse(match.group(1)))
+            return cls(seed=SEED.parse(match.group(1)), class_name=class_name)
         path = Path(text).expanduser()
         if not path.is_file():
             raise StudioError(f"'{text}' is neither a seed, a gallery item (#ID) nor an image file")
-        return cls(file=path)
+        return cls(file=path, class_name=class_name)
 
     def describe(self) -> dict[str, Any]:
         """How the PNG metadata records it."""
+        chosen = {ITEM_CLASS: self.class_name} if self.class_name is not None else {}
         if self.seed is not None:
-            return {"seed": self.seed}
+            return {"seed": self.seed, **chosen}
         if self.item is not None:
-            return {"item": self.item}
-        return {"file": str(self.file)}
+            return {"item": self.item, **chosen}
+        return {"file": str(self.file), **chosen}
 
 
 def _image_at_model_size(data: bytes, pipeline: Pipeline, what: str) -> np.ndarray:
@@ -428,16 +445,20 @@ def _read_user_file(path: Path, what: str) -> bytes:
 def resolve_endpoint(store: Store, opened: OpenedModel, ref: EndpointRef) -> tuple[Endpoint, int | None]:
     """The pipeline endpoint for a reference, and the gallery item it came from (for lineage)."""
     pipeline = opened.pipeline
+    asked = check_class(pipeline.classes, ref.class_name, f"model '{opened.name}'")
     if ref.seed is not None:
-        return Endpoint(seed=ref.seed), None
+        return Endpoint(seed=ref.seed, class_name=asked), None
     if ref.file is not None:
         pipeline.require("encode")
         data = _read_user_file(ref.file, "image")
-        return Endpoint(image=_image_at_model_size(data, pipeline, str(ref.file))), None
+        return Endpoint(image=_image_at_model_size(data, pipeline, str(ref.file)), class_name=asked), None
     assert ref.item is not None
     entry = GalleryRepository(store).get(ref.item)
+    # An item of this model keeps the class it was made as, unless another is asked for.
+    own = entry.class_name if entry.model == opened.name and entry.class_name in pipeline.classes else None
+    class_name = asked if asked is not None else own
     if entry.model == opened.name and entry.operation == "sample" and entry.seed is not None:
-        return Endpoint(seed=entry.seed), entry.id
+        return Endpoint(seed=entry.seed, class_name=class_name), entry.id
     if "encode" not in pipeline.capabilities:
         raise StudioError(
             f"item {entry.id} was not sampled by '{opened.name}' from a seed, and {opened.family} models "
@@ -445,7 +466,8 @@ def resolve_endpoint(store: Store, opened: OpenedModel, ref: EndpointRef) -> tup
         )
     path = store.home.absolute(entry.path)
     data = _read_user_file(path, f"gallery item {entry.id}")
-    return Endpoint(image=_image_at_model_size(data, pipeline, f"gallery item {entry.id}")), entry.id
+    image = _image_at_model_size(data, pipeline, f"gallery item {entry.id}")
+    return Endpoint(image=image, class_name=class_name), entry.id
 
 
 def interpolate(
@@ -479,6 +501,13 @@ def interpolate(
         cancel.check()
         method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
         weights = np.linspace(0.0, 1.0, frames)
+        # A frame of a conditional model is filed under the class it leans to most.
+        class_weights = opened.pipeline.interpolation_weights(first, second, frames)
+        frame_classes = (
+            [{} for _ in range(frames)]
+            if class_weights is None
+            else [{ITEM_CLASS: dominant_class(row, opened.pipeline.classes)} for row in class_weights]
+        )
         extras = [
             {
                 "from": start.describe(),
@@ -487,6 +516,7 @@ def interpolate(
                 "frames": frames,
                 "t": round(float(weight), 6),
                 "method": method,
+                **frame_classes[index],
             }
             for index, weight in enumerate(weights)
         ]
@@ -615,8 +645,14 @@ def inpaint(
     cancel = cancel or CancelToken()
     with open_model(store, model, backend, provider, device) as opened:  # holds the model while it runs
         opened.pipeline.require("inpaint")
-        chosen = opened.pipeline.sampling_options(options or {})
+        options = dict(options or {})
         inputs = load_inpaint_inputs(store, opened.pipeline, image, mask)
+        if options.get(CLASS_OPTION) is None and inputs.source_item is not None:
+            # Completing an item of this model keeps its class unless another is asked for.
+            entry = GalleryRepository(store).get(inputs.source_item)
+            if entry.model == opened.name and entry.class_name in opened.pipeline.classes:
+                options[CLASS_OPTION] = entry.class_name
+        chosen = opened.pipeline.sampling_options(options)
         source_path = _store_input(store, inputs.image, "source")
         mask_path = _store_input(store, inputs.regenerate.astype(np.uint8) * 255, "mask")
         seeds = list(range(seed, seed + count))
@@ -641,7 +677,8 @@ def inpaint(
             report = batch_steps("inpainting", len(items), batch, count, index + 1, len(batches))
             work = functools.partial(opened.pipeline.inpaint, images, known, seeds[part], chosen)
             results = yield from stepped(opened.pipeline, cancel, work, report)
-            items += writer.save(results, seeds[part], [extra] * batch, parents)
+            classes = item_classes(opened.pipeline, seeds[part], chosen)
+            items += writer.save(results, seeds[part], [{**extra, **made} for made in classes], parents)
             yield Progress("inpainting", len(items), count, f"{len(items)}/{count} images")
         yield Finished(
             GenerateResult(

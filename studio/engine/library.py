@@ -53,6 +53,7 @@ class ModelSummary:
     # latent_shape and value_range) and where it came from (origin: kind, source, repo_id, revision, license).
     architecture: dict[str, Any] | None = None
     origin: dict[str, Any] | None = None
+    classes: list[str] = field(default_factory=list)  # a class-conditional model's classes, in label order
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -81,6 +82,7 @@ def _summary(store: Store, row: Model, session: Any) -> ModelSummary:
         parent,
         export_state(folder, row.weights_hash),
         *_described(folder),
+        list(row.classes or []),
     )
 
 
@@ -190,6 +192,7 @@ def import_model(store: Store, source: Path, name: str | None = None) -> ModelSu
             weights_hash=digest,
             steps=loaded.state.step,
             parameter_count=family.parameter_count(),
+            classes=list(family.classes),
         )
     except BaseException:
         staging.discard()

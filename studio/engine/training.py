@@ -300,6 +300,7 @@ class _Run:
                         weights_hash=digest,
                         steps=step,
                         parameter_count=self.family.parameter_count(),
+                        classes=list(self.family.classes),
                     )
                     session.add(model)
                     session.flush()

@@ -236,9 +236,12 @@ class GalleryRepository:
                 ("backend", GalleryItem.backend),
                 ("provider", GalleryItem.provider),
                 ("operation", GalleryItem.operation),
+                ("class", GalleryItem.class_name),
             ):
                 query = self._filtered(select(column, func.count()), filters).group_by(column)
-                result[name] = {str(value): int(count) for value, count in session.execute(query)}
+                rows = session.execute(query)
+                # Items of unconditional models have no class: not a value to count.
+                result[name] = {str(v): int(n) for v, n in rows if not (name == "class" and v is None)}
             tagged = self._filtered(
                 select(Tag.name, func.count())
                 .join(GalleryItemTag, GalleryItemTag.tag_id == Tag.id)
@@ -329,6 +332,7 @@ class GalleryRepository:
             filters.provider,
             filters.seed,
             filters.operation,
+            filters.class_name,
         )
         if any(value is not None for value in others) or (filters.tag is not None and filters.collection is not None):
             # With another filter the walk must also skip the rows that filter drops: gathering is safer.
@@ -375,6 +379,8 @@ class GalleryRepository:
             conditions.append(GalleryItem.seed == filters.seed)
         if filters.operation is not None:
             conditions.append(GalleryItem.operation == filters.operation)
+        if filters.class_name is not None:
+            conditions.append(GalleryItem.class_name == filters.class_name)
         walk = walk or {}
         if "tag" in walk:
             conditions.append(

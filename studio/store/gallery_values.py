@@ -58,6 +58,7 @@ class GalleryEntry:
     tags: tuple[str, ...] = ()
     collections: tuple[str, ...] = ()
     deleted: bool = False
+    class_name: str | None = None  # the class a conditional model made it as
 
     @classmethod
     def of(cls, row: GalleryItem, tags: Sequence[str] = (), collections: Sequence[str] = ()) -> GalleryEntry:
@@ -81,6 +82,7 @@ class GalleryEntry:
             tuple(tags),
             tuple(collections),
             row.deleted_at is not None,
+            row.class_name,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +94,7 @@ class GalleryEntry:
             "family": self.family,
             "operation": self.operation,
             "seed": self.seed,
+            "class": self.class_name,
             "rating": self.rating,
             "flag": self.flag,
             "width": self.width,
@@ -123,6 +126,7 @@ class GalleryFilter:
     provider: str | None = None
     seed: int | None = None
     operation: str | None = None
+    class_name: str | None = None  # items a conditional model made as this class
     trash: bool = False  # True: only deleted items (the trash view)
 
     def __post_init__(self) -> None:

@@ -109,6 +109,8 @@ class Model(Base):
     )
     parent_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), nullable=True)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A class-conditional model's class names in label order (its dataset's labels); empty otherwise.
+    classes: Mapped[list[str]] = mapped_column(JSON, default=list)
     weights_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     steps: Mapped[int] = mapped_column(Integer, default=0)
     parameter_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -164,6 +166,8 @@ class GalleryItem(Base):
     family: Mapped[str] = mapped_column(String(32))
     operation: Mapped[str] = mapped_column(String(32), default="sample")
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The class a conditional model made it as (an interpolation frame: the class weighted most); else null.
+    class_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     backend: Mapped[str] = mapped_column(String(16), default="torch")
     provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -191,6 +195,7 @@ class GalleryItem(Base):
         Index("ix_gallery_rating_created", "rating", "created_at", "id"),
         Index("ix_gallery_flag_created", "flag", "created_at", "id"),
         Index("ix_gallery_seed", "seed"),
+        Index("ix_gallery_class_created", "class_name", "created_at", "id"),
         Index("ix_gallery_model_name_created", "model_name", "created_at", "id"),
         Index("ix_gallery_backend_created", "backend", "provider", "created_at", "id"),
         Index("ix_gallery_rating_order", "rating", "created_at", "id", "deleted_at"),

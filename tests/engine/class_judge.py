@@ -40,7 +40,9 @@ class DigitJudge:
 @functools.cache
 def digit_judge() -> DigitJudge:
     """The judge, trained once per test session (about a second on two cores)."""
-    images, labels = zip(*((np.asarray(image, np.float32), int(label)) for image, label in digits_images()), strict=True)
+    images, labels = zip(
+        *((np.asarray(image, np.float32), int(label)) for image, label in digits_images()), strict=True
+    )
     x = torch.from_numpy(np.stack(images).reshape(len(images), -1) / 255.0)
     y = torch.tensor(labels)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))

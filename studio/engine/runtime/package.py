@@ -66,6 +66,8 @@ def metadata_for(manifest: Mapping[str, Any], role: str, precision: str) -> dict
             "hyperparameters",
         )
     }
+    if manifest.get("classes"):
+        facts["classes"] = manifest["classes"]
     facts.update(role=role, precision=precision)
     return {
         f"studio.{key}": value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -150,7 +152,8 @@ def load_exported(
 
     sessions: dict[str, ort.InferenceSession] = {}
     choice: ProviderChoice | None = None
-    for role, inputs in registry.declaration(family).network_inputs().items():
+    conditional = bool(manifest.get("classes"))  # a conditional model's networks also take the class weights
+    for role, inputs in registry.declaration(family).network_inputs(conditional).items():
         entry = manifest["networks"].get(role)
         if not isinstance(entry, dict):
             raise ExportError(f"the export lacks its {role} network: export the model again")
@@ -233,6 +236,7 @@ def spec_from_manifest(manifest: Mapping[str, Any]) -> ModelSpec:
                 **dict(manifest.get("extras") or {}),
                 **{key: manifest[key] for key in ("latent_shape", "value_range", "fixed_batch") if key in manifest},
             },
+            tuple(manifest.get("classes") or ()),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ExportError(f"the manifest is malformed ({error}): export the model again") from None

@@ -60,6 +60,7 @@ class InterpolationEnd:
     seed: int | None = None
     item: int | None = None
     file: str | None = None
+    class_name: str | None = None  # the class asked for at this end (a conditional model's)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def _checked(document: Any, pixels: np.ndarray | None) -> PngMetadata:
     mask = fields.optional_text("mask", 512)
     if operation == "inpaint" and (source is None or mask is None or seed is None):
         raise MalformedError("an inpainted image without its seed, source and mask")
+    fields.optional_text("class", 255)  # the class a conditional model made it as
     fields.optional_integer("source_item", 1, INT64_MAX)
     fields.optional_number("masked_fraction", 0.0, 1.0)
     return PngMetadata(
@@ -233,13 +235,14 @@ def _end(fields: Fields, side: str) -> InterpolationEnd | None:
     described = fields.optional_section(side)
     if described is None:
         return None
+    class_name = described.optional_text("class", 255)
     if described.present("seed"):
-        return InterpolationEnd(seed=described.integer("seed", 0, limits.SEED.high))
+        return InterpolationEnd(seed=described.integer("seed", 0, limits.SEED.high), class_name=class_name)
     if described.present("item"):
-        return InterpolationEnd(item=described.integer("item", 1, INT64_MAX))
+        return InterpolationEnd(item=described.integer("item", 1, INT64_MAX), class_name=class_name)
     if described.present("file"):
         name = described.text("file", 4096)
         if "\0" in name:
             raise MalformedError(f"{described.name('file')} holds a NUL character")
-        return InterpolationEnd(file=name)
+        return InterpolationEnd(file=name, class_name=class_name)
     raise MalformedError(f"{side} names no seed, item or file")
