@@ -1,8 +1,8 @@
 """`python -m studio.ui.screenshots DIR`: a PNG of every page, from a real (small) session.
 
 It builds a temporary data home (never the user's): the two sample datasets, a VAE and a GAN
-trained for a few hundred steps on the digits, an ONNX export, a latent diffusion pipeline imported
-from the diffusers layout, generated, rated, tagged,
+trained for a few hundred steps on the digits (class-conditional: the digits are labelled), an ONNX
+export, a latent diffusion pipeline imported from the diffusers layout, generated, rated, tagged,
 interpolated and inpainted gallery items; then opens the main window offscreen, puts each page in
 a telling state (a training run in progress on the Train page, a painted mask on Inpaint...) and
 saves `DIR/<page>.png`. Takes a minute or two on a laptop CPU.
@@ -189,6 +189,7 @@ def _stage(window: object, key: str, app: object) -> None:
     elif key == "generate":
         page.refresh()
         page.model_picker.select("digits-gan")
+        page.findChild(object, "generateClassCombo").choose("7")  # the GAN learnt the digits' classes
         button = page.findChild(object, "generateButton")
         button.click()
         window.runner.wait_idle(60_000)  # type: ignore[attr-defined]
@@ -206,6 +207,8 @@ def _stage(window: object, key: str, app: object) -> None:
         page.findChild(object, "interpolateFramesSpin").setValue(12)
         page.findChild(object, "interpolateFromEdit").setText("200")
         page.findChild(object, "interpolateToEdit").setText("205")
+        page.findChild(object, "interpolateFromClassCombo").choose("3")  # a walk from a 3 to an 8
+        page.findChild(object, "interpolateToClassCombo").choose("8")
         page.run()
         window.runner.wait_idle(60_000)  # type: ignore[attr-defined]
     elif key == "inpaint":

@@ -130,11 +130,18 @@ def test_vae_accepts_an_image_file_end(qtbot: QtBot, window: MainWindow, store: 
     page.end.set_text("7")
     assert "encoded by the model" in page.start.info.text()
     page.frames_spin.setValue(4)
+    # The VAE learnt the digits' classes: an image file has no class of its own, so one must be chosen.
+    assert page.start_class.isVisible() and page.start_class.chosen() is None
+    assert page.run() is None
+    title, message = window.last_error
+    assert title == "Cannot interpolate" and "(an image file) has no class of its own" in message
+    page.start_class.choose("1")
     with qtbot.waitSignal(window.context.signals.galleryChanged, timeout=30_000):
         page.run()
     assert window.runner.wait_idle()
-    items = GalleryRepository(store).query(GalleryFilter(operation="interpolate")).items
+    items = GalleryRepository(store).query(GalleryFilter(operation="interpolate"), sort="oldest").items
     assert len(items) == 4 and all(item.params["method"] == "lerp" for item in items)
+    assert items[0].class_name == "1" and items[0].params["from"] == {"file": str(path), "class": "1"}
 
 
 def test_a_bad_end_is_refused_readably_and_nothing_is_stored(window: MainWindow, store: Store) -> None:

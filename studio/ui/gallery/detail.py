@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.families.conditioning import CLASS_OPTION
 from studio.errors import StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryEntry, GalleryRepository
@@ -41,15 +42,31 @@ def local_time(value: datetime) -> str:
     return value.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def class_text(entry: GalleryEntry) -> str | None:
+    """The class a conditional model made the item as, and how it came to be that class; None without one."""
+    if entry.class_name is None:
+        return None
+    if entry.operation == "interpolate":
+        return f"{entry.class_name} (the class the frame leans to most)"
+    if CLASS_OPTION in entry.params and entry.params[CLASS_OPTION] is None:
+        return f"{entry.class_name} (any class was asked for: drawn from the seed)"
+    return entry.class_name
+
+
 def parameter_rows(entry: GalleryEntry) -> list[tuple[str, str]]:
     """How an item was made, as (label, value) rows."""
-    settings = ", ".join(f"{key}={value}" for key, value in sorted(entry.params.items())) or "defaults"
+    # The class asked for has its own row (with the class the item was made as).
+    settings = (
+        ", ".join(f"{key}={value}" for key, value in sorted(entry.params.items()) if key != CLASS_OPTION) or "defaults"
+    )
     backend = entry.backend + (f" / {entry.provider}" if entry.provider else "")
+    made_as = class_text(entry)
     return [
         ("Model", entry.model),
         ("Family", entry.family),
         ("Operation", entry.operation),
         ("Seed", "none" if entry.seed is None else str(entry.seed)),
+        *([("Class", made_as)] if made_as is not None else []),
         ("Settings", settings),
         ("Backend", backend),
         ("Size", f"{entry.width} x {entry.height}"),

@@ -1,16 +1,20 @@
-"""The gallery's filter bar: model, family, rating, flag, tag and date filters, and the sort order.
+"""The gallery's filter bar: model, family, class, rating, flag, tag and date filters, and the sort order.
 
 The bar says what it asks for (`filters`, `sort`) and that it changed; the page reloads the grid. The bar
-offers the models, families and tags that occur, counted off the GUI thread by a `QueryOp`.
+offers the models, families, classes and tags that occur, counted off the GUI thread by a `QueryOp`. The
+class filter (the classes conditional models made items as) shows only once some item has a class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from PySide6.QtCore import QDate, QSignalBlocker, QThreadPool, Signal
 from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QToolButton, QWidget
 
+from studio.engine.families.conditioning import natural_key
 from studio.store.gallery import SORTS, GalleryFilter, GalleryRepository
 from studio.ui.operations import QueryHandle, QueryOp
 from studio.ui.widgets import named
@@ -48,6 +52,11 @@ class FilterBar(QWidget):
         self.model_filter.addItem("All models", None)
         self.family_filter = named(QComboBox(), "familyFilter", "Filter by family")
         self.family_filter.addItem("All families", None)
+        self.class_filter = named(
+            QComboBox(), "classFilter", "Filter by class", "the class a class-conditional model made the items as"
+        )
+        self.class_filter.addItem("Any class", None)
+        self.class_filter.setVisible(False)  # until some item has a class
         self.rating_filter = named(QComboBox(), "ratingFilter", "Filter by rating")
         self.rating_filter.addItem("Any rating", None)
         for stars in range(1, 6):
@@ -74,6 +83,7 @@ class FilterBar(QWidget):
         for combo, width in (
             (self.model_filter, 12),
             (self.family_filter, 9),
+            (self.class_filter, 8),
             (self.rating_filter, 8),
             (self.flag_filter, 8),
             (self.sort_combo, 9),
@@ -91,6 +101,7 @@ class FilterBar(QWidget):
         for widget in (
             self.model_filter,
             self.family_filter,
+            self.class_filter,
             self.rating_filter,
             self.flag_filter,
             self.tag_filter,
@@ -100,6 +111,7 @@ class FilterBar(QWidget):
             widget.setMinimumWidth(48)
         bar.addWidget(self.model_filter)
         bar.addWidget(self.family_filter)
+        bar.addWidget(self.class_filter)
         bar.addWidget(self.rating_filter)
         bar.addWidget(self.flag_filter)
         bar.addWidget(self.tag_filter)
@@ -128,6 +140,7 @@ class FilterBar(QWidget):
         return GalleryFilter(
             model=self.model_filter.currentData(),
             family=self.family_filter.currentData(),
+            class_name=self.class_filter.currentData(),
             min_rating=self.rating_filter.currentData(),
             flag=self.flag_filter.currentData(),
             tag=tag,
@@ -143,7 +156,7 @@ class FilterBar(QWidget):
 
     def clear(self) -> None:
         """Every filter back to "any" (the sort stays), without a `changed` signal: the caller reloads once."""
-        for combo in (self.model_filter, self.family_filter, self.rating_filter, self.flag_filter):
+        for combo in (self.model_filter, self.family_filter, self.class_filter, self.rating_filter, self.flag_filter):
             with QSignalBlocker(combo):
                 combo.setCurrentIndex(0)
         with QSignalBlocker(self.tag_filter):
@@ -175,9 +188,11 @@ class FilterBar(QWidget):
         self.facetsRead.emit(facets)
 
     def set_facets(self, facets: dict[str, dict[str, int]]) -> None:
-        """Offer the models, families and tags that occur, with their counts; the current choices stay."""
+        """Offer the models, families, classes and tags that occur, with their counts; the current choices stay."""
         self._fill_combo(self.model_filter, facets.get("model", {}))
         self._fill_combo(self.family_filter, facets.get("family", {}))
+        self._fill_combo(self.class_filter, facets.get("class", {}), natural_key, "class {}")
+        self.class_filter.setVisible(self.class_filter.count() > 1)
         tags = facets.get("tag", {})
         current = self.tag_filter.currentText()
         with QSignalBlocker(self.tag_filter):
@@ -188,14 +203,17 @@ class FilterBar(QWidget):
             self.tag_filter.setEditText(current)
 
     @staticmethod
-    def _fill_combo(combo: QComboBox, counts: dict[str, int]) -> None:
-        """Options with their counts; the current choice stays, even if no item has it any more."""
+    def _fill_combo(
+        combo: QComboBox, counts: dict[str, int], key: Callable[[str], Any] = str.casefold, title: str = "{}"
+    ) -> None:
+        """Options (`title` formatted with the name) with their counts, ordered by `key`; the current choice stays,
+        even if no item has it any more."""
         chosen = combo.currentData()
         with QSignalBlocker(combo):
             while combo.count() > 1:
                 combo.removeItem(1)
-            names = sorted(set(counts) | ({chosen} if chosen else set()), key=str.casefold)
+            names = sorted(set(counts) | ({chosen} if chosen else set()), key=key)
             for name in names:
-                combo.addItem(f"{name} ({counts.get(name, 0):,})", name)
+                combo.addItem(f"{title.format(name)} ({counts.get(name, 0):,})", name)
             combo.setCurrentIndex(max(0, combo.findData(chosen)) if chosen else 0)
         combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)  # the list shows names whole

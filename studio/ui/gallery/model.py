@@ -587,6 +587,8 @@ def describe(entry: GalleryEntry, failure: str | None = None) -> str:
     parts = [f"Item {entry.id}", f"{entry.family} model {entry.model}"]
     if entry.seed is not None:
         parts.append(f"seed {entry.seed}")
+    if entry.class_name is not None:
+        parts.append(f"class {entry.class_name}")
     parts.append(f"{entry.rating} star{'s' if entry.rating != 1 else ''}")
     if entry.flag != "none":
         parts.append("picked" if entry.flag == "pick" else "rejected")

@@ -109,6 +109,7 @@ class GalleryPage(QWidget):
             bar.family_filter,
             bar.rating_filter,
         )
+        self.class_filter = bar.class_filter
         self.flag_filter, self.tag_filter, self.sort_combo = bar.flag_filter, bar.tag_filter, bar.sort_combo
         self.since_filter, self.until_filter = bar.since_filter, bar.until_filter
         self.clear_filters_button = bar.clear_filters_button

@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QWidget
 
+from studio.engine.families.conditioning import CLASS_OPTION
 from studio.engine.families.registry import declaration
 from studio.engine.generation import MAX_COUNT, MAX_SEED, generate
 from studio.engine.jobs import CancelToken, Job
@@ -21,7 +22,7 @@ from studio.ui.jobs import JobHandle
 from studio.ui.widgets import named
 from studio.ui.widgets.generation_controls import GenerationPage, result_summary
 from studio.ui.widgets.model_picker import unsupported_reason
-from studio.ui.widgets.result_strip import ResultStrip
+from studio.ui.widgets.result_strip import ResultStrip, seed_caption
 from studio.ui.widgets.schema_form import SchemaForm
 from studio.ui.widgets.seed_box import count_spin, seed_row
 
@@ -56,8 +57,14 @@ class GeneratePage(GenerationPage):
             int(context.value("generate/count", 8)),
         )
         seeds, self.seed_spin, self.dice_button = seed_row("generate", MAX_SEED - MAX_COUNT, "seedDiceButton")
+        self.class_picker = self._build_class_picker(
+            "generateClassCombo",
+            "Class",
+            "the class of the model's dataset to make; Any class: each image's class is drawn from its seed",
+        )
         self.generate_button = self._build_run_controls("Generate", "generateButton", "Generation")
         self.generate_button.setDefault(True)
+        self._asked_class: str | None = None  # the class the last run asked for (None: any, or no classes)
         self.strip = named(
             ResultStrip(96),
             "generateResults",
@@ -66,7 +73,9 @@ class GeneratePage(GenerationPage):
         )
         self.results_caption = QLabel("Results appear here, each as #gallery id · seed; click one to open the gallery.")
         self.results_caption.setObjectName("generateResultsCaption")
-        settings = self._build_settings((("Backend", self.backend), ("Images", self.count_spin), ("Seed", seeds)))
+        settings = self._build_settings(
+            (("Backend", self.backend), ("Class", self.class_picker), ("Images", self.count_spin), ("Seed", seeds))
+        )
         self._lay_out(self._strip_body(settings, self.results_caption))
 
         self.strip.itemChosen.connect(self._open_in_gallery)
@@ -96,7 +105,7 @@ class GeneratePage(GenerationPage):
             self.context.error("Nothing to generate from", "choose a model first (train one on the Train page)")
             return None
         try:
-            options = self.form.values()
+            options = {**self.form.values(), **self.class_options()}
         except StudioError as error:
             self.context.error("Invalid sampling setting", str(error))
             return None
@@ -110,7 +119,12 @@ class GeneratePage(GenerationPage):
         ):
             self.context.settings.setValue(f"generate/{key}", value)
         self.strip.show_items([])
-        self.results_caption.setText(f"Generating {count} image{'s' if count != 1 else ''} from {name}…")
+        asked = self._asked_class = options.get(CLASS_OPTION)
+        self.results_caption.setText(
+            f"Generating {count} image{'s' if count != 1 else ''}"
+            + (f" of class {asked}" if asked is not None else "")
+            + f" from {name}…"
+        )
 
         def factory(token: CancelToken) -> Job:
             # Runs in the engine thread: it captures plain values only, never a widget.
@@ -121,12 +135,19 @@ class GeneratePage(GenerationPage):
     def _finished(self, result: Any) -> None:
         self.status.setText(result_summary(result))
         shown = min(len(result.items), ResultStrip.LIMIT)
+        # One class asked for: the caption says it once. Any class: each image's label says the one it drew.
+        asked = self._asked_class
+        drawn = asked is None and any(item.get(CLASS_OPTION) is not None for item in result.items)
         self.results_caption.setText(
-            f"{len(result.items)} new image{'s' if len(result.items) != 1 else ''} in the gallery"
+            f"{len(result.items)} new image{'s' if len(result.items) != 1 else ''}"
+            + (f" of class {asked}" if asked is not None else "")
+            + " in the gallery"
             + (f" (the first {shown} shown)" if shown < len(result.items) else "")
-            + ", each as #gallery id · seed: click one to open the gallery."
+            + f", each as #gallery id · seed{' · class' if drawn else ''}: click one to open the gallery."
         )
-        self.strip.show_items(result.items, lambda _index, item: f"#{item['id']} · {item['seed']}")
+        self.strip.show_items(
+            result.items, seed_caption if drawn else lambda _index, item: f"#{item['id']} · {item['seed']}"
+        )
 
     def restore_settings(self, metadata: Mapping[str, Any]) -> None:
         """Fill the page from a studio PNG's metadata: model, backend, provider, seed and sampling values."""
@@ -154,8 +175,13 @@ class GeneratePage(GenerationPage):
         provider = metadata.get("provider")
         if not self.backend.set_backend(backend, str(provider) if provider in PROVIDER_CHOICES else "auto"):
             notes.append(f"torch is used instead of onnx ({self.backend.onnx_problem()})")
-        params = metadata.get("params")
-        skipped = restore_form(self.form, params) if isinstance(params, Mapping) else []
+        params = dict(metadata["params"]) if isinstance(metadata.get("params"), Mapping) else {}
+        if CLASS_OPTION in params:
+            # The class asked for (None: any, drawn from the seed, so the seed gives the same class again).
+            asked = params.pop(CLASS_OPTION)
+            if not self.class_picker.choose(asked if isinstance(asked, str) else None):
+                notes.append(f"'{name}' has no class '{asked}': any class is chosen")
+        skipped = restore_form(self.form, params)
         # Settings only another operation uses (inpainting's resample...) are not this page's to restore.
         elsewhere = declaration(self.model_picker.models[name].family).inpainting_settings
         skipped = [setting for setting in skipped if setting not in elsewhere]

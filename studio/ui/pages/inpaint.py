@@ -53,7 +53,7 @@ from studio.ui.widgets import named
 from studio.ui.widgets.generation_controls import GenerationPage, result_summary, scroll_column
 from studio.ui.widgets.mask_canvas import MASK_COLOUR, MaskCanvas
 from studio.ui.widgets.model_picker import families_that_can, model_caption
-from studio.ui.widgets.result_strip import ResultStrip
+from studio.ui.widgets.result_strip import ResultStrip, seed_caption
 from studio.ui.widgets.seed_box import count_spin, seed_row
 
 MAX_SIDE = 4096  # larger images would make the mask and its undo history needlessly heavy
@@ -200,6 +200,12 @@ class InpaintPage(GenerationPage):
             int(context.value("inpaint/count", 4)),
         )
         seeds, self.seed_spin, self.dice_button = seed_row("inpaint", MAX_SEED - MAX_COUNT)
+        self.class_picker = self._build_class_picker(
+            "inpaintClassCombo",
+            "Class",
+            "the class to complete the image as; Any class: a gallery item this model made keeps its own class, "
+            "otherwise each completion's class is drawn from its seed",
+        )
         self.run_button = self._build_run_controls("Inpaint", "inpaintRunButton", "Inpainting")
 
         # The canvas and its tools.
@@ -293,7 +299,8 @@ class InpaintPage(GenerationPage):
         source.addLayout(item_row)
         source.addWidget(self.source_info)
         settings = self._build_settings(
-            (("Backend", self.backend), ("Results", self.count_spin), ("Seed", seeds)), top=(source_box,)
+            (("Backend", self.backend), ("Class", self.class_picker), ("Results", self.count_spin), ("Seed", seeds)),
+            top=(source_box,),
         )
 
         paint_tools = QHBoxLayout()
@@ -490,7 +497,9 @@ class InpaintPage(GenerationPage):
         self._set_source(
             image,
             f"#{entry.id}",
-            f"gallery item #{entry.id} ({entry.operation} by {entry.model}): {image.width()}x{image.height()}",
+            f"gallery item #{entry.id} ({entry.operation} by {entry.model}"
+            + (f", class {entry.class_name}" if entry.class_name is not None else "")
+            + f"): {image.width()}x{image.height()}",
         )
         self.model_picker.select(entry.model)  # the model that made it, when it can inpaint
         return True
@@ -574,7 +583,7 @@ class InpaintPage(GenerationPage):
         model = self.model_picker.current()
         assert model is not None and self.source is not None
         try:
-            options = self.form.values()
+            options = {**self.form.values(), **self.class_options()}
         except StudioError as error:
             self.context.error("Invalid sampling setting", str(error))
             return None
@@ -596,7 +605,7 @@ class InpaintPage(GenerationPage):
     def _finished(self, result: Any) -> None:
         self._results = list(result.items)
         self.status.setText(result_summary(result, "completion"))
-        self.strip.show_items(result.items, lambda _index, item: f"#{item['id']} · {item['seed']}")
+        self.strip.show_items(result.items, seed_caption)
         self.gallery_button.setEnabled(bool(result.items))
         if result.items:
             self.compare_item(int(result.items[0]["id"]))

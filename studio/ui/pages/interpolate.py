@@ -3,7 +3,9 @@
 Each end is a seed, a gallery item (#ID) or, for families with an encoder (VAE), an image file.
 Between two seeds the walk follows the latent sphere (slerp), otherwise a straight line; the engine
 job saves every frame to the gallery, pointing back at its endpoints. Families without latents
-(PixelCNN) are listed but disabled, with the engine's reason as their tooltip.
+(PixelCNN) are listed but disabled, with the engine's reason as their tooltip. A class-conditional
+model also takes a class at each end (its own by default: a seed's drawn class, an item's class), and
+the frames walk between the two classes as well.
 """
 
 from __future__ import annotations
@@ -96,12 +98,13 @@ class EndpointField(QWidget):
         )
         self._describe()
 
-    def reference(self) -> EndpointRef:
-        """The endpoint for the engine, or a StudioError saying what is wrong with the text."""
+    def reference(self, class_name: str | None = None) -> EndpointRef:
+        """The endpoint for the engine (at class `class_name` of a conditional model; None: its own), or a
+        StudioError saying what is wrong with the text."""
         text = self.text()
         if not text:
             raise StudioError(f"{self.title.lower()}: type a seed (such as 42) or a gallery item (such as #12)")
-        reference = EndpointRef.parse(text)
+        reference = EndpointRef.parse(text, class_name)
         if reference.file is not None and self.encode_problem is not None:
             raise StudioError(f"{self.title.lower()} is an image file, but {self.encode_problem}")
         return reference
@@ -125,7 +128,8 @@ class EndpointField(QWidget):
                 self.info.setText(str(error))
                 return
             seed = f", seed {entry.seed}" if entry.seed is not None else ""
-            self.info.setText(f"gallery item #{entry.id}: {entry.operation} by {entry.model}{seed}")
+            made_as = f", class {entry.class_name}" if entry.class_name is not None else ""
+            self.info.setText(f"gallery item #{entry.id}: {entry.operation} by {entry.model}{seed}{made_as}")
         else:
             assert reference.file is not None
             self.info.setText(
@@ -155,6 +159,13 @@ class InterpolatePage(GenerationPage):
         self.end = EndpointField(context, "To", "To")
         self.start.set_text("1")
         self.end.set_text("2")
+        own = "a seed's own class (drawn from the seed), or a gallery item's class"
+        self.start_class = self._build_class_picker(
+            "interpolateFromClassCombo", "From class", f"the class at the From end; Own class: {own}", "Own class"
+        )
+        self.end_class = self._build_class_picker(
+            "interpolateToClassCombo", "To class", f"the class at the To end; Own class: {own}", "Own class"
+        )
         self.frames_spin = named(
             QSpinBox(), "interpolateFramesSpin", "Frames", "images from the first end to the last, both included"
         )
@@ -172,14 +183,22 @@ class InterpolatePage(GenerationPage):
         self.caption = QLabel("The frames appear here, first to last.")
         self.caption.setObjectName("interpolateFramesCaption")
         settings = self._build_settings(
-            (("From", self.start), ("To", self.end), ("Frames", self.frames_spin), ("Backend", self.backend)),
+            (
+                ("From", self.start),
+                ("From class", self.start_class),
+                ("To", self.end),
+                ("To class", self.end_class),
+                ("Frames", self.frames_spin),
+                ("Backend", self.backend),
+            ),
             notes=(self.form_note,),
         )
         self._lay_out(
             self._strip_body(settings, self.caption),
             "Walk through a model's latent space: between two seeds along the sphere of Gaussian "
-            "noise (slerp), between encoded images along a straight line. Smooth, meaningful "
-            "frames are the sign of a well-formed latent space.",
+            "noise (slerp), between encoded images along a straight line; a class-conditional model "
+            "walks from one end's class to the other's too. Smooth, meaningful frames are the sign of a "
+            "well-formed latent space.",
         )
 
         self.start.changed.connect(self._update_run_state)
@@ -220,7 +239,11 @@ class InterpolatePage(GenerationPage):
             )
             return None
         try:
-            start, end = self.start.reference(), self.end.reference()
+            conditional = self.conditional
+            start = self.start.reference(self.start_class.chosen() if conditional else None)
+            end = self.end.reference(self.end_class.chosen() if conditional else None)
+            if conditional:
+                self._check_classes(model, ((self.start, start), (self.end, end)))
             options = self.form.values()
         except StudioError as error:
             self.context.error("Cannot interpolate", str(error))
@@ -242,11 +265,33 @@ class InterpolatePage(GenerationPage):
             f"Interpolate {frames} frames with {name}", factory, self._finished, "Interpolation failed"
         )
 
+    def _check_classes(self, model: ModelSummary, ends: Sequence[tuple[EndpointField, EndpointRef]]) -> None:
+        """A StudioError for an end of a conditional model with no class: an image file, or an item another
+        model made, has none of its own, so its class must be chosen."""
+        for field, reference in ends:
+            if reference.class_name is not None or reference.seed is not None:
+                continue
+            what = "an image file"
+            if reference.item is not None:
+                try:
+                    entry = GalleryRepository(self.store).get(reference.item)
+                except StudioError:
+                    continue  # the engine says what is wrong with the item
+                if entry.model == model.name and entry.class_name in model.classes:
+                    continue  # the item's own class
+                what = f"gallery item #{entry.id}" + (", made by another model" if entry.model != model.name else "")
+            raise StudioError(
+                f"the {field.title} end ({what}) has no class of its own: choose its class as {field.title} class"
+            )
+
     def _finished(self, result: Any) -> None:
         self.status.setText(result_summary(result, "frame"))
         count = len(result.items)
         self.caption.setText(f"{count} frames, first to last, now in the gallery: click one to open the gallery.")
-        self.strip.show_items(result.items, lambda index, item: f"{index} · #{item['id']}")
+        self.strip.show_items(
+            result.items,
+            lambda index, item: f"{index} · #{item['id']}" + (f" · {item['class']}" if item.get("class") else ""),
+        )
 
     def use_gallery_items(self, page_key: str, ids: Sequence[int]) -> None:
         """Items chosen in the gallery become the ends (the first two; one fills From only)."""
@@ -269,6 +314,8 @@ class InterpolatePage(GenerationPage):
         if not self.model_picker.select(entry.model) and entry.model in self.model_picker.models:
             family = self.model_picker.models[entry.model].family
             self.context.notify(f"{entry.model} cannot interpolate: {unsupported_reason(family, 'interpolate')}")
+        for picker in self.class_pickers:
+            picker.choose(None)  # the chosen items keep their own classes
         extra = f" (only the first two of {len(ids)} are used)" if len(ids) > 2 else ""
         self.status.setText(
             f"Ends set from the gallery: #{chosen[0]}" + (f" to #{chosen[1]}" if len(chosen) > 1 else "") + extra

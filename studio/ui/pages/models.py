@@ -47,6 +47,7 @@ from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle, JobState
 from studio.ui.operations import EngineOp
 from studio.ui.widgets import ask_yes, named
+from studio.ui.widgets.class_picker import classes_line
 from studio.ui.widgets.job_panel import JobPanel
 from studio.ui.widgets.model_card import ModelCardView, architecture_rows, origin_rows, read_card
 from studio.ui.widgets.model_import import HfCacheDialog, ModelImportDialog, ModelImporter
@@ -361,6 +362,7 @@ class ModelsPage(QWidget):
             row("Shape", f"{model.resolution}x{model.resolution} px, {'grey' if model.channels == 1 else 'colour'}"),
             *(row(label, value) for label, value in architecture_rows(model)),
             row("Dataset", html.escape(model.dataset or no_dataset)),
+            row("Classes", self._classes_text(model.classes)),
             row("Steps", f"{model.steps:,}"),
             row("Parameters", f"{model.parameter_count:,}"),
             row("Size on disk", human_bytes(model.size_bytes)),
@@ -379,6 +381,13 @@ class ModelsPage(QWidget):
             + (f"<p style='margin-top: 8px'><b>Origin</b></p><table cellspacing='2'>{origin}</table>" if origin else "")
             + f"<p style='margin-top: 8px'><b>Hyperparameters</b></p><table cellspacing='2'>{hyper}</table>"
         )
+
+    @staticmethod
+    def _classes_text(classes: list[str]) -> str:
+        """A conditional model's classes ('10: 0, 1, 2 ... 9'), or that it makes no chosen class."""
+        if not classes:
+            return "<span style='color: #7f8c8d'>none: unconditional (no class can be asked for)</span>"
+        return f"{len(classes)}: {html.escape(classes_line(classes, 24))}"
 
     def _export_text(self, export: dict[str, Any] | None) -> str:
         colour = self._state_colour(export)

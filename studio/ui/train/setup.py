@@ -34,15 +34,50 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.datasets.storage import DatasetSummary, validate_name
+from studio.engine.families.conditioning import CONDITIONAL_SETTING, MAX_CLASSES, MIN_CLASSES, class_names
 from studio.engine.families.registry import declaration, trainable_family_names
 from studio.engine.library import ModelSummary
 from studio.engine.runs import InterruptedRun
 from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.ui.widgets import named
+from studio.ui.widgets.class_picker import classes_line
 from studio.ui.widgets.schema_form import SchemaForm
 
 GROUP_TITLES = {"model": "Network", "training": "Training", "sampling": "Preview sampling"}
+PROBLEM_COLOUR = "#b3261e"
+
+
+def conditioning_note(setting: str, dataset: DatasetSummary | None) -> tuple[str, bool]:
+    """What the `conditional` setting (auto, yes or no) makes of a new model on `dataset`, as the trainer
+    decides it, and whether that is a refusal: ('Class-conditional: 10 classes of 'digits' (0, 1 ...)', False)."""
+    if dataset is None:
+        return "", False
+    names = class_names(dataset.class_counts)
+    unlabelled = dataset.count - sum(dataset.class_counts.values())
+    if setting == "no":
+        return ("Unconditional: the dataset's class labels are not used." if names else "Unconditional."), False
+    problem = (
+        f"'{dataset.name}' has {len(names) or 'no'} class label{'s' if len(names) != 1 else ''}"
+        if len(names) < MIN_CLASSES
+        else f"{unlabelled:,} of the images of '{dataset.name}' have no class label"
+        if unlabelled > 0
+        else f"'{dataset.name}' has {len(names):,} classes, more than {MAX_CLASSES:,}"
+        if len(names) > MAX_CLASSES
+        else ""
+    )
+    if problem and setting == "yes":
+        return (
+            f"Cannot be class-conditional: {problem}. Choose auto or no, or import the dataset from class folders.",
+            True,
+        )
+    if problem:
+        return f"Unconditional: {problem} (auto: conditional when every image has one of 2 or more classes).", False
+    return (
+        f"Class-conditional: {len(names)} classes of '{dataset.name}' ({classes_line(names)}); "
+        "the Generate page asks for one.",
+        False,
+    )
 
 
 def preview_count(family: str) -> int:
@@ -77,6 +112,7 @@ class TrainSetup(QScrollArea):
         self.running = False  # while a run goes on, the form is read-only
         self._suggested_name = ""  # the name last proposed; replaced freely, unlike one the user gave
         self._form_key: tuple[str, str | None] | None = None
+        self.conditioning_problem: str | None = None  # why the conditional setting cannot be met, if it cannot
 
         column = QWidget()
         box = QVBoxLayout(column)
@@ -96,7 +132,14 @@ class TrainSetup(QScrollArea):
             group_box.setObjectName(f"train{group_name.capitalize()}Settings")
             group_box.setAccessibleName(f"{GROUP_TITLES[group_name]} settings")
             schema_form = SchemaForm("trainSetting_")
-            QVBoxLayout(group_box).addWidget(schema_form)
+            group_layout = QVBoxLayout(group_box)
+            group_layout.addWidget(schema_form)
+            if group_name == "model":
+                # What the conditional setting makes of the chosen dataset's classes, kept up to date.
+                self.classes_note = named(QLabel(), "trainClassesNote", "Class conditioning")
+                self.classes_note.setWordWrap(True)
+                group_layout.addWidget(self.classes_note)
+                schema_form.changed.connect(self._show_conditioning)
             self.forms[group_name] = schema_form
             self.form_groups[group_name] = group_box
             box.addWidget(group_box)
@@ -201,6 +244,7 @@ class TrainSetup(QScrollArea):
             "Only square datasets of 8 to 128 px (256 px with a GPU) can be trained on",
         )
         self.dataset_combo.currentIndexChanged.connect(self._suggest_name)
+        self.dataset_combo.currentIndexChanged.connect(self._show_conditioning)
         form.addRow("Dataset", self.dataset_combo)
         self.name_edit = named(
             QLineEdit(),
@@ -295,6 +339,7 @@ class TrainSetup(QScrollArea):
         self._fill_interrupted()
         self._suggest_name()
         self._check_name()
+        self._show_conditioning()
 
     def _fill_sources(self) -> None:
         chosen = self.source_combo.currentData()
@@ -471,6 +516,34 @@ class TrainSetup(QScrollArea):
                 self.form_groups[group].setVisible(bool(form.settings))
         self._fill_datasets()
         self._suggest_name()
+        self._show_conditioning()
+
+    def _show_conditioning(self) -> None:
+        """Say whether the run makes a class-conditional model, and with which classes."""
+        if not hasattr(self, "classes_note"):
+            return  # still being built
+        source = self.source_model
+        form = self.forms["model"]
+        if source is not None:
+            text, problem = (
+                (
+                    f"Class-conditional: {len(source.classes)} classes ({classes_line(source.classes)}), "
+                    "as the model has.",
+                    False,
+                )
+                if source.classes
+                else ("Unconditional, as the model is.", False)
+            )
+        elif CONDITIONAL_SETTING in form.editors:
+            name = self.dataset_combo.currentData()
+            dataset = next((d for d in self.datasets if d.name == name), None)
+            text, problem = conditioning_note(str(form.value(CONDITIONAL_SETTING)), dataset)
+        else:
+            text, problem = "", False
+        self.conditioning_problem = text if problem else None
+        self.classes_note.setText(text)
+        self.classes_note.setStyleSheet(f"color: {PROBLEM_COLOUR};" if problem else "color: palette(placeholder-text);")
+        self.classes_note.setVisible(bool(text))
 
     def _source_changed(self) -> None:
         """Fine-tuning or resuming fixes the family (and for resume the dataset and name) to the model's."""
@@ -573,6 +646,8 @@ class TrainSetup(QScrollArea):
                 return "No dataset yet: add one on the Datasets page (for example the digits sample)."
             if self.dataset_combo.currentData() is None:
                 return "No dataset fits this setup: choose a square dataset of 8 to 128 px (256 px with a GPU)."
+        if self.mode == TrainMode.NEW and self.conditioning_problem:
+            return self.conditioning_problem
         if not (self.steps_check.isChecked() or self.minutes_check.isChecked()):
             return "Give a budget: a total number of steps, a number of minutes, or both."
         source = self.source_model

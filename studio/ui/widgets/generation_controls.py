@@ -3,7 +3,8 @@
 `GenerationPage` holds the model, backend and sampling-settings controls, the run button with its
 progress and status line, the run itself as an `EngineOp`, and the page's reaction to a new model
 choice. The controls it is built from live beside it: `model_picker` (the model and backend
-pickers), `seed_box` (seed and count boxes) and `result_strip` (the images a run made).
+pickers), `class_picker` (a conditional model's class), `seed_box` (seed and count boxes) and
+`result_strip` (the images a run made).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.families.conditioning import CLASS_OPTION
 from studio.engine.families.registry import declaration
 from studio.engine.families.schema import Hyperparameter
 from studio.engine.jobs import CancelToken, Job, Progress
@@ -34,16 +36,22 @@ from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.operations import EngineOp
 from studio.ui.widgets import named
+from studio.ui.widgets.class_picker import ANY_CLASS_TEXT, ClassPicker
 from studio.ui.widgets.model_picker import BackendPicker, ModelPicker, families_that_can, model_caption
 from studio.ui.widgets.result_strip import ResultStrip
 from studio.ui.widgets.schema_form import SchemaForm
 
 LEFT_COLUMN_WIDTH = 350
+# Sampling settings that only mean something for a class-conditional model (diffusion's classifier-free
+# guidance scale): an unconditional model's form leaves them out, so they are never sent for it.
+CLASS_ONLY_SETTINGS = frozenset({"guidance"})
 
 
-def sampling_schema(family: str, operation: str) -> tuple[Hyperparameter, ...]:
-    """The generation options a family offers for `operation` (its declaration decides)."""
-    return declaration(family).settings_for(operation)
+def sampling_schema(family: str, operation: str, conditional: bool = True) -> tuple[Hyperparameter, ...]:
+    """The generation options a family offers for `operation` (its declaration decides), without the
+    class-only ones (guidance) for an unconditional model."""
+    schema = declaration(family).settings_for(operation)
+    return schema if conditional else tuple(s for s in schema if s.name not in CLASS_ONLY_SETTINGS)
 
 
 def result_summary(result: Any, noun: str = "image") -> str:
@@ -94,6 +102,7 @@ class GenerationPage(QWidget):
 
     model_picker: ModelPicker
     model_info: QLabel
+    settings_layout: QFormLayout  # the model, backend, class... rows of the settings column
     backend: BackendPicker
     form: SchemaForm
     options_box: QGroupBox
@@ -111,6 +120,11 @@ class GenerationPage(QWidget):
         self.setAccessibleName(title)
         self._form_family: str | None = None
         self.handle: JobHandle | None = None  # the page's last run
+        # A conditional model's class choices (one picker, or one per end of a walk), shown only for such a
+        # model; each model's choices are remembered for the session, so switching models loses nothing.
+        self.class_pickers: list[ClassPicker] = []
+        self._class_memory: dict[str, tuple[str | None, ...]] = {}
+        self._class_model: str | None = None  # the model whose classes the pickers offer
 
     # --- construction --------------------------------------------------------------------
 
@@ -123,6 +137,14 @@ class GenerationPage(QWidget):
         self.model_info.setWordWrap(True)
         self.backend = BackendPicker(self.context, key)
         self.form = named(SchemaForm(f"{key}Option_"), f"{key}Options", "Sampling settings")
+
+    def _build_class_picker(
+        self, object_name: str, accessible_name: str, tooltip: str, any_text: str = ANY_CLASS_TEXT
+    ) -> ClassPicker:
+        """A class picker for a conditional model (its row is hidden for any other model)."""
+        picker = named(ClassPicker(any_text), object_name, accessible_name, tooltip)
+        self.class_pickers.append(picker)
+        return picker
 
     def _build_run_controls(self, text: str, object_name: str, activity: str) -> QPushButton:
         """The run button, its progress bar and status line (`_run_job` drives them)."""
@@ -146,6 +168,7 @@ class GenerationPage(QWidget):
         form = QFormLayout()
         for label, widget in (("Model", self.model_picker), ("", self.model_info), *rows):
             form.addRow(label, widget)
+        self.settings_layout = form
         column.addLayout(form)
         self.options_box = QGroupBox("Sampling settings")
         options = QVBoxLayout(self.options_box)
@@ -265,9 +288,10 @@ class GenerationPage(QWidget):
         return model_caption(model)
 
     def _model_changed(self, model: ModelSummary | None) -> None:
-        """Show the chosen model: its caption, its backends and its family's sampling settings."""
+        """Show the chosen model: its caption, its backends, its classes and its family's sampling settings."""
         previous = self.form.values() if self.form.settings else {}
         self.backend.set_model(model)
+        self._show_classes(model)
         if model is None:
             self.form.set_schema(())
             self.options_box.setVisible(False)
@@ -275,7 +299,7 @@ class GenerationPage(QWidget):
             self._update_run_state()
             return
         self.model_info.setText(self._model_text(model))
-        schema = sampling_schema(model.family, self.OPERATION)
+        schema = sampling_schema(model.family, self.OPERATION, bool(model.classes))
         # The model's stored sampling settings are its defaults; a setting the user changed on the
         # same family carries over, so switching between two GANs keeps the chosen truncation.
         values = {h.name: model.hyperparameters.get(h.name, h.default) for h in schema}
@@ -286,6 +310,33 @@ class GenerationPage(QWidget):
         self._form_family = model.family
         self.options_box.setVisible(bool(schema))
         self._update_run_state()
+
+    # --- classes -------------------------------------------------------------------------
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the chosen model is class-conditional (its class pickers are on show)."""
+        model = self.model_picker.current()
+        return model is not None and bool(model.classes)
+
+    def _show_classes(self, model: ModelSummary | None) -> None:
+        """Offer the model's classes (its choices of earlier in the session), or hide the pickers' rows."""
+        if self._class_model is not None:
+            self._class_memory[self._class_model] = tuple(picker.chosen() for picker in self.class_pickers)
+        classes = list(model.classes) if model is not None else []
+        self._class_model = model.name if model is not None and classes else None
+        remembered = self._class_memory.get(self._class_model or "", ())
+        for index, picker in enumerate(self.class_pickers):
+            picker.set_classes(classes, remembered[index] if index < len(remembered) else None)
+            if hasattr(self, "settings_layout"):
+                self.settings_layout.setRowVisible(picker, bool(classes))
+
+    def class_options(self, picker: ClassPicker | None = None) -> dict[str, str | None]:
+        """The engine's `class` option from a picker (the first by default): {} for an unconditional model."""
+        if not self.conditional:
+            return {}
+        chosen = (picker or self.class_pickers[0]).chosen() if self.class_pickers else None
+        return {CLASS_OPTION: chosen}
 
     def _run_problem(self) -> str | None:
         """Why the page cannot run, besides a read-only database; None when it can."""

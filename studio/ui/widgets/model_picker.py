@@ -49,9 +49,10 @@ def families_that_can(capability: str) -> str:
 
 
 def model_caption(model: ModelSummary) -> str:
-    """'gan, 8x8 grey, 1,200 steps trained': what a model is, in a line."""
+    """'gan, 8x8 grey, 1,200 steps trained, 10 classes': what a model is, in a line."""
     colour = "RGB" if model.channels == 3 else "grey"
-    return f"{model.family}, {model.resolution}x{model.resolution} {colour}, {model.steps:,} steps trained"
+    classes = f", {len(model.classes)} classes" if model.classes else ""
+    return f"{model.family}, {model.resolution}x{model.resolution} {colour}, {model.steps:,} steps trained{classes}"
 
 
 def export_problem(model: ModelSummary) -> str | None:

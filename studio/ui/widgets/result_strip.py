@@ -36,6 +36,12 @@ def read_thumbnails(paths: Sequence[str], cell: int) -> list[QImage]:
     return thumbnails
 
 
+def seed_caption(_index: int, item: Mapping[str, Any]) -> str:
+    """A result's label: '#12 · 5' (gallery id · seed), then the class a conditional model made it as."""
+    made_as = item.get("class")
+    return f"#{item['id']} · {item['seed']}" + (f" · {made_as}" if made_as is not None else "")
+
+
 class ResultStrip(QListWidget):
     """The images a job made, as crisp thumbnails labelled with their gallery ids.
 
@@ -114,10 +120,11 @@ class ResultStrip(QListWidget):
         for (item, text), image in zip(batch, images, strict=True):
             entry = QListWidgetItem(QIcon(QPixmap.fromImage(image)) if not image.isNull() else QIcon(), text)
             entry.setData(Qt.ItemDataRole.UserRole, int(item["id"]))
-            seed = item.get("seed")
+            seed, made_as = item.get("seed"), item.get("class")
             entry.setToolTip(
                 f"gallery item #{item['id']}"
                 + (f", seed {seed}" if seed is not None else "")
+                + (f", class {made_as}" if made_as is not None else "")
                 + ("" if not image.isNull() else " (its file could not be read)")
             )
             entry.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
