@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from studio import __version__
 from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read_file
-from studio.engine.families.conditioning import CLASS_OPTION, check_class, dominant_class
+from studio.engine.families.conditioning import CLASS_OPTION, check_class
 from studio.engine.families.pipeline import Endpoint, Pipeline
 from studio.engine.families.registry import declaration, family_names
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
@@ -499,15 +499,13 @@ def interpolate(
         report = batch_steps("interpolating", 0, frames, frames, 1, 1)
         images = yield from stepped(opened.pipeline, cancel, work, report)
         cancel.check()
-        method = "slerp" if first.seed is not None and second.seed is not None else "lerp"
+        method = opened.pipeline.interpolation_method(first, second)
         weights = np.linspace(0.0, 1.0, frames)
-        # A frame of a conditional model is filed under the class it leans to most.
-        class_weights = opened.pipeline.interpolation_weights(first, second, frames)
-        frame_classes = (
-            [{} for _ in range(frames)]
-            if class_weights is None
-            else [{ITEM_CLASS: dominant_class(row, opened.pipeline.classes)} for row in class_weights]
-        )
+        # A frame of a conditional model is filed under the class it is nearer to (the start's at half way).
+        frame_classes = [
+            {ITEM_CLASS: name} if name is not None else {}
+            for name in opened.pipeline.frame_classes(first, second, frames)
+        ]
         extras = [
             {
                 "from": start.describe(),

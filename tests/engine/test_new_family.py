@@ -106,8 +106,8 @@ TOY_PACKAGE = {
         class ToyFamily(GeneratorFamily):
             declaration = DECLARATION
 
-            def __init__(self, resolution, channels, hparams):
-                super().__init__(resolution, channels, hparams)
+            def __init__(self, resolution, channels, hparams, architecture=None, classes=()):
+                super().__init__(resolution, channels, hparams, architecture, classes)
                 self.network = PixelGaussian(channels, resolution)
                 self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.hparams["learning_rate"])
 
@@ -117,7 +117,9 @@ TOY_PACKAGE = {
             def optimizers(self):
                 return {"generator": self.optimizer}
 
-            def training_step(self, batch: torch.Tensor, step: int, precision: Precision) -> dict[str, float]:
+            def training_step(
+                self, batch: torch.Tensor, step: int, precision: Precision, labels=None
+            ) -> dict[str, float]:
                 loss = self.network.nll(batch)
                 precision.step(loss, self.optimizer)
                 return {"nll": loss.item()}

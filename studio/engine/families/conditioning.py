@@ -13,7 +13,7 @@ again in any batch and on either backend.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,19 +126,3 @@ def one_hot(labels: np.ndarray, class_count: int) -> np.ndarray:
     chosen = labels >= 0
     weights[np.flatnonzero(chosen), labels[chosen]] = 1.0
     return weights
-
-
-def dominant_class(weights: np.ndarray, classes: Sequence[str]) -> str | None:
-    """The class with the largest weight in one row (None for a row of zeros): what a frame is filed under."""
-    row = np.asarray(weights, np.float32)
-    if row.size == 0 or float(row.max()) <= 0.0:
-        return None
-    return classes[int(np.argmax(row))]
-
-
-def class_of_item(params: Mapping[str, Any], recorded: Any) -> str | None:
-    """The class a gallery item was made with: the one recorded per item, else the one asked for."""
-    if isinstance(recorded, str):
-        return recorded
-    asked = params.get(CLASS_OPTION)
-    return asked if isinstance(asked, str) else None

@@ -242,6 +242,25 @@ class Pipeline(ABC):
             raise StudioError("an image endpoint of a class-conditional model needs a class: give --class")
         return one_hot(labels, len(self.spec.classes))[0]
 
+    def end_class(self, endpoint: Endpoint) -> str | None:
+        """The class at one end of an interpolation: asked for, else its seed's draw (None: an image without)."""
+        if not self.spec.conditional:
+            return None
+        if endpoint.class_name is not None:
+            return check_class(self.spec.classes, endpoint.class_name)
+        if endpoint.seed is not None:
+            return self.spec.classes[int(labels_for(self.spec.classes, [endpoint.seed], None)[0])]
+        return None
+
+    def frame_classes(self, start: Endpoint, end: Endpoint, frames: int) -> list[str | None]:
+        """The class each frame is filed under: the start's up to half way, then the end's."""
+        first, second = self.end_class(start), self.end_class(end)
+        return [first if index * 2 <= frames - 1 else second for index in range(frames)]
+
+    def interpolation_method(self, start: Endpoint, end: Endpoint) -> str:
+        """How the frames walk between the ends: slerp between two seeds' Gaussian latents, else a line."""
+        return "slerp" if start.seed is not None and end.seed is not None else "lerp"
+
     def interpolation_weights(self, start: Endpoint, end: Endpoint, frames: int) -> Array | None:
         """Each frame's class weights: the line from the start's class to the end's (None if unconditional)."""
         first, second = self.endpoint_weights(start), self.endpoint_weights(end)
@@ -306,8 +325,8 @@ class Pipeline(ABC):
         options = self.interpolation_options(options)
         weights = np.linspace(0.0, 1.0, frames)
         first, second = self._endpoint_latent(start, options), self._endpoint_latent(end, options)
-        both_gaussian = start.seed is not None and end.seed is not None
-        latents = slerp(first, second, weights) if both_gaussian else lerp(first, second, weights)
+        walk = slerp if self.interpolation_method(start, end) == "slerp" else lerp
+        latents = walk(first, second, weights)
         return self.decode(latents, options, self.interpolation_weights(start, end, frames))
 
     def _endpoint_latent(self, endpoint: Endpoint, options: Mapping[str, Any]) -> Array:

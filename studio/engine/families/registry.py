@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # The families, in the order the UI and `studio families` list them: each names a package here.
 # Families that are not trainable (imported ONNX generators) come last: pickers for training skip them.
-FAMILY_NAMES: tuple[str, ...] = ("gan", "vae", "pixelcnn", "diffusion", "latent_diffusion", "onnx_generator")
+FAMILY_NAMES: tuple[str, ...] = ("gan", "vae", "pixelcnn", "gpt", "diffusion", "latent_diffusion", "onnx_generator")
 
 
 def family_names() -> tuple[str, ...]:

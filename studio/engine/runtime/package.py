@@ -246,13 +246,16 @@ def build_pipeline(manifest: Mapping[str, Any], sessions: Mapping[str, ort.Infer
     """The family pipeline with each network callable running its ONNX Runtime session."""
     spec = spec_from_manifest(manifest)
 
-    def runner(role: str, output: str | None = None) -> Any:
+    def runner(role: str, output: str | tuple[str, ...] | None = None) -> Any:
         session = sessions[role]
         names = [i.name for i in session.get_inputs()]
-        outputs = [output] if output else None
+        # A tuple of output names returns those outputs as a tuple (gpt's transformer: logits and its cache).
+        several = isinstance(output, tuple)
+        outputs = list(output) if isinstance(output, tuple) else [output] if output else None
 
-        def run(*arrays: np.ndarray) -> np.ndarray:
-            return session.run(outputs, dict(zip(names, arrays, strict=True)))[0]
+        def run(*arrays: np.ndarray) -> Any:
+            produced = session.run(outputs, dict(zip(names, arrays, strict=True)))
+            return tuple(produced) if several else produced[0]
 
         return run
 
