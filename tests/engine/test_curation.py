@@ -66,13 +66,13 @@ def test_reproduce_every_family_and_operation(digits8: Store, tmp_path: Path) ->
                     inpaint(digits8, family, made[0] if family == "gan" else made[-2], _mask(tmp_path), count=1, seed=3)
                 ).items
             ]
-    # An interpolation between an item (a seed of this model) and a file (encoded by the VAE).
+    # An interpolation between an item (a seed of this model) and a file (encoded by the VAE, which is
+    # conditional on the digits: a file end is encoded as the class it is given).
     vae_items = GalleryRepository(digits8).query(GalleryFilter(model="vae", operation="sample")).items
+    file_end = EndpointRef(file=Path(made[0]), class_name="3")
     made += [
         item["path"]
-        for item in run_job(
-            interpolate(digits8, "vae", EndpointRef(item=vae_items[0].id), EndpointRef(file=Path(made[0])), frames=3)
-        ).items
+        for item in run_job(interpolate(digits8, "vae", EndpointRef(item=vae_items[0].id), file_end, frames=3)).items
     ][1:2]
     # And through ONNX: reproduced on the backend that made it.
     run_job(export_model(digits8, "gan"))

@@ -168,11 +168,14 @@ def test_vae_interpolates_between_real_images_through_the_encoder(exported: Stor
     runtime = load_exported(onnx_folder(exported, "vae"), "cpu").pipeline
     rng = np.random.default_rng(0)
     first, second = (rng.integers(0, 256, (8, 8, 1), dtype=np.uint8) for _ in range(2))
-    frames = runtime.interpolate(Endpoint(image=first), Endpoint(image=second), 3, {})
-    reference = torch_pipeline(exported, "vae").interpolate(Endpoint(image=first), Endpoint(image=second), 3, {})
+    # The digits make a conditional VAE: an image end is encoded as the class it is given.
+    ends = Endpoint(image=first, class_name="1"), Endpoint(image=second, class_name="7")
+    frames = runtime.interpolate(*ends, 3, {})
+    reference = torch_pipeline(exported, "vae").interpolate(*ends, 3, {})
     assert largest_difference(frames, reference) <= 2
+    weights = runtime.class_weights(np.array([1]))
     np.testing.assert_allclose(
-        runtime.encode(first[None]), torch_pipeline(exported, "vae").encode(first[None]), atol=1e-4
+        runtime.encode(first[None], weights), torch_pipeline(exported, "vae").encode(first[None], weights), atol=1e-4
     )
 
 

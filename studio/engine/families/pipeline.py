@@ -350,3 +350,25 @@ class Pipeline(ABC):
         if known.shape != expected:
             raise StudioError(f"the known mask must have shape {expected[:3]} or {expected}, not {known.shape}")
         return images, known
+
+
+def checked_weights(spec: ModelSpec, class_weights: Array | None, count: int) -> Array | None:
+    """A conditional model's class weights (float32 count x K), checked; None for an unconditional model."""
+    if not spec.conditional:
+        if class_weights is not None:
+            raise StudioError(f"this {spec.family} model is not class-conditional: it takes no class weights")
+        return None
+    if class_weights is None:
+        raise StudioError(f"this {spec.family} model is class-conditional: give each image's class weights")
+    weights = np.asarray(class_weights, np.float32)
+    if weights.shape != (count, len(spec.classes)):
+        raise StudioError(
+            f"class weights must be {count} x {len(spec.classes)}, not {' x '.join(map(str, weights.shape))}"
+        )
+    return weights
+
+
+def with_weights(inputs: Array, weights: Array | None, part: slice) -> tuple[Array, ...]:
+    """One network call's arguments: a chunk of the inputs, and of the class weights when conditional."""
+    chunk = np.ascontiguousarray(inputs[part])
+    return (chunk,) if weights is None else (chunk, np.ascontiguousarray(weights[part]))

@@ -40,7 +40,7 @@ DECLARATION = FamilyDeclaration(
             2.0,
         ),
     ),
-    networks=(NetworkSignature("generator", ("latent",), ("image",)),),
+    networks=(NetworkSignature("generator", ("latent",), ("image",), conditional_inputs=("class_weights",)),),
     model_class="GanFamily",
     refusals={
         "inpaint": "a GAN has no way to condition on known pixels (use a VAE, PixelCNN or diffusion model)",

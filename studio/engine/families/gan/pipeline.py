@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from studio.engine.families.gan.declaration import DECLARATION
-from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner, Pipeline
+from studio.engine.families.pipeline import (
+    Array,
+    ArrayFunction,
+    ModelSpec,
+    NetworkRunner,
+    Pipeline,
+    checked_weights,
+    with_weights,
+)
 from studio.engine.numerics import iterate_batches, to_uint8
 
 
@@ -35,19 +43,21 @@ class GanPipeline(Pipeline):
         return float(options["truncation"])
 
     def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
-        """Decode each seed's scaled Gaussian latent."""
+        """Decode each seed's scaled Gaussian latent (of the seed's class, when conditional)."""
         options = self.sampling_options(options)
-        return self.decode(self.seed_latents(seeds, options), options)
+        weights = self.class_weights(self.labels(seeds, options))
+        return self.decode(self.seed_latents(seeds, options), options, weights)
 
     def decode(self, latents: Array, options: Mapping[str, Any], class_weights: Array | None = None) -> Array:
-        """The generator's images of explicit latents."""
+        """The generator's images of explicit latents (and, for a conditional model, class weights N x K)."""
         del options
         latents = np.asarray(latents, np.float32)
+        weights = checked_weights(self.spec, class_weights, len(latents))
         if len(latents) == 0:
             return np.zeros((0, *self.spec.shape), np.uint8)
         return np.concatenate(
             [
-                to_uint8(self.generator(np.ascontiguousarray(latents[part])))
+                to_uint8(self.generator(*with_weights(latents[part], weights, part)))
                 for part in iterate_batches(len(latents), self.chunk)
             ]
         )

@@ -45,8 +45,8 @@ DECLARATION = FamilyDeclaration(
         ),
     ),
     networks=(
-        NetworkSignature("decoder", ("latent",), ("image",)),
-        NetworkSignature("encoder", ("image",), ("mean", "log_variance")),
+        NetworkSignature("decoder", ("latent",), ("image",), conditional_inputs=("class_weights",)),
+        NetworkSignature("encoder", ("image",), ("mean", "log_variance"), conditional_inputs=("class_weights",)),
     ),
     model_class="VaeFamily",
     refusals={},
