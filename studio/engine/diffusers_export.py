@@ -6,6 +6,12 @@ EMA weights, the ones Studio samples with, as diffusion_pytorch_model.safetensor
 model's noise schedule as a DDPMScheduler or DDIMScheduler config), vqvae/ for latent diffusion, and
 README.md (the model's card, or one written here). It is written in a hidden folder beside DEST and
 renamed into place: DEST appears whole or not at all.
+
+A class-conditional model exports too: its U-Net is a real diffusers UNet2DModel with
+`num_class_embeds = K + 1` (class_labels 0..K-1 are the dataset's classes in Studio's order, K is "no
+class", what classifier-free guidance compares against). The pipeline files are kept, so the folder
+loads whole with from_pretrained, but DDPMPipeline, DDIMPipeline and LDMPipeline pass no class labels:
+the model card says so and gives the sampling loop with guidance to run instead.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from torch import nn
 from studio import __version__
 from studio.engine.checkpoints import LEGACY_SETTINGS, load_model, read_config
 from studio.engine.families.base import GeneratorFamily
+from studio.engine.families.diffusion.declaration import DEFAULT_GUIDANCE, GUIDANCE
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.model_locks import hold_model
 from studio.engine.schedulers import scheduler_to_diffusers
@@ -117,23 +124,25 @@ def _save_network(network: nn.Module, folder: Path, extra: Mapping[str, Any] | N
 
 def model_card(folder: Path, name: str, config: Mapping[str, Any], pipeline: str, sampler: str) -> bytes:
     """The model's own README.md (an imported model's card), or one saying what the model is."""
+    classes = [str(c) for c in config.get("classes") or []]
     path = folder / CARD_FILE
-    if path.is_file() and not path.is_symlink():
+    if path.is_file() and not path.is_symlink() and not classes:
         with contextlib.suppress(StudioError):
             return read_limited(path, MAX_CARD_BYTES)
     settings = config.get("hyperparameters") or {}
     dataset = config.get("dataset")
+    kind = "A class-conditional" if classes else "An unconditional"
     lines = [
         "---",
         "library_name: diffusers",
         "tags:",
-        "- unconditional-image-generation",
+        f"- {'class-conditional' if classes else 'unconditional'}-image-generation",
         "- studio",
         "---",
         "",
         f"# {name}",
         "",
-        f"An unconditional {config.get('resolution')} px {'colour' if config.get('channels') == 3 else 'grey'} "
+        f"{kind} {config.get('resolution')} px {'colour' if config.get('channels') == 3 else 'grey'} "
         f"image model made with Studio {__version__}"
         + (f", trained on the dataset '{dataset}'" if dataset else "")
         + f" for {int(config.get('steps') or 0)} steps.",
@@ -142,15 +151,62 @@ def model_card(folder: Path, name: str, config: Mapping[str, Any], pipeline: str
         f"{settings.get('schedule')} noise schedule; samples with {sampler.upper()} "
         f"({settings.get('steps')} steps by default).",
         "",
+    ]
+    if classes:
+        lines += _conditional_usage(config, classes, pipeline)
+    else:
+        lines += [
+            "```python",
+            f"from diffusers import {pipeline}",
+            "",
+            f'pipeline = {pipeline}.from_pretrained("path/to/this/folder")',
+            "image = pipeline(num_inference_steps=50).images[0]",
+            "```",
+            "",
+        ]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _conditional_usage(config: Mapping[str, Any], classes: list[str], pipeline: str) -> list[str]:
+    """The card's part for a class-conditional model: the class indices and a guided sampling loop."""
+    settings = config.get("hyperparameters") or {}
+    guidance = float(settings.get(GUIDANCE, DEFAULT_GUIDANCE))
+    latent = config.get("family") == LATENT_FAMILY
+    size, channels = config.get("resolution"), config.get("channels")
+    shape = (
+        "unet.config.in_channels, unet.config.sample_size, unet.config.sample_size"
+        if latent
+        else f"{channels}, {size}, {size}"
+    )
+    listed = ", ".join(f"{index} = {json.dumps(name)}" for index, name in enumerate(classes))
+    lines = [
+        f"Classes (the U-Net's `class_labels`): {listed}; {len(classes)} = no class (the unconditional "
+        f"prediction classifier-free guidance compares against). Studio samples with guidance {guidance:g}.",
+        "",
+        f"Note: {pipeline} passes no class labels, so calling the pipeline fails; sample with its U-Net and "
+        "scheduler and classifier-free guidance instead:",
+        "",
         "```python",
+        "import torch",
         f"from diffusers import {pipeline}",
         "",
         f'pipeline = {pipeline}.from_pretrained("path/to/this/folder")',
-        "image = pipeline(num_inference_steps=50).images[0]",
-        "```",
-        "",
+        "unet, scheduler = pipeline.unet, pipeline.scheduler",
+        f"label, no_class, guidance = 0, {len(classes)}, {guidance:g}  # label: a class index above",
+        f"sample = torch.randn(1, {shape})",
+        "scheduler.set_timesteps(50)",
+        "for t in scheduler.timesteps:",
+        "    with torch.no_grad():",
+        "        both = unet(sample.repeat(2, 1, 1, 1), t, class_labels=torch.tensor([label, no_class])).sample",
+        "    noise = both[1:] + guidance * (both[:1] - both[1:])",
+        "    sample = scheduler.step(noise, t, sample).prev_sample",
     ]
-    return "\n".join(lines).encode("utf-8")
+    if latent:
+        lines += [
+            "with torch.no_grad():",
+            "    sample = pipeline.vqvae.decode(sample / pipeline.vqvae.config.scaling_factor).sample",
+        ]
+    return [*lines, "image = (sample.clamp(-1, 1) + 1) / 2  # 1 x C x H x W in [0, 1]", "```", ""]
 
 
 def _write_pipeline(staging: Path, family: GeneratorFamily, sampler: str) -> tuple[str, list[str]]:

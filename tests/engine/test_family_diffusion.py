@@ -207,7 +207,8 @@ def test_sampling_options_are_validated() -> None:
     family = _tiny()
     assert family.sampling_options({"steps": 50}) == {"sampler": "ddim", "steps": 50, "eta": 0.0, "resample": 3}
     for values, message in [
-        ({"guidance": 2.0}, "unknown sampling setting 'guidance'"),
+        ({"cfg_scale": 2.0}, "unknown sampling setting 'cfg_scale'"),
+        ({"guidance": 2.0}, "not class-conditional"),
         ({"steps": 0}, "below the minimum"),
         ({"steps": 51}, "above this model's 50 timesteps"),
         ({"eta": 1.5}, "above the maximum"),

@@ -303,7 +303,8 @@ def test_a_ddpm_model_exports_as_a_ddpm_pipeline_from_the_command_line(
 def test_a_model_trained_in_studio_exports_to_a_pipeline_diffusers_samples_alike(
     digits8: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = {"width": 8, "timesteps": 50, "batch_size": 8, "steps": 5, "learning_rate": 0.02}
+    # Unconditional: diffusers' pipelines take no class (conditional exports: test_conditional_diffusion).
+    settings = {"width": 8, "timesteps": 50, "batch_size": 8, "steps": 5, "learning_rate": 0.02, "conditional": "no"}
     run_job(
         train(
             digits8,

@@ -6,6 +6,12 @@ x_T = standard_normal((C, H, W)); then, for DDPM and for DDIM with eta > 0, one 
 standard_normal((C, H, W)) per step, in step order (the last step included, though it is unused);
 when completing an image (inpainting), one more draw per step follows for re-noising the known pixels.
 `generate` (interpolation) takes x_T itself and allows only deterministic DDIM.
+
+Class conditioning (a model trained on a labelled dataset): the U-Net adds a class embedding to its time
+embedding, read from class weights (see unet.WeightedClassEmbedding). Training drops each image's class
+with probability `class_dropout` (its weights become zeros, "no class"), so the one network learns both
+eps(x, t, class) and eps(x, t); sampling mixes them with classifier-free guidance (Ho & Salimans 2022),
+eps = eps_u + w (eps_c - eps_u), in the numpy pipeline (see DiffusionPipeline.predict).
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ from torch.nn import functional as F  # noqa: N812 (the conventional name)
 from studio.engine.families.base import GeneratorFamily, NetworkExport, Precision
 from studio.engine.families.diffusion.declaration import DECLARATION
 from studio.engine.families.diffusion.pipeline import DiffusionPipeline, scheduler_for
-from studio.engine.families.diffusion.unet import Denoiser, build_network, checked_config, studio_unet_config
+from studio.engine.families.diffusion.unet import (
+    Denoiser,
+    WeightedClassEmbedding,
+    build_network,
+    checked_config,
+    studio_unet_config,
+)
 from studio.engine.families.pipeline import ModelSpec
 from studio.engine.schedulers import DdimConfig, DdimScheduler, DdpmScheduler, DpmSolverScheduler
 from studio.errors import StudioError
@@ -145,9 +157,12 @@ class NoisePredictionUNet(nn.Module):
     Levels run from the image resolution down to 4 px (at most four levels: 64 px stops at 8 px);
     the middle has two residual blocks and, optionally, self-attention. One block per level (DDPM
     has two or three) keeps training affordable on a CPU.
+
+    A model of K classes adds a class embedding to the time embedding, as diffusers' UNet2DModel does:
+    a table of K + 1 rows (the classes, then "no class") read with class weights (WeightedClassEmbedding).
     """
 
-    def __init__(self, resolution: int, channels: int, width: int, attention: bool) -> None:
+    def __init__(self, resolution: int, channels: int, width: int, attention: bool, class_count: int = 0) -> None:
         super().__init__()
         levels = min(MAX_LEVELS, int(math.log2(resolution // LOWEST_RESOLUTION)) + 1)
         level_channels = [width * multiplier for multiplier in CHANNEL_MULTIPLIERS[:levels]]
@@ -157,6 +172,11 @@ class NoisePredictionUNet(nn.Module):
             nn.Linear(width, time_dimension),
             nn.SiLU(),
             nn.Linear(time_dimension, time_dimension),
+        )
+        # Only a conditional network has one: an unconditional network's weights for a torch seed, and
+        # its checkpoint keys, are what they always were.
+        self.class_embedding: WeightedClassEmbedding | None = (
+            WeightedClassEmbedding(class_count + 1, time_dimension) if class_count > 0 else None
         )
         self.input = nn.Conv2d(channels, width, 3, padding=1)
 
@@ -187,9 +207,15 @@ class NoisePredictionUNet(nn.Module):
             _zero_initialised(nn.Conv2d(current, channels, 3, padding=1)),
         )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The predicted noise for x: [N, C, H, W] noisy images and t: [N] timesteps (int64 or float)."""
-        time_embedding = F.silu(self.time_embedding(t))
+    def forward(self, x: torch.Tensor, t: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The predicted noise for x: [N, C, H, W] noisy images and t: [N] timesteps (int64 or float), and for
+        a conditional network [N, K] class weights."""
+        embedding = self.time_embedding(t)
+        if self.class_embedding is not None:
+            if class_weights is None:
+                raise ValueError("a class-conditional U-Net needs class weights")
+            embedding = embedding + self.class_embedding(class_weights).to(embedding.dtype)
+        time_embedding = F.silu(embedding)
         hidden = self.input(x)
         skips = []
         for level, block in enumerate(self.down_blocks):
@@ -211,7 +237,6 @@ class DiffusionFamily(GeneratorFamily):
     """Denoising diffusion (DDPM training; DDPM, DDIM or DPM-Solver++ sampling) with a small noise-predicting U-Net."""
 
     declaration = DECLARATION
-    accepts_classes = False  # class conditioning: not built yet
     accepts_architecture = True
     # An imported model's trainable U-Net starts as its published (sampling) weights.
     copied_networks: ClassVar[Mapping[str, str]] = {"unet": "ema"}
@@ -234,7 +259,9 @@ class DiffusionFamily(GeneratorFamily):
             self.hparams["width"] = max(8, min(256, int(self.unet_config["block_out_channels"][0])))
             self.unet: nn.Module = build_network("UNet2DModel", self.unet_config)
         else:
-            self.unet = NoisePredictionUNet(resolution, channels, self.hparams["width"], self.hparams["attention"])
+            self.unet = NoisePredictionUNet(
+                resolution, channels, self.hparams["width"], self.hparams["attention"], self.class_count
+            )
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         # No weight decay: DDPM trains with plain Adam, and decay would pull the EMA weights towards zero.
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=self.hparams["learning_rate"], weight_decay=0.0)
@@ -247,8 +274,11 @@ class DiffusionFamily(GeneratorFamily):
         """The UNet2DModel configuration (given, or Studio's own for these settings) and an imported scheduler."""
         if architecture is None or "unet" not in architecture:
             settings = self.hparams
-            return studio_unet_config(self.resolution, self.channels, settings["width"], settings["attention"]), None
-        config = checked_config("UNet2DModel", architecture["unet"], "the U-Net's configuration")
+            config = studio_unet_config(
+                self.resolution, self.channels, settings["width"], settings["attention"], self.class_count
+            )
+            return config, None
+        config = checked_config("UNet2DModel", architecture["unet"], "the U-Net's configuration", self.class_count)
         size = config.get("sample_size")
         if size is not None and size not in (self.latent_resolution(), [self.latent_resolution()] * 2):
             raise StudioError(f"the U-Net works at {size} px, not at this model's {self.latent_resolution()} px")
@@ -325,16 +355,36 @@ class DiffusionFamily(GeneratorFamily):
     def training_step(
         self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
     ) -> dict[str, float]:
-        """DDPM Algorithm 1: noise each image to a random t, regress the target (Eq. 14), update the EMA."""
+        """DDPM Algorithm 1: noise each image to a random t, regress the target (Eq. 14), update the EMA.
+
+        A conditional model sees each image's class, dropped to "no class" with probability class_dropout.
+        """
         self.unet.train()
-        loss = self.denoising_loss(batch.to(self.device, torch.float32), precision)
+        weights = self.class_weights(self.drop_labels(labels))
+        loss = self.denoising_loss(batch.to(self.device, torch.float32), precision, weights)
         precision.step(loss, self.optimizer, clip=1.0)
         self._update_ema(step)
         return {"loss": float(loss.detach())}
 
-    def denoising_loss(self, images: torch.Tensor, precision: Precision) -> torch.Tensor:
+    def drop_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Classifier-free guidance's label dropout: each class index becomes -1 ("no class", zero class
+        weights) with probability `class_dropout` (torch's generator draws); None for an unconditional model."""
+        if labels is None or not self.conditional:
+            return None
+        if labels.shape[0] == 0:
+            raise StudioError("a conditional training batch needs its labels")
+        labels = labels.to(self.device, torch.int64)
+        dropped = torch.rand(labels.shape, device=labels.device) < float(self.hparams["class_dropout"])
+        return torch.where(dropped, torch.full_like(labels, -1), labels)
+
+    def denoising_loss(
+        self, images: torch.Tensor, precision: Precision, class_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The mean squared error of the U-Net's prediction of the noise (or of v, or of x_0, as the
-        scheduler's prediction type says) for `images` noised to random timesteps."""
+        scheduler's prediction type says) for `images` noised to random timesteps (of the classes weighted,
+        for a conditional model: N x K)."""
+        if self.conditional and class_weights is None:
+            raise StudioError("a class-conditional diffusion model trains on labelled images")
         count = images.shape[0]
         timesteps = torch.randint(0, self.hparams["timesteps"], (count,), device=images.device)
         noise = torch.randn_like(images)
@@ -349,7 +399,8 @@ class DiffusionFamily(GeneratorFamily):
         else:
             target = noise
         with precision.autocast():
-            predicted = self.denoiser(self.unet)(noisy, timesteps)
+            network = self.denoiser(self.unet)
+            predicted = network(noisy, timesteps) if class_weights is None else network(noisy, timesteps, class_weights)
         return F.mse_loss(predicted.float(), target)
 
     @torch.no_grad()
@@ -367,19 +418,45 @@ class DiffusionFamily(GeneratorFamily):
         return replace(super().spec(), scheduler=self.scheduler_config().to_dict())
 
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
-        """The averaged denoiser: (noisy sample, int64 timestep) -> predicted noise."""
-        size, batch = self.resolution, {0: "batch"}
+        """The averaged denoiser: (noisy sample, int64 timestep[, float32 class weights]) -> predicted noise."""
+        size = self.resolution
         return [
-            NetworkExport(
-                "denoiser",
-                self.denoiser(self.ema),
-                (torch.zeros(2, self.channels, size, size), torch.zeros(2, dtype=torch.int64)),
-                ("sample", "timestep"),
-                ("noise",),
-                {"sample": batch, "timestep": batch},
-                [(self.random_images(rng, 3) * 2, rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64))],
+            self.denoiser_export(
+                torch.zeros(2, self.channels, size, size),
+                self.random_images(rng, 3) * 2,
+                rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64),
+                rng,
             )
         ]
+
+    def denoiser_export(
+        self, example: torch.Tensor, parity_sample: np.ndarray, parity_timesteps: np.ndarray, rng: np.random.Generator
+    ) -> NetworkExport:
+        """The EMA denoiser's export over samples shaped like `example`; a conditional model's also takes the
+        class weights (parity: a class, no class, and a mix of two)."""
+        batch = {0: "batch"}
+        inputs: tuple[torch.Tensor, ...] = (example, torch.zeros(len(example), dtype=torch.int64))
+        names: tuple[str, ...] = ("sample", "timestep")
+        parity: tuple[np.ndarray, ...] = (parity_sample, parity_timesteps)
+        if self.conditional:
+            inputs += (torch.zeros(len(example), self.class_count),)
+            names += ("class_weights",)
+            count, classes = len(parity_sample), self.class_count
+            weights = np.zeros((count, classes), np.float32)
+            weights[0, rng.integers(classes)] = 1.0
+            if count > 2:
+                pair = rng.choice(classes, 2, replace=False)
+                weights[2, pair] = (0.3, 0.7)
+            parity += (weights,)
+        return NetworkExport(
+            "denoiser",
+            self.denoiser(self.ema),
+            inputs,
+            names,
+            ("noise",),
+            {name: batch for name in names},
+            [parity],
+        )
 
     def pipeline(self) -> DiffusionPipeline:
         """Sampling, interpolation and inpainting over the EMA network."""
@@ -401,17 +478,19 @@ class DiffusionFamily(GeneratorFamily):
     def preview(self, real: torch.Tensor, seeds: Sequence[int], options: Mapping[str, Any]) -> np.ndarray:
         """Quick training previews: deterministic DDIM with at most PREVIEW_STEPS steps, so each preview
         costs a fraction of a full sample and shows the same seeds' images sharpening over training."""
-        del real
         options = self.sampling_options(options)
         quick = {"sampler": "ddim", "eta": 0.0, "steps": min(options["steps"], PREVIEW_STEPS)}
-        return self.sample(seeds, quick)
+        return super().preview(real, seeds, quick)  # a conditional model's cycle through its classes
 
-    def generate(self, latents: np.ndarray, options: Mapping[str, Any]) -> np.ndarray:
-        """Images from explicit x_T arrays (N x C x H x W, e.g. slerped between seeds): uint8 NHWC.
+    def generate(
+        self, latents: np.ndarray, options: Mapping[str, Any], class_weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Images from explicit x_T arrays (N x C x H x W, e.g. slerped between seeds): uint8 NHWC (a
+        conditional model also takes class weights, N x K).
 
         Only the deterministic sampler (DDIM with eta 0) maps each x_T to one image, so only it is allowed.
         """
-        return self.pipeline().decode(latents, options)
+        return self.pipeline().decode(latents, options, class_weights)
 
     def complete(
         self, images: np.ndarray, known: np.ndarray, seeds: Sequence[int], options: Mapping[str, Any]
@@ -426,6 +505,7 @@ class DiffusionFamily(GeneratorFamily):
         options: Mapping[str, Any],
         known: np.ndarray | None = None,
         keep: np.ndarray | None = None,
+        class_weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Run the sampler from x_T (float32 NCHW) to x_0; see DiffusionPipeline.denoise."""
-        return self.pipeline().denoise(initial, generators, options, known, keep)
+        return self.pipeline().denoise(initial, generators, options, known, keep, class_weights=class_weights)

@@ -4,6 +4,14 @@ checked configurations.
 A configuration read from a user's file decides how big a network is, so it is checked before any
 memory is spent: every value typed and bounded, only the block kinds an unconditional UNet2DModel
 takes, and the parameter count measured on torch's "meta" device (no storage) against a cap.
+
+Class conditioning (a model of K classes): the UNet2DModel is built with `num_class_embeds = K + 1`, a
+real diffusers configuration whose embedding table E has one row per class and a last row, index K,
+for "no class" (the unconditional branch of classifier-free guidance). Studio feeds it class weights
+w (N x K: one-hot, zeros, or a mix) instead of indices: `WeightedClassEmbedding` computes
+w @ E[:K] + (1 - sum(w)) E[K], which is linear in w, equals E[k] for a one-hot row and E[K] for zeros,
+and keeps diffusers' parameter name (class_embedding.weight). A diffusers user of the exported U-Net
+passes int class_labels and K for no class.
 """
 
 from __future__ import annotations
@@ -45,8 +53,10 @@ CHOICES = {
     "upsample_type": ("conv", "resnet"),
     "norm_type": ("group", "spatial"),
 }
-# Keys that would make a network conditional: refused, Studio loads unconditional pipelines only.
+# Keys that would make a network conditional: refused, Studio loads unconditional pipelines only (its own
+# conditional U-Nets have num_class_embeds = classes + 1 and no class_embed_type, see the module docstring).
 CONDITIONING_KEYS = ("class_embed_type", "num_class_embeds")
+CLASS_EMBEDS = "num_class_embeds"
 # Channel multipliers per level of the U-Nets Studio builds itself, highest resolution first.
 CHANNEL_MULTIPLIERS = (1, 2, 2, 2, 4, 4)
 LOWEST_RESOLUTION = 4
@@ -89,12 +99,23 @@ def _check_value(key: str, value: Any, where: str) -> Any:
     raise StudioError(f"{where}: {key} is not a number, text or list")
 
 
-def checked_config(class_name: str, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+def checked_config(class_name: str, raw: Mapping[str, Any], where: str, class_count: int = 0) -> dict[str, Any]:
     """The constructor arguments of a diffusers network from its config.json, checked; unknown keys dropped
-    (as diffusers does), conditioning refused, sizes bounded."""
+    (as diffusers does), conditioning refused, sizes bounded.
+
+    `class_count` K > 0: the configuration of a Studio conditional U-Net, which must have
+    num_class_embeds = K + 1 (K classes and "no class") and nothing else conditional.
+    """
     cls = network_class(class_name)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     config = {key: _check_value(key, value, where) for key, value in raw.items() if key in accepted}
+    if class_count > 0:
+        if class_name != "UNet2DModel" or config.get(CLASS_EMBEDS) != class_count + 1:
+            raise StudioError(
+                f"{where}: a U-Net of {class_count} classes has num_class_embeds = {class_count + 1}, "
+                f"not {config.get(CLASS_EMBEDS)}"
+            )
+        config = {key: value for key, value in config.items() if key != CLASS_EMBEDS}
     for key in CONDITIONING_KEYS:
         if config.get(key) is not None:
             raise StudioError(
@@ -134,17 +155,50 @@ def checked_config(class_name: str, raw: Mapping[str, Any], where: str) -> dict[
         raise StudioError(f"{where}: diffusers cannot build this {class_name} ({detail[:160]})") from None
     if count > MAX_PARAMETERS:
         raise StudioError(f"{where}: a {class_name} of {count / 1e6:.0f} M parameters is above Studio's limit")
+    if class_count > 0:
+        config[CLASS_EMBEDS] = class_count + 1
     return config
 
 
+class WeightedClassEmbedding(nn.Embedding):
+    """diffusers' class embedding table E (K + 1 rows: the classes, then "no class") looked up by class weights.
+
+    Given float weights w (N x K) it returns w @ E[:K] + (1 - sum(w)) E[K] (linear in w: a one-hot row
+    gives its class's row, zeros the null row, a mix the mix); given int64 indices, a plain lookup
+    (what diffusers' UNet2DModel users pass). Its one parameter keeps nn.Embedding's name, `weight`.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """The class embeddings of class weights (N x K, float) or class indices (N, int)."""
+        if not input.is_floating_point():
+            return super().forward(input)
+        table = self.weight
+        weights = input.to(table.dtype)
+        null = (1.0 - weights.sum(dim=1, keepdim=True)) * table[-1][None, :]
+        return weights @ table[:-1] + null
+
+
+def weighted_class_embedding(table: nn.Embedding) -> WeightedClassEmbedding:
+    """The same table (sharing its weight, no new random draws) looked up by class weights."""
+    return WeightedClassEmbedding(table.num_embeddings, table.embedding_dim, _weight=table.weight)
+
+
 def build_network(class_name: str, config: Mapping[str, Any]) -> nn.Module:
-    """The network of a configuration that `checked_config` accepted."""
-    return network_class(class_name)(**config)
+    """The network of a configuration that `checked_config` accepted (a UNet2DModel with num_class_embeds
+    takes class weights, see WeightedClassEmbedding)."""
+    network = network_class(class_name)(**config)
+    embedding = getattr(network, "class_embedding", None)
+    if config.get(CLASS_EMBEDS) is not None and isinstance(embedding, nn.Embedding):
+        network.class_embedding = weighted_class_embedding(embedding)
+    return network
 
 
-def studio_unet_config(resolution: int, channels: int, width: int, attention: bool) -> dict[str, Any]:
+def studio_unet_config(
+    resolution: int, channels: int, width: int, attention: bool, class_count: int = 0
+) -> dict[str, Any]:
     """The UNet2DModel Studio trains at `resolution`: levels down to 4 px (six at most), one residual
-    block per level, self-attention in the middle when asked (DDPM's layout, sized for a CPU)."""
+    block per level, self-attention in the middle when asked (DDPM's layout, sized for a CPU); a model
+    of `class_count` classes has their embeddings plus the "no class" one (see the module docstring)."""
     levels = min(len(CHANNEL_MULTIPLIERS), int(math.log2(resolution // LOWEST_RESOLUTION)) + 1)
     widths = [width * multiplier for multiplier in CHANNEL_MULTIPLIERS[:levels]]
     return {
@@ -159,7 +213,7 @@ def studio_unet_config(resolution: int, channels: int, width: int, attention: bo
         "attention_head_dim": None,  # one head, as in DDPM
         "add_attention": attention,
         "time_embedding_type": "positional",
-    }
+    } | ({CLASS_EMBEDS: class_count + 1} if class_count > 0 else {})
 
 
 class Denoiser(nn.Module):
@@ -177,9 +231,12 @@ class Denoiser(nn.Module):
         if channels_last:
             unet.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch documents it
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-        """The network's output for [N, C, H, W] samples and [N] timesteps."""
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor, class_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The network's output for [N, C, H, W] samples and [N] timesteps (and, for a conditional U-Net,
+        [N, K] class weights)."""
         if self.channels_last:
             sample = sample.contiguous(memory_format=torch.channels_last)
-            return self.unet(sample, timestep).sample.contiguous()
-        return self.unet(sample, timestep).sample
+            return self.unet(sample, timestep, class_labels=class_weights).sample.contiguous()
+        return self.unet(sample, timestep, class_labels=class_weights).sample

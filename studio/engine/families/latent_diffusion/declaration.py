@@ -76,7 +76,7 @@ DECLARATION = FamilyDeclaration(
         *_DIFFUSION_SETTINGS,
     ),
     networks=(
-        NetworkSignature("denoiser", ("sample", "timestep"), ("noise",)),
+        NetworkSignature("denoiser", ("sample", "timestep"), ("noise",), conditional_inputs=("class_weights",)),
         NetworkSignature("decoder", ("latents",), ("images",)),
         NetworkSignature("encoder", ("images",), ("latents",)),
     ),

@@ -7,6 +7,9 @@ latent scale is fixed once as 1 / std of a batch's latents (LDM's rule: unit-var
 noise schedule), the autoencoder is frozen, and the U-Net trains exactly as pixel diffusion does.
 A model whose autoencoder is already trained (imported, or fine-tuned from one) carries its scale and
 never runs stage 1.
+
+A class-conditional model conditions only the U-Net (the same class embedding and label dropout as pixel
+diffusion); the autoencoder stays unconditional, so the latent space is the same for every class.
 """
 
 from __future__ import annotations
@@ -64,7 +67,6 @@ class LatentDiffusionFamily(DiffusionFamily):
     """Diffusion in an autoencoder's latent space (Rombach et al. 2022), trained in two stages."""
 
     declaration = DECLARATION
-    accepts_classes = False  # class conditioning: not built yet
 
     def __init__(
         self,
@@ -153,7 +155,11 @@ class LatentDiffusionFamily(DiffusionFamily):
         if architecture is None or "unet" not in architecture:
             settings = self.hparams
             config = studio_unet_config(
-                self.latent_resolution(), self.latent_channels(), settings["width"], settings["attention"]
+                self.latent_resolution(),
+                self.latent_channels(),
+                settings["width"],
+                settings["attention"],
+                self.class_count,
             )
             return config, None
         return super()._unet_architecture(architecture)
@@ -197,7 +203,8 @@ class LatentDiffusionFamily(DiffusionFamily):
     def training_step(
         self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
     ) -> dict[str, float]:
-        """Stage 1: one autoencoder step. Stage 2: one denoising step on the frozen autoencoder's latents."""
+        """Stage 1: one autoencoder step. Stage 2: one denoising step on the frozen autoencoder's latents (of
+        each image's class, dropped with probability class_dropout, for a conditional model)."""
         images = batch.to(self.device, torch.float32)
         if self.stage(step) == 1:
             return self._autoencoder_step(images, precision)
@@ -207,7 +214,7 @@ class LatentDiffusionFamily(DiffusionFamily):
         self.autoencoder.eval()
         with torch.no_grad():
             latents = LatentEncoder(self.autoencoder)(images) * self.scaling_factor
-        loss = self.denoising_loss(latents, precision)
+        loss = self.denoising_loss(latents, precision, self.class_weights(self.drop_labels(labels)))
         precision.step(loss, self.optimizer, clip=1.0)
         self._update_ema(step)
         return {"loss": float(loss.detach())}
@@ -253,16 +260,12 @@ class LatentDiffusionFamily(DiffusionFamily):
 
     def network_exports(self, rng: np.random.Generator) -> list[NetworkExport]:
         """The denoiser over latents, the decoder and the encoder."""
-        (denoiser,) = super().network_exports(rng)
         shape = self.latent_shape()
         batch = {0: "batch"}
         example_latents = torch.zeros(2, *shape)
         parity_latents = rng.standard_normal((3, *shape)).astype(np.float32)
-        denoiser = replace(
-            denoiser,
-            inputs=(example_latents, torch.zeros(2, dtype=torch.int64)),
-            parity_inputs=[(parity_latents, rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64))],
-        )
+        timesteps = rng.integers(0, self.hparams["timesteps"], 3).astype(np.int64)
+        denoiser = self.denoiser_export(example_latents, parity_latents, timesteps, rng)
         size = self.resolution
         return [
             denoiser,

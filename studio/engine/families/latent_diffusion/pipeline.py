@@ -17,7 +17,8 @@ from studio.errors import StudioError
 class LatentDiffusionPipeline(DiffusionPipeline):
     """DDPM/DDIM in latent space (x_T has the latent grid's shape), decoded once at the end, as diffusers'
     LDMPipeline does: image = decoder(latents / scaling_factor). Inpainting runs RePaint on the encoded
-    image's latents with the mask shrunk to the latent grid, then puts the known pixels back."""
+    image's latents with the mask shrunk to the latent grid, then puts the known pixels back. A conditional
+    model guides the U-Net with the class (see DiffusionPipeline); the autoencoder knows no classes."""
 
     declaration = DECLARATION
 
@@ -81,15 +82,24 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         pixels = to_network(images)
         keep = np.ascontiguousarray(known.transpose(0, 3, 1, 2)).astype(np.float32)
         keep_pixel = keep.min(axis=1, keepdims=True)
+        weights = self.class_weights(self.labels(seeds, options))
         completed = []
-        parts = iterate_batches(len(seeds), self.chunk)
+        parts = iterate_batches(len(seeds), self.chunk_for(options))
         counter = self.steps(len(parts) * self.denoise_steps(options, inpainting=True))
         for part in parts:
             generators = seed_generators(seeds[part])
             known_latents = self.to_latents(pixels[part])
             cells = np.broadcast_to(self.latent_mask(keep_pixel[part]), known_latents.shape)
             initial = self.initial_noise(generators)
-            latents = self.denoise(initial, generators, options, known=known_latents, keep=cells, counter=counter)
+            latents = self.denoise(
+                initial,
+                generators,
+                options,
+                known=known_latents,
+                keep=cells,
+                counter=counter,
+                class_weights=None if weights is None else weights[part],
+            )
             decoded = self.to_images(latents)
             completed.append(keep[part] * pixels[part] + (1.0 - keep[part]) * decoded)
         return to_uint8(np.concatenate(completed))
