@@ -29,7 +29,7 @@ from studio.store.database import Store, open_store
 from tests.engine.class_judge import CHANCE, digit_judge
 
 # Small enough for seconds of CPU, large enough that asking for a digit gives that digit: 4 x 4 codes of 8x8
-# digits, a 32-code book, a two-block transformer; 150 VQ-VAE steps, then 300 transformer steps.
+# digits, a 32-code book, a two-block transformer; 150 VQ-VAE steps, then 450 transformer steps.
 SETTINGS: dict[str, Any] = {
     "downscale": 2,
     "codebook_size": 32,
@@ -44,7 +44,7 @@ SETTINGS: dict[str, Any] = {
     "vq_steps": 150,
     "batch_size": 32,
 }
-STEPS = 450
+STEPS = 600
 TINY = {**SETTINGS, "downscale": 4, "vq_width": 8, "width": 16, "layers": 1, "batch_size": 8}
 
 
@@ -197,13 +197,31 @@ def test_unused_codes_restart_from_encoder_outputs() -> None:
     assert codebook.idle.tolist() == [0, 0, 0, 0]
 
 
+def test_stage_two_reuses_the_codes_of_images_it_has_seen_and_warms_the_rate_up() -> None:
+    family = tiny_family(vq_steps=0, learning_rate=1e-2)
+    family.vq.frozen.fill_(1)
+    images = torch.rand(6, 1, 8, 8) * 2 - 1
+    family.vq.eval()
+    with torch.no_grad():
+        expected = family.vq.encode(images).flatten(1)
+    assert torch.equal(family._training_tokens(images[:4]), expected[:4])
+    assert len(family._code_cache) == 4
+    encoded: list[int] = []
+    handle = family.vq.encoder.register_forward_hook(lambda _m, inputs, _o: encoded.append(len(inputs[0])))
+    assert torch.equal(family._training_tokens(images[2:]), expected[2:])
+    handle.remove()
+    assert encoded == [2]  # only the two new images went through the encoder
+    family.training_step(images, 0, Precision(torch.device("cpu")))
+    assert family.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / 100)  # step 1 of the warm-up
+
+
 # --- trained through the trainer --------------------------------------------------------------
 
 
 def test_training_shows_both_stages_and_the_export_matches_torch(trained: tuple[Store, list[Any]]) -> None:
     store, events = trained
     previews = [event for event in events if isinstance(event, PreviewReady)]
-    assert [preview.step for preview in previews] == [150, 300, 450]
+    assert [preview.step for preview in previews] == [150, 300, 450, 600]
     first = previews[0].images
     assert first is not None and len(first) == 16  # stage 1: 8 real images, then their reconstructions
     assert np.abs(first[:8].astype(int) - first[8:].astype(int)).mean() < 40

@@ -37,15 +37,15 @@ DECLARATION = FamilyDeclaration(
         ),
         Hyperparameter("code_dim", int, 32, "length of each code vector", "model", 2, 512),
         Hyperparameter(
-            "vq_width", int, 32, "feature maps of the VQ-VAE at full size (doubled below it)", "model", 8, 512
+            "vq_width", int, 16, "feature maps of the VQ-VAE at full size (doubled below it)", "model", 8, 512
         ),
-        Hyperparameter("layers", int, 4, "transformer blocks", "model", 1, 24),
+        Hyperparameter("layers", int, 3, "transformer blocks", "model", 1, 24),
         Hyperparameter("heads", int, 4, "attention heads per block (must divide width)", "model", 1, 16),
-        Hyperparameter("width", int, 128, "transformer width (embedding size)", "model", 16, 1024),
+        Hyperparameter("width", int, 96, "transformer width (embedding size)", "model", 16, 1024),
         Hyperparameter(
             "vq_steps",
             int,
-            1000,
+            300,
             "training steps of the first stage (the VQ-VAE) before the transformer trains on its codes; a model "
             "that starts from a trained VQ-VAE skips the stage",
             "training",
@@ -80,7 +80,15 @@ DECLARATION = FamilyDeclaration(
             0,
             1_000_000,
         ),
-        Hyperparameter("learning_rate", float, 3e-4, "AdamW learning rate of the transformer", "training", 1e-6, 1.0),
+        Hyperparameter(
+            "learning_rate",
+            float,
+            1e-3,
+            "AdamW learning rate of the transformer (reached after a linear warm-up over its first 100 steps)",
+            "training",
+            1e-6,
+            1.0,
+        ),
         Hyperparameter("dropout", float, 0.1, "dropout in the transformer while training", "training", 0.0, 0.9),
         Hyperparameter(
             "temperature",

@@ -9,6 +9,7 @@ cross-entropy, with the class as the leading token when the model is conditional
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,12 @@ from studio.engine.families.gpt.networks import (
 )
 from studio.engine.families.gpt.pipeline import GptPipeline, code_grid
 from studio.errors import StudioError
+
+# The transformer's learning rate rises linearly to learning_rate over its first steps in a session.
+WARMUP_STEPS = 100
+# Stage 2 remembers the frozen VQ-VAE's codes of each training image (by its pixels) instead of encoding
+# it again every epoch; at most this many images (a few MB), then the memory starts over.
+CODE_CACHE_LIMIT = 200_000
 
 # Fewer codes in use than this share of those a batch could use: warn of codebook collapse.
 COLLAPSE_SHARE = 0.05
@@ -92,10 +99,14 @@ class GptFamily(GeneratorFamily):
         self.transformer = TokenTransformer(
             h["codebook_size"], self.grid**2, h["width"], h["layers"], h["heads"], h["dropout"], self.class_count
         )
-        self.vq_optimizer = torch.optim.Adam(self.vq.parameters(), lr=h["vq_learning_rate"])
+        # foreach: one multi-tensor update instead of a Python loop over the parameters (PyTorch only picks
+        # it by default on CUDA; on a CPU the loop cost about as much as the rest of a small model's step).
+        self.vq_optimizer = torch.optim.Adam(self.vq.parameters(), lr=h["vq_learning_rate"], foreach=True)
         self.optimizer = torch.optim.AdamW(
-            self.transformer.parameters(), lr=h["learning_rate"], betas=(0.9, 0.95), weight_decay=0.01
+            self.transformer.parameters(), lr=h["learning_rate"], betas=(0.9, 0.95), weight_decay=0.01, foreach=True
         )
+        self._code_cache: dict[bytes, np.ndarray] = {}
+        self._transformer_steps = 0  # stage-2 steps in this session: the warm-up's clock
 
     # --- networks -----------------------------------------------------------------------
 
@@ -133,17 +144,33 @@ class GptFamily(GeneratorFamily):
             return self._vq_step(images, precision)
         if not self.vq_frozen:
             self.vq.frozen.fill_(1)
-        self.vq.eval()
-        with torch.no_grad():
-            tokens = self.vq.encode(images).flatten(1)
+        tokens = self._training_tokens(images)
         self.transformer.train()
         self.transformer.set_dropout(self.hparams["dropout"])
-        self._set_rate(self.optimizer, self.hparams["learning_rate"])
+        self._transformer_steps += 1
+        warmup = min(1.0, self._transformer_steps / WARMUP_STEPS)
+        self._set_rate(self.optimizer, self.hparams["learning_rate"] * warmup)
         with precision.autocast():
             logits = self.transformer(tokens, self.class_weights(labels))
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
         precision.step(loss, self.optimizer, clip=1.0)
         return {"token_nll": float(loss.detach())}
+
+    @torch.no_grad()
+    def _training_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen VQ-VAE's codes (int64, N x L) of a batch; images seen before come from the cache."""
+        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in images.cpu().numpy()]
+        missing = [index for index, key in enumerate(keys) if key not in self._code_cache]
+        if missing:
+            if len(self._code_cache) + len(missing) > CODE_CACHE_LIMIT:
+                self._code_cache.clear()
+                missing = list(range(len(keys)))
+            self.vq.eval()
+            codes = self.vq.encode(images[missing]).flatten(1).cpu().numpy().astype(np.int16)
+            for index, row in zip(missing, codes, strict=True):
+                self._code_cache[keys[index]] = row
+        rows = np.stack([self._code_cache[key] for key in keys])
+        return torch.from_numpy(rows.astype(np.int64)).to(images.device)
 
     def _vq_step(self, images: torch.Tensor, precision: Precision) -> dict[str, float]:
         h = self.hparams
