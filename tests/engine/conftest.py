@@ -14,6 +14,17 @@ TINY: dict[str, dict[str, Any]] = {
     "gan": {"width": 8, "latent_dim": 8, "batch_size": 8},
     "vae": {"width": 8, "latent_dim": 4, "batch_size": 8},
     "pixelcnn": {"layers": 1, "width": 6, "batch_size": 8},
+    "gpt": {
+        "downscale": 4,
+        "codebook_size": 16,
+        "code_dim": 8,
+        "vq_width": 8,
+        "width": 16,
+        "layers": 1,
+        "heads": 2,
+        "vq_steps": 2,
+        "batch_size": 8,
+    },
     "diffusion": {"width": 8, "timesteps": 50, "attention": False, "batch_size": 8, "steps": 3},
     "latent_diffusion": {
         "width": 8,

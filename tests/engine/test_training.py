@@ -55,12 +55,12 @@ def tensors(store: Store, name: str, prefix: str = "network.") -> dict[str, torc
 
 def test_registry_describes_every_family() -> None:
     described = {f["name"]: f for f in describe_families()}
-    assert set(described) == {"gan", "vae", "pixelcnn", "diffusion", "latent_diffusion", "onnx_generator"}
+    assert set(described) == {"gan", "vae", "pixelcnn", "gpt", "diffusion", "latent_diffusion", "onnx_generator"}
     for entry in described.values():
         assert len(entry["description"]) > 100 and "sample" in entry["capabilities"]
         names = [h["name"] for h in entry["schema"]]
         # The common settings are training settings: an imported-only family has none of them.
-        assert (names[:2] == ["batch_size", "hflip"]) == entry["trainable"] and len(names) == len(set(names))
+        assert (names[:3] == ["batch_size", "hflip", "conditional"]) == entry["trainable"] and len(names) == len(set(names))
     assert "encode" in described["vae"]["capabilities"]
     assert "interpolate" not in described["pixelcnn"]["capabilities"]
 
