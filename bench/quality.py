@@ -8,7 +8,13 @@
    how many of the ten digits the classifier finds among the samples (a class counts when it gets
    at least 2% of them: mode collapse shows here).
 4. Floor: the same distance between training-set images and the held-out set (real vs real).
-Usage: python bench/quality.py [--minutes 5] [--samples 500] [--families gan,vae,pixelcnn,diffusion]
+5. The training set is labelled, so every family trains class-conditional (its default, conditional=auto):
+   the distance is measured on samples of any class (each seed draws its own), and the class column is
+   the share of samples asked for a digit (an equal number for each) that the classifier finds to be
+   that digit (target >= 0.8 for diffusion and GAN).
+6. Diffusion families are sampled again with DDIM and DPM-Solver++(2M) at 10, 20 and 50 steps, so the
+   default sampler and step count is the fastest that keeps the quality.
+Usage: python bench/quality.py [--minutes 5] [--samples 500] [--families gan,vae,pixelcnn,gpt,diffusion]
 A variant of a family is named FAMILY/LABEL and given its settings with --set, e.g.
 `--families diffusion,diffusion/studio --set diffusion/studio.network=studio`.
 """
@@ -34,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from studio.engine.checkpoints import load_model
 from studio.engine.datasets.samples import digits_images
 from studio.engine.datasets.storage import DatasetWriter
+from studio.engine.families.base import GeneratorFamily
 from studio.engine.jobs import run_job
 from studio.engine.library import model_folder
 from studio.engine.training import train
@@ -42,8 +49,11 @@ from studio.home import DataHome
 from studio.store.database import Store, open_store
 
 SIZE = 16
-TARGETS = {"gan": 4.0, "diffusion": 4.0, "vae": 10.0, "pixelcnn": 10.0}
+TARGETS = {"gan": 4.0, "diffusion": 4.0, "latent_diffusion": 4.0, "vae": 10.0, "pixelcnn": 10.0, "gpt": 10.0}
+CLASS_TARGETS = {"gan": 0.8, "diffusion": 0.8}  # share of samples of the digit asked for
 COVERAGE_SHARE = 0.02
+SOLVER_STEPS = (10, 20, 50)
+SOLVERS = ("ddim", "dpmpp2m")
 
 
 def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -122,6 +132,37 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
+class Scorer:
+    """Samples a trained family and scores the samples against the held-out digits."""
+
+    def __init__(self, classifier: DigitClassifier, held: np.ndarray, floor: float, samples: int) -> None:
+        self.classifier, self.held, self.floor, self.samples = classifier, held, floor, samples
+
+    def images(self, family: GeneratorFamily, seeds: list[int], options: dict[str, object]) -> np.ndarray:
+        """Samples for the seeds in chunks of 250 (what memory holds at 16 px)."""
+        chosen = family.sampling_options(options)
+        return np.concatenate([family.sample(seeds[s : s + 250], chosen) for s in range(0, len(seeds), 250)])
+
+    def quality(self, family: GeneratorFamily, options: dict[str, object]) -> tuple[float, int, float]:
+        """Frechet distance of `samples` images (any class), digits covered, seconds per image."""
+        begun = time.perf_counter()
+        images = self.images(family, list(range(self.samples)), options)
+        per_image = (time.perf_counter() - begun) / len(images)
+        features, predicted = features_and_classes(self.classifier, images)
+        shares = np.bincount(predicted, minlength=10) / len(predicted)
+        return frechet_distance(features, self.held), int((shares >= COVERAGE_SHARE).sum()), per_image
+
+    def as_asked(self, family: GeneratorFamily) -> float:
+        """The share of samples asked for a digit (an equal number each) that the classifier finds to be it."""
+        per_class = max(1, self.samples // len(family.classes))
+        hits = 0
+        for index, name in enumerate(family.classes):
+            seeds = list(range(10_000 + index * per_class, 10_000 + (index + 1) * per_class))
+            _, predicted = features_and_classes(self.classifier, self.images(family, seeds, {"class": name}))
+            hits += int((predicted == int(name)).sum())
+        return hits / (per_class * len(family.classes))
+
+
 def make_dataset(store: Store, x: np.ndarray, y: np.ndarray) -> None:
     """The training split as a Studio dataset."""
     writer = DatasetWriter(store, "digits-train", SIZE, 1, origin="bench")
@@ -140,7 +181,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per family")
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--families", default="gan,vae,pixelcnn,diffusion")
+    parser.add_argument("--families", default="gan,vae,pixelcnn,gpt,diffusion")
+    parser.add_argument("--no-solvers", action="store_true", help="skip the diffusion sampler/steps sweep")
     parser.add_argument(
         "--set",
         action="append",
@@ -173,8 +215,10 @@ def main() -> None:
         )
         print(f"floor (real vs real, {len(x_held)} images): FD {floor:.2f}")
         print(
-            f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} {'s/image':>8}  verdict"
+            f"{'family':<10} {'steps':>7} {'FD':>9} {'x floor':>8} {'target':>7} {'classes':>8} {'s/image':>8} "
+            f"{'as asked':>8}  verdict"
         )
+        sweeps: list[str] = []
         for entry in args.families.split(","):
             family = entry.split("/")[0]
             model_name = entry.replace("/", "-")
@@ -195,27 +239,33 @@ def main() -> None:
                 )
             )
             loaded = load_model(model_folder(store, model_name), with_optimizers=False)
-            loaded.family.train_mode(False)
-            options = loaded.family.sampling_options({})
-            begun = time.perf_counter()
-            images = np.concatenate(
-                [
-                    loaded.family.sample(list(range(s, min(s + 250, args.samples))), options)
-                    for s in range(0, args.samples, 250)
-                ]
-            )
-            per_image = (time.perf_counter() - begun) / len(images)
-            sample_features, predicted = features_and_classes(classifier, images)
-            distance = frechet_distance(sample_features, held_features)
-            shares = np.bincount(predicted, minlength=10) / len(predicted)
-            covered = int((shares >= COVERAGE_SHARE).sum())
+            family_model = loaded.family
+            family_model.train_mode(False)
+            score = Scorer(classifier, held_features, floor, args.samples)
+            distance, covered, per_image = score.quality(family_model, {})
             ratio = distance / floor
+            accuracy_asked = score.as_asked(family_model) if family_model.conditional else None
             met = ratio <= TARGETS[family] and covered == 10
+            if accuracy_asked is not None and family in CLASS_TARGETS:
+                met = met and accuracy_asked >= CLASS_TARGETS[family]
+            asked = "-" if accuracy_asked is None else f"{accuracy_asked:.2f}"
             print(
                 f"{entry:<10} {result.steps:>7} {distance:>9.2f} {ratio:>7.1f}x {TARGETS[family]:>6.0f}x "
-                f"{covered:>6}/10 {per_image:>8.4f}  {'met' if met else 'NOT met'}",
+                f"{covered:>6}/10 {per_image:>8.4f} {asked:>8}  {'met' if met else 'NOT met'}",
                 flush=True,
             )
+            if family in ("diffusion", "latent_diffusion") and not args.no_solvers:
+                for solver in SOLVERS:
+                    for steps in SOLVER_STEPS:
+                        fd, classes, seconds = score.quality(family_model, {"sampler": solver, "steps": steps})
+                        sweeps.append(
+                            f"{entry:<16} {solver:<8} {steps:>5} {fd:>9.2f} {fd / floor:>7.1f}x {classes:>6}/10 "
+                            f"{seconds:>8.4f}"
+                        )
+        if sweeps:
+            header = f"{'sampler sweep':<16} {'sampler':<8} {'steps':>5} {'FD':>9} {'x floor':>8}"
+            print(f"\n{header} {'classes':>8} {'s/image':>8}")
+            print("\n".join(sweeps))
     finally:
         store.close()
         shutil.rmtree(work, ignore_errors=True)

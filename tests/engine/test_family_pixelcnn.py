@@ -1,18 +1,37 @@
-"""The PixelCNN family: causal masking, shapes, training, seeded sampling and completion."""
+"""The PixelCNN family: causal masking, shapes, both outputs (256-way softmax and logistic mixture),
+training, seeded sampling and completion, and models made before the output setting."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from studio.engine.checkpoints import CHECKPOINT_FILE, CONFIG_FILE, load_model, weights_hash
+from studio.engine.datasets.samples import add_sample
 from studio.engine.families.base import Precision
-from studio.engine.families.pixelcnn.model import LEVELS, GatedPixelCnn, PixelCnnFamily
+from studio.engine.families.pixelcnn.model import (
+    LEVELS,
+    WARMUP_STEPS,
+    GatedPixelCnn,
+    PixelCnnFamily,
+    mixture_log_probabilities,
+)
+from studio.engine.jobs import run_job
+from studio.engine.library import model_folder
+from studio.engine.training import train
+from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
+from studio.store.database import Store
 
 TINY = {"layers": 2, "width": 12}
+MIXTURE = "logistic_mixture"
+OUTPUTS = ("softmax", MIXTURE)
 
 
 def tiny_family(resolution: int = 8, channels: int = 3, **overrides: object) -> PixelCnnFamily:
@@ -41,11 +60,14 @@ def input_gradients(network: GatedPixelCnn, channels: int, size: int) -> np.ndar
     return gradients.reshape(size, size, channels, size, size, channels)
 
 
-@pytest.mark.parametrize(("channels", "width"), [(1, 12), (3, 12), (3, 10)])
-def test_logits_never_depend_on_the_current_or_later_sub_pixels(channels: int, width: int) -> None:
+@pytest.mark.parametrize(
+    ("channels", "width", "output"),
+    [(1, 12, "softmax"), (3, 12, "softmax"), (3, 10, "softmax"), (1, 12, "logistic_mixture"), (3, 10, MIXTURE)],
+)
+def test_logits_never_depend_on_the_current_or_later_sub_pixels(channels: int, width: int, output: str) -> None:
     size = 8
     torch.manual_seed(0)
-    network = GatedPixelCnn(channels, layers=3, width=width)
+    network = GatedPixelCnn(channels, layers=3, width=width, output=output)
     gradients = input_gradients(network, channels, size)
     # Raster order: row, then column, then channel (R -> G -> B inside a pixel).
     order = np.arange(size * size * channels).reshape(size, size, channels)
@@ -76,21 +98,25 @@ def test_no_blind_spot_the_last_row_sees_every_earlier_sub_pixel(channels: int) 
         assert not dependence[order >= order[7, 4, ch]].any()
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_row_by_row_sampling_path_matches_the_full_forward_pass(channels: int) -> None:
+@pytest.mark.parametrize(
+    ("channels", "output", "classes"),
+    [(1, "softmax", 0), (3, "softmax", 0), (1, "logistic_mixture", 0), (3, "logistic_mixture", 4)],
+)
+def test_row_by_row_sampling_path_matches_the_full_forward_pass(channels: int, output: str, classes: int) -> None:
     # Sampling uses row_links + logits_at with windows narrower than the image; they must agree with forward.
     size = 16
     torch.manual_seed(0)
-    network = GatedPixelCnn(channels, layers=2, width=12).eval()
+    network = GatedPixelCnn(channels, layers=2, width=12, output=output, class_count=classes).eval()
     assert network.reach < size - 1  # the windows really crop
     images = torch.rand(2, channels, size, size) * 2 - 1
+    weights = torch.tensor([[1.0, 0, 0, 0], [0, 0.3, 0.7, 0]]) if classes else None
     with torch.no_grad():
-        full = network(images)
+        full = network(images, weights)
         for row in range(size):
-            links = network.row_links(images, row)
+            links = network.row_links(images, row, weights)
             for column in range(size):
-                partial = network.logits_at(images[:, :, row : row + 1], links, column)
-                torch.testing.assert_close(partial, full[..., row, column], atol=1e-5, rtol=1e-5)
+                partial = network.logits_at(images[:, :, row : row + 1], links, column, weights)
+                torch.testing.assert_close(partial, full[..., row, column], atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64])
@@ -107,24 +133,33 @@ def test_default_model_is_cpu_sized_and_checkpoints_hold_only_weights() -> None:
     family = PixelCnnFamily(32, 3, {})
     assert family.hparams["layers"] == 6 and family.hparams["width"] == 64
     assert family.parameter_count() < 1_000_000
-    assert set(family.networks()) == set(family.optimizers()) == {"pixelcnn"}
+    # "pixelcnn" is the running average that samples, "current" the network the optimiser trains.
+    assert set(family.networks()) == {"pixelcnn", "current"} and set(family.optimizers()) == {"pixelcnn"}
+    assert family.sampling_networks() == ("pixelcnn",)
     assert not any("mask" in key for key in family.networks()["pixelcnn"].state_dict())
     assert family.capabilities == frozenset({"sample", "inpaint"})
 
 
-def test_a_few_steps_overfit_a_tiny_batch() -> None:
-    family = tiny_family(8, 3, learning_rate=1e-2)
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_a_few_steps_overfit_a_tiny_batch(output: str) -> None:
+    family = tiny_family(8, 3, learning_rate=1e-2, output=output)
     # Stripes and checks of two levels: structure a small model can learn in a few steps.
     rows, columns = np.mgrid[0:8, 0:8]
     patterns = [rows % 2, columns % 2, (rows + columns) % 2, (rows // 4) % 2]
     images = np.stack([np.stack([p, 1 - p, p], axis=0) for p in patterns]).astype(np.float32) * 2 - 1
     batch = torch.from_numpy(images)
     precision = Precision(torch.device("cpu"))
-    losses = [family.training_step(batch, step, precision) for step in range(30)]
+    # Steps counted from the end of the learning rate's warm-up: the rate is the one set.
+    losses = [family.training_step(batch, WARMUP_STEPS + step, precision) for step in range(30)]
     assert set(losses[0]) == {"nll", "bits_per_dim"}
     assert losses[0]["bits_per_dim"] == pytest.approx(losses[0]["nll"] / math.log(2))
-    assert losses[0]["nll"] == pytest.approx(math.log(LEVELS), abs=0.5)  # untrained: about uniform
-    assert losses[-1]["nll"] < losses[0]["nll"] - 2.0
+    if output == "softmax":
+        assert losses[0]["nll"] == pytest.approx(math.log(LEVELS), abs=0.5)  # untrained: about uniform
+        assert losses[-1]["nll"] < losses[0]["nll"] - 2.0
+    else:
+        # A wide untrained logistic puts about a quarter of its mass on each end value (0 and 255): the
+        # loss starts low on two-level images, and learning the pattern must still halve it.
+        assert losses[-1]["nll"] < losses[0]["nll"] / 2
 
 
 def test_same_seed_same_image_alone_or_in_a_batch() -> None:
@@ -140,8 +175,8 @@ def test_same_seed_same_image_alone_or_in_a_batch() -> None:
 
 def test_sampling_is_the_inverse_cdf_of_the_seeded_uniforms() -> None:
     # Pin the convention an ONNX runtime must copy: fixed logits make the result a function of u alone.
-    family = tiny_family(8, 3)
-    head = family.network.head_out
+    family = tiny_family(8, 3, output="softmax")
+    head = family.average.head_out  # what samples: the running average
     with torch.no_grad():
         head.weight.zero_()
         head.bias.copy_(torch.randn(LEVELS * 3))
@@ -158,15 +193,58 @@ def test_sampling_is_the_inverse_cdf_of_the_seeded_uniforms() -> None:
         assert np.array_equal(image, np.minimum(expected, LEVELS - 1))
 
 
+def test_mixture_sampling_is_the_same_inverse_cdf_over_the_mixture_probabilities() -> None:
+    # A logistic mixture changes what the logits are (log-probabilities of the 256 values), not the draw.
+    family = tiny_family(8, 3, output="logistic_mixture", mixtures=2)
+    head = family.average.head_out
+    with torch.no_grad():
+        head.weight.zero_()
+        # Rows: the two components' weight logits, means (on [-1, 1]) and log scales; columns: R, G, B.
+        weights = [[0.0, 1.0, -0.3], [1.0, 0.0, 0.2]]
+        means = [[-0.5, 0.1, 0.6], [0.4, -0.7, 0.9]]
+        log_scales = [[-3.0, -2.5, -2.0], [-2.0, -4.0, -1.0]]
+        parameters = torch.tensor(weights + means + log_scales)
+        head.bias.copy_(parameters.reshape(-1))  # map k * 3 + c holds parameter k of channel c
+    images = family.sample([5, 9], {"temperature": 0.8})
+    bias = head.bias.detach().view(6, 3)[None]  # (1, parameters, channels)
+    logits = mixture_log_probabilities(bias, torch.arange(LEVELS).view(1, 1, LEVELS, 1), 2)[0]
+    assert logits.shape == (LEVELS, 3)
+    probabilities = torch.softmax(logits.double() / 0.8, dim=0).numpy()
+    cumulative = np.cumsum(probabilities, axis=0)
+    for image, seed in zip(images, [5, 9], strict=True):
+        uniforms = np.random.default_rng(seed).random((8, 8, 3))
+        expected = np.stack(
+            [np.searchsorted(cumulative[:, ch], uniforms[..., ch], side="right") for ch in range(3)], axis=-1
+        )
+        assert np.array_equal(image, np.minimum(expected, LEVELS - 1))
+
+
+def test_mixture_logits_are_normalised_log_probabilities_and_the_loss_reads_them() -> None:
+    torch.manual_seed(0)
+    network = GatedPixelCnn(3, layers=2, width=12, output="logistic_mixture", mixtures=3)
+    with torch.no_grad():
+        # Scale the head up so components get narrow (log scales near the floor) and means spread out.
+        network.head_out.weight.mul_(20)
+        images = torch.rand(2, 3, 8, 8) * 2 - 1
+        logits = network(images)
+        assert logits.shape == (2, LEVELS, 3, 8, 8) and torch.isfinite(logits).all()
+        total = logits.double().exp().sum(dim=1)
+        torch.testing.assert_close(total, torch.ones_like(total), atol=2e-3, rtol=0)
+        targets = torch.randint(0, LEVELS, (2, 3, 8, 8))
+        picked = logits.gather(1, targets[:, None]).mean()
+        loss = network.negative_log_likelihood(network.distribution(images), targets)
+        torch.testing.assert_close(loss, -picked, atol=1e-4, rtol=1e-5)
+
+
 def test_temperature_changes_the_samples() -> None:
-    family = tiny_family(8, 1)
+    family = tiny_family(8, 1, output="softmax")
     cold = family.sample([1, 2], {"temperature": 0.3})
     hot = family.sample([1, 2], {"temperature": 1.7})
     assert not np.array_equal(cold, hot)
     # With clearly uneven logits a cold softmax concentrates on the likeliest values: fewer distinct ones.
     with torch.no_grad():
-        family.network.head_out.weight.zero_()
-        family.network.head_out.bias.copy_(torch.randn(LEVELS) * 3)
+        family.average.head_out.weight.zero_()
+        family.average.head_out.bias.copy_(torch.randn(LEVELS) * 3)
     cold = family.sample([1, 2], {"temperature": 0.3})
     hot = family.sample([1, 2], {"temperature": 1.7})
     assert len(np.unique(cold)) * 3 < len(np.unique(hot))
@@ -216,9 +294,15 @@ def test_schema_groups_defaults_and_temperature_range() -> None:
     assert {name: h.group for name, h in schema.items()} == {
         "layers": "model",
         "width": "model",
+        "output": "model",
+        "mixtures": "model",
         "learning_rate": "training",
+        "ema_decay": "training",
         "temperature": "sampling",
     }
+    assert schema["output"].choices == ("logistic_mixture", "softmax")
+    with pytest.raises(StudioError, match="output"):
+        PixelCnnFamily.resolve({"output": "gaussian"})
     assert (schema["temperature"].minimum, schema["temperature"].maximum) == (0.05, 2.0)
     with pytest.raises(StudioError, match="maximum"):
         PixelCnnFamily.resolve({"temperature": 2.5})
@@ -230,3 +314,32 @@ def test_schema_groups_defaults_and_temperature_range() -> None:
     with pytest.raises(StudioError, match="unknown sampling setting"):
         family.sample([1], {"steps": 10})
     assert family.sampling_options({"temperature": 1}) == {"temperature": 1.0}
+
+
+def test_a_model_made_before_the_output_setting_and_averaging_loads_and_samples_the_same(store: Store) -> None:
+    # Configs written before `output` existed lack it: they were 256-way softmax models, whatever today's
+    # default. Their checkpoints hold one network, "pixelcnn" (what sampled); "current" starts as its copy.
+    run_job(add_sample(store, "digits", size=8))
+    settings = {"layers": 1, "width": 6, "batch_size": 8, "output": "softmax", "conditional": "no"}
+    run_job(train(store, TrainOptions("old", family="pixelcnn", dataset="digits", steps=3, settings=settings)))
+    folder = model_folder(store, "old")
+    before = load_model(folder, with_optimizers=False).family.sample([1, 2, 3], {})
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    for key in ("output", "mixtures", "conditional", "ema_decay"):
+        del config["hyperparameters"][key]
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    with safe_open(folder / CHECKPOINT_FILE, "pt") as checkpoint:
+        metadata = checkpoint.metadata()
+        names = [key for key in checkpoint.keys() if not key.startswith("network.current.")]  # noqa: SIM118
+        kept = {key: checkpoint.get_tensor(key) for key in names}
+    save_file(kept, folder / CHECKPOINT_FILE, metadata=metadata)
+    loaded = load_model(folder)
+    family = loaded.family
+    assert isinstance(family, PixelCnnFamily)
+    assert family.hparams["output"] == "softmax" and not family.conditional
+    assert np.array_equal(family.sample([1, 2, 3], {}), before)
+    assert weights_hash(family) == config["weights_hash"]  # images made by the old model still name it
+    for current, average in zip(family.network.parameters(), family.average.parameters(), strict=True):
+        assert torch.equal(current, average)
+    # It trains on: the optimiser state fits the network being trained.
+    run_job(train(store, TrainOptions("old", resume=True, steps=5)))

@@ -35,7 +35,10 @@ def test_train_generate_and_models_commands(capsys: pytest.CaptureFixture[str]) 
     assert trained["model"] == "g" and trained["steps"] == 3 and set(trained["final_losses"]) >= {"d_loss", "g_loss"}
     code, made, _ = cli(capsys, "generate", "g", "--count", "2", "--seed", "7", "--set", "truncation=0.5")
     assert code == 0 and [i["seed"] for i in made["items"]] == [7, 8]
-    assert all(Path(i["path"]).is_file() for i in made["items"]) and made["options"] == {"truncation": 0.5, "class": None}
+    assert all(Path(i["path"]).is_file() for i in made["items"]) and made["options"] == {
+        "truncation": 0.5,
+        "class": None,
+    }
     code, listing, _ = cli(capsys, "models", "list")
     assert [m["name"] for m in listing["models"]] == ["g"] and listing["models"][0]["steps"] == 3
     code, shown, _ = cli(capsys, "models", "show", "g")

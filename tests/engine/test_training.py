@@ -60,7 +60,9 @@ def test_registry_describes_every_family() -> None:
         assert len(entry["description"]) > 100 and "sample" in entry["capabilities"]
         names = [h["name"] for h in entry["schema"]]
         # The common settings are training settings: an imported-only family has none of them.
-        assert (names[:3] == ["batch_size", "hflip", "conditional"]) == entry["trainable"] and len(names) == len(set(names))
+        assert (names[:3] == ["batch_size", "hflip", "conditional"]) == entry["trainable"] and len(names) == len(
+            set(names)
+        )
     assert "encode" in described["vae"]["capabilities"]
     assert "interpolate" not in described["pixelcnn"]["capabilities"]
 

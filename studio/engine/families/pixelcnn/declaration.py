@@ -9,8 +9,10 @@ DECLARATION = FamilyDeclaration(
     name="pixelcnn",
     title="PixelCNN (autoregressive)",
     description=(
-        "Generates an image one sub-pixel at a time, each value drawn from a 256-way distribution "
-        "conditioned on every sub-pixel before it, using masked convolutions (a Gated PixelCNN). "
+        "Generates an image one sub-pixel at a time, each value drawn from a distribution over its 256 "
+        "values (a mixture of discretised logistics, as in PixelCNN++, or a 256-way softmax) conditioned "
+        "on every sub-pixel before it, using masked convolutions (a Gated PixelCNN); on a labelled "
+        "dataset, also on the class asked for. "
         "It gives an exact likelihood (bits per dimension), coherent local structure and a natural way "
         "to complete a partly known image. Its known challenge is slow, sequential generation: one "
         "network call per sub-pixel, so a 32x32 colour image needs 3072 calls."
@@ -29,7 +31,42 @@ DECLARATION = FamilyDeclaration(
             minimum=6,
             maximum=512,
         ),
-        Hyperparameter("learning_rate", float, 1e-3, "Adam learning rate", group="training", minimum=1e-6, maximum=1.0),
+        Hyperparameter(
+            "output",
+            str,
+            "logistic_mixture",
+            "each sub-pixel's distribution over its 256 values: a mixture of discretised logistics "
+            "(PixelCNN++: few numbers, nearby values share probability, learns fast) or a free 256-way softmax",
+            group="model",
+            choices=("logistic_mixture", "softmax"),
+        ),
+        Hyperparameter(
+            "mixtures",
+            int,
+            5,
+            "logistic components per sub-pixel (output=logistic_mixture)",
+            group="model",
+            minimum=1,
+            maximum=32,
+        ),
+        Hyperparameter(
+            "learning_rate",
+            float,
+            2e-3,
+            "Adam learning rate (reached after a linear warm-up over the first 100 steps)",
+            group="training",
+            minimum=1e-6,
+            maximum=1.0,
+        ),
+        Hyperparameter(
+            "ema_decay",
+            float,
+            0.995,
+            "averaging of the network's weights used for sampling (0: off, sample the last step's weights)",
+            group="training",
+            minimum=0.0,
+            maximum=0.9999,
+        ),
         Hyperparameter(
             "temperature",
             float,
@@ -40,7 +77,7 @@ DECLARATION = FamilyDeclaration(
             maximum=2.0,
         ),
     ),
-    networks=(NetworkSignature("pixelcnn", ("image",), ("logits",)),),
+    networks=(NetworkSignature("pixelcnn", ("image",), ("logits",), conditional_inputs=("class_weights",)),),
     model_class="PixelCnnFamily",
     refusals={
         "interpolate": "a PixelCNN has no latent space to walk through",

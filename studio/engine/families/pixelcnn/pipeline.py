@@ -24,14 +24,18 @@ class RasterLogits(Protocol):
 
 
 class PixelCnnPipeline(Pipeline):
-    """Sub-pixel-by-sub-pixel sampling and completion; the whole batch shares each network call."""
+    """Sub-pixel-by-sub-pixel sampling and completion; the whole batch shares each network call.
+
+    `raster` makes a fresh RasterLogits for each chunk of images: called with no argument for an
+    unconditional model, with the chunk's class weights (float32 N x K) for a conditional one.
+    """
 
     declaration = DECLARATION
     # 64 images per call already amortise the per-sub-pixel calls; a larger chunk would only make each
     # row (one progress step) slower to report.
     chunk_limit = 64
 
-    def __init__(self, spec: ModelSpec, raster: Callable[[], RasterLogits]) -> None:
+    def __init__(self, spec: ModelSpec, raster: Callable[..., RasterLogits]) -> None:
         super().__init__(spec)
         self.raster = raster
 
@@ -41,7 +45,7 @@ class PixelCnnPipeline(Pipeline):
         if spec.reach is None:
             raise StudioError("the PixelCNN manifest lacks its reach: export the model again")
         run, reach = network("pixelcnn"), int(spec.reach)
-        return cls(spec, lambda: WindowRaster(run, reach))
+        return cls(spec, lambda *class_weights: WindowRaster(run, reach, *class_weights))
 
     def sample(self, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """Completion with nothing known."""
@@ -51,23 +55,33 @@ class PixelCnnPipeline(Pipeline):
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """Keep the known sub-pixels and sample the rest in raster order, conditioned on all before them.
 
+        A conditional model draws every image of the class asked for (or each seed's own class).
         Each row of each chunk is one step for `on_step`."""
         settings = self.sampling_options(options)
         images, known = self.completion_inputs(images, known, len(seeds))
+        weights = self.class_weights(self.labels(seeds, settings))
         result = images.copy()
         parts = iterate_batches(len(seeds), self.chunk)
         counter = self.steps(len(parts) * self.resolution)
         for part in parts:
             uniforms = np.stack([np.random.default_rng(seed).random(self.spec.shape) for seed in seeds[part]])
-            result[part] = self._complete_chunk(images[part], known[part], uniforms, settings["temperature"], counter)
+            raster = self.raster() if weights is None else self.raster(weights[part])
+            result[part] = self._complete_chunk(
+                raster, images[part], known[part], uniforms, settings["temperature"], counter
+            )
         return result
 
     def _complete_chunk(
-        self, images: Array, known: Array, uniforms: Array, temperature: float, counter: StepCounter
+        self,
+        raster: RasterLogits,
+        images: Array,
+        known: Array,
+        uniforms: Array,
+        temperature: float,
+        counter: StepCounter,
     ) -> Array:
         levels = images.copy()
         inputs = to_network(levels)
-        raster = self.raster()
         for row in range(self.resolution):
             if not known[:, row].all():
                 self._sample_row(raster, levels, inputs, known, uniforms, temperature, row)
@@ -103,12 +117,14 @@ class WindowRaster:
 
     A logit at (row, column) depends on at most `reach + 1` rows above and `reach` columns either side,
     so the window [row - reach - 1, row] x [column - reach, column + reach], clipped to the image, gives
-    the same numbers as the whole image at a fraction of the cost.
+    the same numbers as the whole image at a fraction of the cost. A conditional model's network also
+    takes the chunk's class weights.
     """
 
-    def __init__(self, network: ArrayFunction, reach: int) -> None:
+    def __init__(self, network: ArrayFunction, reach: int, class_weights: Array | None = None) -> None:
         self.network = network
         self.reach = reach
+        self.class_weights = class_weights
 
     def start_row(self, inputs: Array, row: int) -> None:
         """Nothing to precompute: each call runs its own window."""
@@ -119,5 +135,8 @@ class WindowRaster:
         left = max(0, column - self.reach)
         right = min(inputs.shape[3], column + self.reach + 1)
         window = np.ascontiguousarray(inputs[:, :, top : row + 1, left:right])
-        logits = np.asarray(self.network(window))
+        if self.class_weights is None:
+            logits = np.asarray(self.network(window))
+        else:
+            logits = np.asarray(self.network(window, self.class_weights))
         return logits[:, :, :, -1, column - left]
