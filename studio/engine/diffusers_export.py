@@ -160,11 +160,17 @@ def model_card(folder: Path, name: str, config: Mapping[str, Any], pipeline: str
             f"from diffusers import {pipeline}",
             "",
             f'pipeline = {pipeline}.from_pretrained("path/to/this/folder")',
-            "image = pipeline(num_inference_steps=50).images[0]",
+            f"image = pipeline(num_inference_steps={_card_steps(config)}).images[0]",
             "```",
             "",
         ]
     return "\n".join(lines).encode("utf-8")
+
+
+def _card_steps(config: Mapping[str, Any]) -> int:
+    """The step count the card's code samples with: the model's own default (the sampler it exports)."""
+    settings = config.get("hyperparameters") or {}
+    return int(settings.get("steps") or 20)
 
 
 def _conditional_usage(config: Mapping[str, Any], classes: list[str], pipeline: str) -> list[str]:
@@ -194,7 +200,7 @@ def _conditional_usage(config: Mapping[str, Any], classes: list[str], pipeline: 
         "unet, scheduler = pipeline.unet, pipeline.scheduler",
         f"label, no_class, guidance = 0, {len(classes)}, {guidance:g}  # label: a class index above",
         f"sample = torch.randn(1, {shape})",
-        "scheduler.set_timesteps(50)",
+        f"scheduler.set_timesteps({_card_steps(config)})",
         "for t in scheduler.timesteps:",
         "    with torch.no_grad():",
         "        both = unet(sample.repeat(2, 1, 1, 1), t, class_labels=torch.tensor([label, no_class])).sample",

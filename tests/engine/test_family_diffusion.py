@@ -65,8 +65,9 @@ def test_schema_defaults_and_description() -> None:
         "schedule": "cosine",
         "learning_rate": 2e-4,
         "ema_decay": 0.999,
-        "sampler": "ddim",
-        "steps": 50,
+        # DPM-Solver++ at 20 steps: as good as 50 on the digits benchmark and 2.5x faster than DDIM at 50.
+        "sampler": "dpmpp2m",
+        "steps": 20,
         "eta": 0.0,
     }
     groups = {h.name: h.group for h in DiffusionFamily.schema}
@@ -184,7 +185,7 @@ def test_interpolation_latents_are_the_seeds_starting_noise() -> None:
     np.testing.assert_array_equal(family.generate(latents, {}), family.sample([4, 5], {}))
     middle = family.generate((latents[:1] + latents[1:]) / np.sqrt(2), {})
     assert middle.shape == (1, 8, 8, 3)
-    for options in ({"sampler": "ddpm"}, {"eta": 0.5}):
+    for options in ({"sampler": "ddpm"}, {"sampler": "ddim", "eta": 0.5}):
         with pytest.raises(StudioError, match="deterministic"):
             family.generate(latents, options)
 
@@ -205,7 +206,7 @@ def test_completion_keeps_the_known_pixels() -> None:
 
 def test_sampling_options_are_validated() -> None:
     family = _tiny()
-    assert family.sampling_options({"steps": 50}) == {"sampler": "ddim", "steps": 50, "eta": 0.0, "resample": 3}
+    assert family.sampling_options({"steps": 50}) == {"sampler": "dpmpp2m", "steps": 50, "eta": 0.0, "resample": 3}
     for values, message in [
         ({"cfg_scale": 2.0}, "unknown sampling setting 'cfg_scale'"),
         ({"guidance": 2.0}, "not class-conditional"),

@@ -304,7 +304,15 @@ def test_a_model_trained_in_studio_exports_to_a_pipeline_diffusers_samples_alike
     digits8: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Unconditional: diffusers' pipelines take no class (conditional exports: test_conditional_diffusion).
-    settings = {"width": 8, "timesteps": 50, "batch_size": 8, "steps": 5, "learning_rate": 0.02, "conditional": "no"}
+    settings = {
+        "width": 8,
+        "timesteps": 50,
+        "batch_size": 8,
+        "steps": 5,
+        "learning_rate": 0.02,
+        "conditional": "no",
+        "sampler": "ddim",  # a model sampled with DDIM exports as a DDIMPipeline (dpmpp2m: test_dpm_solver)
+    }
     run_job(
         train(
             digits8,
@@ -312,7 +320,7 @@ def test_a_model_trained_in_studio_exports_to_a_pipeline_diffusers_samples_alike
         )
     )
     result = run_job(export_diffusers(digits8, "mine", tmp_path / "mine"))
-    assert result.pipeline == "DDIMPipeline"  # Studio's default sampler
+    assert result.pipeline == "DDIMPipeline"
     card = (tmp_path / "mine" / "README.md").read_text()
     assert "dataset 'digits'" in card and "for 3 steps" in card
     loaded = DDIMPipeline.from_pretrained(tmp_path / "mine")

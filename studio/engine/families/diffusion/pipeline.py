@@ -44,6 +44,14 @@ def _check_inpainting_sampler(sampler: str) -> None:
         raise StudioError("inpainting needs sampler ddim or ddpm: dpmpp2m cannot repeat a step (RePaint)")
 
 
+def inpainting_sampler(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options RePaint runs with: dpmpp2m (the default sampler) takes deterministic DDIM steps instead,
+    because a multistep solver's history cannot follow a step that is repeated."""
+    if options["sampler"] != "dpmpp2m":
+        return dict(options)
+    return {**options, "sampler": "ddim", "eta": 0.0}
+
+
 class DiffusionPipeline(Pipeline):
     """DDPM/DDIM/DPM-Solver++(2M) sampling with the numpy schedulers; deterministic interpolation (DDIM with
     eta 0, or DPM-Solver++); RePaint inpainting (DDPM or DDIM)."""
@@ -201,8 +209,7 @@ class DiffusionPipeline(Pipeline):
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """RePaint: after every step the known pixels are put back at the sample's noise level, and each
         step is repeated `resample` times (re-noised in between) so the generated part can agree with them."""
-        options = self.sampling_options(options)
-        _check_inpainting_sampler(options["sampler"])
+        options = inpainting_sampler(self.sampling_options(options))
         images, known = self.completion_inputs(images, known, len(seeds))
         if len(seeds) == 0:
             return images.copy()

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from studio.engine.families.diffusion.pipeline import DiffusionPipeline
+from studio.engine.families.diffusion.pipeline import DiffusionPipeline, inpainting_sampler
 from studio.engine.families.latent_diffusion.declaration import DECLARATION
 from studio.engine.families.pipeline import Array, ArrayFunction, ModelSpec, NetworkRunner
 from studio.engine.numerics import iterate_batches, seed_generators, to_network, to_uint8
@@ -75,7 +75,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
 
     def inpaint(self, images: Array, known: Array, seeds: Sequence[int], options: Mapping[str, Any]) -> Array:
         """RePaint in latent space, decoded, with the known pixels put back exactly."""
-        options = self.sampling_options(options)
+        options = inpainting_sampler(self.sampling_options(options))
         images, known = self.completion_inputs(images, known, len(seeds))
         if len(seeds) == 0:
             return images.copy()

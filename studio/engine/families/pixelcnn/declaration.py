@@ -25,7 +25,7 @@ DECLARATION = FamilyDeclaration(
         Hyperparameter(
             "width",
             int,
-            64,
+            32,
             "feature maps per layer (split into one group per colour channel)",
             group="model",
             minimum=6,
@@ -34,11 +34,11 @@ DECLARATION = FamilyDeclaration(
         Hyperparameter(
             "output",
             str,
-            "logistic_mixture",
-            "each sub-pixel's distribution over its 256 values: a mixture of discretised logistics "
-            "(PixelCNN++: few numbers, nearby values share probability, learns fast) or a free 256-way softmax",
+            "softmax",
+            "each sub-pixel's distribution over its 256 values: a free 256-way softmax, or a mixture of "
+            "discretised logistics (PixelCNN++: a few numbers per sub-pixel, nearby values share probability)",
             group="model",
-            choices=("logistic_mixture", "softmax"),
+            choices=("softmax", "logistic_mixture"),
         ),
         Hyperparameter(
             "mixtures",
@@ -52,7 +52,7 @@ DECLARATION = FamilyDeclaration(
         Hyperparameter(
             "learning_rate",
             float,
-            2e-3,
+            8e-3,
             "Adam learning rate (reached after a linear warm-up over the first 100 steps)",
             group="training",
             minimum=1e-6,
@@ -62,7 +62,9 @@ DECLARATION = FamilyDeclaration(
             "ema_decay",
             float,
             0.995,
-            "averaging of the network's weights used for sampling (0: off, sample the last step's weights)",
+            "averaging of the network's weights used for sampling: the share of the average each step keeps "
+            "(ramped up as (1 + step) / (10 + step), so early on it spans the last tenth of the steps); "
+            "0: sample the last step's weights",
             group="training",
             minimum=0.0,
             maximum=0.9999,

@@ -213,10 +213,10 @@ class GatedPixelCnn(nn.Module):
         feature_groups = channel_groups(width, channels)
         # Output map k * C + c holds parameter k (a logit, or a mixture number) of channel c, so a plain
         # view gives (parameters, C).
-        self.parameter_count = LEVELS if output == "softmax" else MIXTURE_PARAMETERS * mixtures
-        output_groups = torch.arange(self.parameter_count * channels) % channels
+        self.distribution_size = LEVELS if output == "softmax" else MIXTURE_PARAMETERS * mixtures
+        output_groups = torch.arange(self.distribution_size * channels) % channels
         self.head_hidden = MaskedConv2d(width, width, 1, feature_groups, feature_groups, "B")
-        self.head_out = MaskedConv2d(width, self.parameter_count * channels, 1, feature_groups, output_groups, "B")
+        self.head_out = MaskedConv2d(width, self.distribution_size * channels, 1, feature_groups, output_groups, "B")
 
     def forward(self, images: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of every sub-pixel's 256 values given the sub-pixels before it (and the class)."""
@@ -237,7 +237,7 @@ class GatedPixelCnn(nn.Module):
         # whole group off at a pixel and cut the link from earlier channels of that pixel.
         parameters = self.head_out(F.elu(self.head_hidden(F.elu(horizontal))))
         batch, _, height, width = parameters.shape
-        return parameters.view(batch, self.parameter_count, self.channels, height, width)
+        return parameters.view(batch, self.distribution_size, self.channels, height, width)
 
     def to_logits(self, parameters: torch.Tensor) -> torch.Tensor:
         """The head's output to logits over the 256 values, dimension 1 (a mixture: its log-probabilities)."""
