@@ -50,6 +50,11 @@ class DataHome:
         return self.root / "gallery"
 
     @property
+    def encoders(self) -> Path:
+        """One folder per dataset, holding its contrastive encoders (one subfolder per weights hash)."""
+        return self.root / "encoders"
+
+    @property
     def staging(self) -> Path:
         """Work in progress; renamed into place when complete, swept when its owner died."""
         return self.root / "tmp"
@@ -65,7 +70,7 @@ class DataHome:
             raise StudioError(
                 f"the data home {self.root} is a file, not a folder: point --home or ${HOME_ENV} at a folder"
             )
-        for folder in (self.root, self.datasets, self.models, self.gallery, self.staging, self.backups):
+        for folder in (self.root, self.datasets, self.models, self.gallery, self.encoders, self.staging, self.backups):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -100,3 +100,5 @@ IMAGE_SIZE = IntRange(8, 512, "size")  # dataset images are square, this many pi
 PAGE = IntRange(1, 10_000, "limit")  # gallery items per page
 RATING_VALUES = IntRange(0, 5, "rating")  # stars on a gallery item
 MIN_RATING = IntRange(1, 5, "rating")  # the --min-rating filter (0 stars would match everything)
+NEIGHBOURS = IntRange(1, 1_000, "neighbour count")  # "more like this" results
+SCORE_SAMPLES = IntRange(16, 10_000, "sample count")  # images a quality score samples

@@ -11,7 +11,7 @@ from studio.cli.context import Context
 from studio.cli.printing import print_table, say
 from studio.errors import StudioError
 from studio.failures import explain
-from studio.limits import LABEL_SOURCES, MIN_RATING, PAGE, SEED
+from studio.limits import LABEL_SOURCES, MIN_RATING, NEIGHBOURS, PAGE, SEED
 
 if TYPE_CHECKING:
     from studio.store.gallery import GalleryFilter
@@ -54,6 +54,7 @@ def filters_from(args: argparse.Namespace) -> GalleryFilter:
         operation=args.operation,
         class_name=args.class_name,
         trash=getattr(args, "trash", False),
+        memorised=getattr(args, "memorised", False),
     )
 
 
@@ -80,9 +81,19 @@ def _bulk(ctx: Context, result: Any, line: str) -> dict[str, Any]:
     return result.as_dict()
 
 
+def _embed_pending(ctx: Context) -> None:
+    """Bring every encoder's gallery vectors up to date, so a memorised filter misses nothing."""
+    from studio.engine.embedding.queries import datasets_with_encoders, embed_job
+
+    for name in datasets_with_encoders(ctx.store):
+        ctx.run(embed_job(ctx.store, name))
+
+
 def cmd_list(ctx: Context) -> dict[str, Any]:
     """studio gallery list [filters] [--sort] [--limit N] [--after CURSOR]"""
     args = ctx.args
+    if args.memorised:
+        _embed_pending(ctx)
     page = _repository(ctx).query(filters_from(args), args.sort, args.limit, args.after)
     if not args.json:
         if not page.items:
@@ -321,6 +332,54 @@ def cmd_tags(ctx: Context) -> dict[str, Any]:
     return payload
 
 
+def cmd_gallery_similar(ctx: Context) -> dict[str, Any]:
+    """studio gallery similar ID [--k K]"""
+    from studio.engine.embedding.queries import similar
+
+    found = similar(ctx.store, ctx.args.id, ctx.args.k)
+    if not ctx.args.json:
+        if not found:
+            say(f"no other items of the same dataset's models to compare item {ctx.args.id} with")
+        else:
+            print_table([[str(i["id"]), f"{i['distance']:.4f}"] for i in found], ["ID", "DISTANCE"])
+    return {"id": ctx.args.id, "similar": found}
+
+
+def cmd_gallery_duplicates(ctx: Context) -> dict[str, Any]:
+    """studio gallery duplicates [filters] [--threshold T] [--reject]"""
+    from studio.engine.embedding.queries import duplicates, reject_duplicates
+
+    groups = duplicates(ctx.store, filters_from(ctx.args), ctx.args.threshold)
+    rejected = reject_duplicates(ctx.store, groups) if ctx.args.reject else []
+    if not ctx.args.json:
+        if not groups:
+            say("no near-duplicates")
+        for group in groups:
+            others = ", ".join(str(i) for i in group.ids if i != group.keep)
+            say(f"keep {group.keep}; near-identical: {others} (max distance {group.distance:.4f})")
+        if ctx.args.reject:
+            say(f"rejected {len(rejected)} item(s), kept the best of each group")
+        elif groups:
+            say("add --reject to keep the best rated of each group and reject the rest")
+    return {"groups": [group.as_dict() for group in groups], "rejected": rejected}
+
+
+def cmd_gallery_nearest(ctx: Context) -> dict[str, Any]:
+    """studio gallery nearest ID: the nearest training image and whether the item counts as memorised."""
+    from studio.engine.embedding.queries import nearest_training
+
+    found = nearest_training(ctx.store, ctx.args.id)
+    if not ctx.args.json:
+        verdict = "MEMORISED" if found["memorised"] else "not memorised"
+        label = f" ({found['label']})" if found["label"] else ""
+        say(
+            f"item {found['id']}: nearest training image #{found['position']} {found['source']}{label} of "
+            f"'{found['dataset']}' at {found['distance']:.4f}: {verdict} "
+            f"(rule: within {found['memorised_threshold']:.4f})"
+        )
+    return found
+
+
 def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> None:
     group = parser.add_argument_group("filters")
     group.add_argument("--model", help="made by this model")
@@ -341,6 +400,9 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group.add_argument("--provider", help="cpu, cuda, ...")
     group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
     group.add_argument("--class", dest="class_name", metavar="NAME", help="made as this class (conditional models)")
+    group.add_argument(
+        "--memorised", action="store_true", help="closer to a training image than its encoder's memorised rule"
+    )
     if sort:
         group.add_argument("--sort", choices=("newest", "oldest", "rating"), default="newest")
 
@@ -420,3 +482,24 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     check.add_argument("--repair", action="store_true")
     check.set_defaults(handler=cmd_check)
     sub.add_parser("tags", parents=[common], help="every tag and collection").set_defaults(handler=cmd_tags)
+    register_similarity(sub, common)
+
+
+def register_similarity(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `gallery similar`, `duplicates` and `nearest`."""
+    similar = sub.add_parser("similar", parents=[common], help="the items most like an item (its encoder)")
+    similar.add_argument("id", type=item_id)
+    similar.add_argument(
+        "--k", type=BoundedInt(NEIGHBOURS), default=12, help=f"how many, {NEIGHBOURS.describe()} (default 12)"
+    )
+    similar.set_defaults(handler=cmd_gallery_similar)
+    duplicates = sub.add_parser("duplicates", parents=[common], help="groups of near-identical items")
+    _filter_arguments(duplicates, sort=False)
+    duplicates.add_argument(
+        "--threshold", type=float, help="cosine distance (default: each encoder's measured near-duplicate rule)"
+    )
+    duplicates.add_argument("--reject", action="store_true", help="keep the best rated of each group, reject the rest")
+    duplicates.set_defaults(handler=cmd_gallery_duplicates)
+    nearest = sub.add_parser("nearest", parents=[common], help="an item's nearest training image (memorisation)")
+    nearest.add_argument("id", type=item_id)
+    nearest.set_defaults(handler=cmd_gallery_nearest)

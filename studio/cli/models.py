@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from studio.cli.arguments import BACKEND_CHOICES, BoundedInt
 from studio.cli.context import Context
 from studio.cli.printing import print_table, say
 from studio.errors import StudioError
+from studio.limits import SCORE_SAMPLES
 
 
 def cmd_models_list(ctx: Context) -> dict[str, Any]:
@@ -192,6 +194,16 @@ def cmd_families(ctx: Context) -> dict[str, Any]:
     return {"families": families}
 
 
+def cmd_models_score(ctx: Context) -> dict[str, Any]:
+    """studio models score MODEL [--samples N]"""
+    from studio.engine.embedding.scoring import describe, score_model, score_summary
+
+    record = ctx.run(score_model(ctx.store, ctx.args.name, ctx.args.samples, ctx.args.backend, ctx.args.device))
+    if not ctx.args.json:
+        say(f"'{ctx.args.name}': {describe(record)}")
+    return {"model": ctx.args.name, **score_summary(record)}
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add `models` (list, show, delete, import) and `families` to the top-level subparsers."""
     models = commands.add_parser("models", help="list, show, import and delete models", parents=[common])
@@ -200,6 +212,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     mshow = msub.add_parser("show", parents=[common], help="show one model")
     mshow.add_argument("name")
     mshow.set_defaults(handler=cmd_models_show)
+    register_score(msub, common, BACKEND_CHOICES)
     mdelete = msub.add_parser("delete", parents=[common], help="delete a model and its files")
     mdelete.add_argument("name")
     mdelete.set_defaults(handler=cmd_models_delete)
@@ -234,3 +247,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     families = commands.add_parser("families", parents=[common], help="the generator families and their settings")
     families.set_defaults(handler=cmd_families)
+
+
+def register_score(sub: Any, common: argparse.ArgumentParser, backend_choices: Any) -> None:
+    """Add `models score`."""
+    score = sub.add_parser("score", parents=[common], help="quality in the dataset's encoder space")
+    score.add_argument("name")
+    score.add_argument(
+        "--samples",
+        type=BoundedInt(SCORE_SAMPLES),
+        default=256,
+        help=f"images to sample, {SCORE_SAMPLES.describe()} (default 256)",
+    )
+    score.add_argument("--backend", choices=backend_choices, default="torch")
+    score.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    score.set_defaults(handler=cmd_models_score)

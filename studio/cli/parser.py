@@ -8,6 +8,7 @@ from typing import NoReturn
 from studio import __version__
 from studio.cli.backup import register as register_backup
 from studio.cli.datasets import register as register_datasets
+from studio.cli.embed import register as register_embed
 from studio.cli.export import register as register_export
 from studio.cli.gallery import register as register_gallery
 from studio.cli.generate import register as register_generate
@@ -23,6 +24,7 @@ COMMAND_GROUPS = (
     register_backup,
     register_train,
     register_models,
+    register_embed,
     register_generate,
     register_export,
     register_info,

@@ -11,7 +11,7 @@ from studio.cli.context import Context, Interrupted
 from studio.cli.printing import TrainingPrinter, say
 from studio.engine.jobs import run_job
 from studio.errors import StudioError
-from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SEED, STEPS, THREADS
+from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SCORE_SAMPLES, SEED, STEPS, THREADS
 
 
 def cmd_train(ctx: Context) -> dict[str, Any]:
@@ -67,7 +67,22 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
         )
         for warning in result.warnings:
             say(f"  warning: {warning}")
-    return result.as_dict()
+    payload = result.as_dict()
+    if not args.no_score and result.steps > result.start_step:
+        payload["score"] = _score(ctx, result.model)
+    return payload
+
+
+def _score(ctx: Context, model: str) -> dict[str, Any] | None:
+    """The quality score of what was just trained, when its dataset has an encoder."""
+    from studio.engine.embedding.scoring import can_score, describe, score_model, score_summary
+
+    if not can_score(ctx.store, model):
+        return None
+    record = ctx.run(score_model(ctx.store, model, ctx.args.score_samples, device=ctx.args.device))
+    if not ctx.args.json:
+        say(f"  score: {describe(record)}")
+    return score_summary(record)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -113,5 +128,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=BoundedInt(THREADS),
         default=None,
         help=f"CPU threads for torch, {THREADS.describe()} (default: all)",
+    )
+    trainer.add_argument(
+        "--no-score",
+        action="store_true",
+        help="skip the quality score after training (done when the dataset has an encoder)",
+    )
+    trainer.add_argument(
+        "--score-samples",
+        type=BoundedInt(SCORE_SAMPLES),
+        default=256,
+        metavar="N",
+        help=f"images the score samples, {SCORE_SAMPLES.describe()} (default 256)",
     )
     trainer.set_defaults(handler=cmd_train)

@@ -51,7 +51,7 @@ class DiskFullError(StudioError):
     """The checkpoint could not be written; the previous one is untouched."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     partial = partial_path(path)
     try:
         with open(partial, "wb") as handle:
@@ -70,10 +70,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def write_config(folder: Path, config: Mapping[str, Any]) -> None:
     """config.json, atomically."""
-    _write_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True).encode("utf-8"))
+    write_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True).encode("utf-8"))
 
 
-def _optimizer_split(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def split_optimizer(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """An optimiser's state_dict as tensors (for safetensors) and everything else (for JSON)."""
     state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -87,7 +87,7 @@ def _optimizer_split(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def _optimizer_join(name: str, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> dict[str, Any]:
+def join_optimizer(name: str, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     prefix = f"optimizer.{name}."
     for key, value in tensors.items():
@@ -128,7 +128,7 @@ def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState,
             tensors[f"network.{name}.{key}"] = value.detach().cpu().contiguous().clone()
     optimizer_info = {}
     for name, optimizer in family.optimizers().items():
-        opt_tensors, info = _optimizer_split(name, optimizer)
+        opt_tensors, info = split_optimizer(name, optimizer)
         tensors.update(opt_tensors)
         optimizer_info[name] = info
     tensors["rng.sampler"] = state.sampler_state.clone()
@@ -146,7 +146,7 @@ def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState,
         "studio_version": __version__,
     }
     data = save_safetensors(tensors, metadata={META_KEY: json.dumps(meta)})
-    _write_atomic(folder / CHECKPOINT_FILE, data)
+    write_atomic(folder / CHECKPOINT_FILE, data)
     architecture = family.architecture()
     extra: dict[str, Any] = {"architecture": architecture} if architecture is not None else {}
     if family.classes:
@@ -255,7 +255,7 @@ def load_model(
             info = (header.meta.optimizers or {}).get(name)
             if info is not None:
                 try:
-                    optimizer.load_state_dict(_optimizer_join(name, tensors, info))
+                    optimizer.load_state_dict(join_optimizer(name, tensors, info))
                 except (ValueError, KeyError, RuntimeError) as error:
                     raise CheckpointError(f"{path}: optimiser state does not fit ({error})") from None
     state = TrainingState(

@@ -113,7 +113,7 @@ def _quiet_exporter() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _export_one(spec: NetworkExport, module: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+def export_network(spec: NetworkExport, module: nn.Module, path: Path, metadata: dict[str, str]) -> None:
     """torch -> ONNX at `path` with metadata_props, then the full checker."""
     dims: dict[str, torch.export.Dim] = {}
 
@@ -159,7 +159,7 @@ def _export_one(spec: NetworkExport, module: nn.Module, path: Path, metadata: di
         os.fsync(handle.fileno())
 
 
-def _parity(spec: NetworkExport, module: nn.Module, path: Path) -> tuple[float, float]:
+def parity_difference(spec: NetworkExport, module: nn.Module, path: Path) -> tuple[float, float]:
     """Largest absolute difference between torch and ONNX Runtime (CPU) on the parity inputs, and the
     largest output magnitude (at least 1), which scales the tolerances."""
     session = quiet_session(path, ["CPUExecutionProvider"])
@@ -236,9 +236,9 @@ def export_model(store: Store, model: str, fp16: bool = False, cancel: CancelTok
                 module = _HalfPrecision(export.module) if half else export.module
                 file_name = f"{export.role}.fp16.onnx" if half else f"{export.role}.onnx"
                 path = staging / file_name
-                _export_one(export, module, path, metadata_for(manifest, export.role, precision))
+                export_network(export, module, path, metadata_for(manifest, export.role, precision))
                 yield Progress("checking", done, total, f"{export.role} ({precision}): parity with torch")
-                difference, scale = _parity(export, export.module, path)
+                difference, scale = parity_difference(export, export.module, path)
                 tolerance = (FP16_TOLERANCE if half else PARITY_TOLERANCE) * scale
                 if not difference <= tolerance:
                     raise StudioError(

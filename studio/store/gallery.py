@@ -43,6 +43,8 @@ from studio.store.gallery_values import (
 )
 from studio.store.tables import (
     Collection,
+    Embedding,
+    Encoder,
     GalleryItem,
     GalleryItemCollection,
     GalleryItemTag,
@@ -381,6 +383,14 @@ class GalleryRepository:
             conditions.append(GalleryItem.operation == filters.operation)
         if filters.class_name is not None:
             conditions.append(GalleryItem.class_name == filters.class_name)
+        if filters.ids is not None:
+            conditions.append(GalleryItem.id.in_(list(filters.ids)))
+        if filters.memorised:
+            conditions.append(
+                exists()
+                .where(Embedding.gallery_item_id == GalleryItem.id, Embedding.encoder_id == Encoder.id)
+                .where(Embedding.nearest_distance <= Encoder.memorised_threshold)
+            )
         walk = walk or {}
         if "tag" in walk:
             conditions.append(

@@ -128,6 +128,8 @@ class GalleryFilter:
     operation: str | None = None
     class_name: str | None = None  # items a conditional model made as this class
     trash: bool = False  # True: only deleted items (the trash view)
+    ids: tuple[int, ...] | None = None  # only these items (e.g. "more like this": an item's nearest)
+    memorised: bool = False  # only items closer to a training image than its encoder's memorised rule
 
     def __post_init__(self) -> None:
         if self.min_rating is not None:

@@ -13,9 +13,11 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -257,3 +259,78 @@ class GalleryItemCollection(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (Index("ix_gallery_item_collections_collection", "collection_id", "item_id"),)
+
+
+class Encoder(Base):
+    """A contrastive encoder trained on one dataset: a folder with its weights, ONNX file and config.
+
+    The newest encoder of a dataset is its current one; an older one keeps its row (scores refer to
+    it) but not its embeddings, which are recomputed with the new one.
+    """
+
+    __tablename__ = "encoders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    folder: Mapped[str] = mapped_column(String(512))
+    weights_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    input_size: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    dims: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Final loss, the linear probe's accuracy (labelled datasets), timings: what `embed show` prints.
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    duplicate_threshold: Mapped[float] = mapped_column(Float)
+    memorised_threshold: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Embedding(Base):
+    """One unit vector (float32 bytes) of a dataset image or a gallery item, under one encoder.
+
+    A gallery item's row also records its nearest training image and the distance to it, so the
+    "memorised" filter is a join, not a search.
+    """
+
+    __tablename__ = "embeddings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    encoder_id: Mapped[int] = mapped_column(ForeignKey("encoders.id", ondelete="CASCADE"))
+    gallery_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("gallery_items.id", ondelete="CASCADE"), nullable=True
+    )
+    dataset_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dataset_items.id", ondelete="CASCADE"), nullable=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    nearest_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dataset_items.id", ondelete="SET NULL"), nullable=True
+    )
+    nearest_distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("(gallery_item_id IS NULL) <> (dataset_item_id IS NULL)", name="owner"),
+        UniqueConstraint("encoder_id", "gallery_item_id", name="uq_embeddings_gallery"),
+        UniqueConstraint("encoder_id", "dataset_item_id", name="uq_embeddings_dataset"),
+        Index("ix_embeddings_gallery", "gallery_item_id", "nearest_distance"),
+    )
+
+
+class ModelScore(Base):
+    """A model's quality in its dataset's encoder space, for one set of weights."""
+
+    __tablename__ = "model_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    encoder_id: Mapped[int] = mapped_column(ForeignKey("encoders.id", ondelete="CASCADE"))
+    weights_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    samples: Mapped[int] = mapped_column(Integer)
+    frechet: Mapped[float] = mapped_column(Float)
+    precision: Mapped[float] = mapped_column(Float)
+    recall: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_model_scores_model", "model_id", "created_at"),)
