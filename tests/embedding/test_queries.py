@@ -23,7 +23,7 @@ from studio.engine.jobs import run_job
 from studio.errors import StudioError
 from studio.store.embeddings import EmbeddingRepository
 from studio.store.gallery import GalleryFilter, GalleryRepository
-from tests.embedding.conftest import World
+from tests.embedding.conftest import World, build_world
 
 
 def test_similar_finds_the_identical_item_first_and_never_the_item_itself(world: World) -> None:
@@ -141,3 +141,21 @@ def test_cli_commands(world: World, capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 0 and len(mapped["points"]) == 1797
     code, error = cli(capsys, home, "embed", "show", "nope")
     assert code != 0 and "no dataset named 'nope'" in error["error"]
+
+
+def test_embeddings_follow_a_repaired_gallery(tmp_path: Path) -> None:
+    from studio.engine.curation import check_gallery
+
+    own = build_world(tmp_path / "home")
+    store, gone = own.store, own.items[2]
+    before = similar(store, own.items[0], k=20)
+    assert gone in [i["id"] for i in before]
+    (store.home.root / GalleryRepository(store).get(gone).path).unlink()
+    run_job(check_gallery(store, repair=True))
+    # The row went, its vector with it (a foreign key), and the cached matrix notices the count.
+    after = [i["id"] for i in similar(store, own.items[0], k=20)]
+    assert gone not in after and set(after) == {i["id"] for i in before} - {gone}
+    encoder = own.encoder.encoder
+    assert encoder is not None
+    assert gone not in EmbeddingRepository(store).vectors(encoder, "gallery").owners.tolist()
+    store.close()
