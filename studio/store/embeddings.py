@@ -326,6 +326,18 @@ class EmbeddingRepository:
 
         return self.store.write(change)
 
+    def latest_score_of(self, model: str) -> ScoreRecord | None:
+        """The newest score of the model with this name, or None."""
+        with self.store.session() as session:
+            row = session.scalars(
+                select(ModelScore)
+                .join(Model, Model.id == ModelScore.model_id)
+                .where(Model.name == model)
+                .order_by(ModelScore.id.desc())
+                .limit(1)
+            ).first()
+            return _score(row) if row else None
+
     def scores(self, model_id: int) -> list[ScoreRecord]:
         """A model's scores, newest first."""
         with self.store.session() as session:

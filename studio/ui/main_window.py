@@ -32,6 +32,18 @@ from studio.ui.context import StudioContext, StudioSignals
 from studio.ui.jobs import JobHandle, JobRunner, JobState
 from studio.ui.pages import PAGES
 
+# The map of a dataset's encoder space sits right after the gallery it points into.
+MAP_PAGE = ("map", "Map", "studio.ui.pages.map", "MapPage")
+
+
+def sidebar_pages() -> tuple[tuple[str, str, str, str], ...]:
+    """The pages in sidebar order: PAGES with the map after the gallery."""
+    keys = [key for key, *_ in PAGES]
+    if MAP_PAGE[0] in keys:
+        return PAGES
+    at = keys.index("gallery") + 1 if "gallery" in keys else len(PAGES)
+    return (*PAGES[:at], MAP_PAGE, *PAGES[at:])
+
 
 def device_summary() -> str:
     """'torch: cuda (NVIDIA ...) | ONNX Runtime: cuda, cpu': the devices that really work here."""
@@ -87,7 +99,7 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.page_keys: list[str] = []
         self.page: dict[str, Any] = {}
-        for index, (key, title, module, name) in enumerate(PAGES):
+        for index, (key, title, module, name) in enumerate(sidebar_pages()):
             page = getattr(importlib.import_module(module), name)(self.context)
             self.page[key] = page
             self.page_keys.append(key)
@@ -97,6 +109,8 @@ class MainWindow(QMainWindow):
             shortcut = QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self)
             shortcut.activated.connect(lambda index=index: self.sidebar.setCurrentRow(index))
         self.sidebar.currentRowChanged.connect(self._page_changed)
+        # A generated item clicked on the map is shown in the gallery (pages never hold each other).
+        self.page["map"].itemChosen.connect(self.show_gallery_item)
         layout.addWidget(self.sidebar)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
@@ -157,6 +171,25 @@ class MainWindow(QMainWindow):
     def show_page(self, key: str) -> None:
         """Switch to the page with that key."""
         self.sidebar.setCurrentRow(self.page_keys.index(key))
+
+    def show_gallery_item(self, item_id: int) -> None:
+        """Show the gallery with one item selected (once its rows are loaded, when a reload is on its way)."""
+        gallery = self.page["gallery"]
+        self.show_page("gallery")
+        if not gallery.loading:
+            gallery.show_item(item_id)
+            return
+
+        def settled(*_: object) -> None:
+            gallery.model.queryLoaded.disconnect(loaded)
+            gallery.model.queryFailed.disconnect(settled)
+
+        def loaded() -> None:
+            settled()
+            gallery.show_item(item_id)
+
+        gallery.model.queryLoaded.connect(loaded)
+        gallery.model.queryFailed.connect(settled)
 
     @property
     def current_key(self) -> str:

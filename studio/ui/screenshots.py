@@ -3,7 +3,8 @@
 It builds a temporary data home (never the user's): the two sample datasets, a VAE and a GAN
 trained for a few hundred steps on the digits (class-conditional: the digits are labelled), an ONNX
 export, a latent diffusion pipeline imported from the diffusers layout, generated, rated, tagged,
-interpolated and inpainted gallery items; then opens the main window offscreen, puts each page in
+interpolated and inpainted gallery items, and the digits' contrastive encoder (for the map); then
+opens the main window offscreen, puts each page in
 a telling state (a training run in progress on the Train page, a painted mask on Inpaint...) and
 saves `DIR/<page>.png`. Takes a minute or two on a laptop CPU.
 """
@@ -16,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ WIDTH, HEIGHT = 1280, 820
 def _prepare(home_root: Path) -> None:
     """The session the screenshots show, made through the engine as the CLI would."""
     from studio.engine.datasets.samples import add_sample
+    from studio.engine.embedding.training import EncoderOptions, train_encoder
     from studio.engine.export import export_model
     from studio.engine.generation import EndpointRef, generate, inpaint, interpolate
     from studio.engine.jobs import run_job
@@ -71,6 +74,8 @@ def _prepare(home_root: Path) -> None:
         mask[8:] = True
         run_job(inpaint(store, "digits-vae", f"#{ids[24]}", mask, count=4, seed=7, backend="onnx"))
         _import_published(store, home_root.parent / "ldm-celebahq")
+        # A minute of encoder training already groups the digits by class on the map.
+        run_job(train_encoder(store, EncoderOptions("digits", minutes=1.0, settings={"input_size": 16})))
     finally:
         store.close()
 
@@ -122,6 +127,14 @@ def _import_published(store: object, folder: Path) -> None:
 def _settle(app: object, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        app.processEvents()  # type: ignore[attr-defined]
+        time.sleep(0.02)
+
+
+def _wait(app: object, done: Callable[[], bool], seconds: float) -> None:
+    """Process events until `done()` is true (or `seconds` pass)."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
         app.processEvents()  # type: ignore[attr-defined]
         time.sleep(0.02)
 
@@ -201,6 +214,14 @@ def _stage(window: object, key: str, app: object) -> None:
         view = page.findChild(object, "galleryView")
         if view is not None and view.model().rowCount() > 1:
             view.setCurrentIndex(view.model().index(1, 0))
+    elif key == "map":
+        page.refresh()
+        _wait(app, lambda: not page.loading, 30)
+        combo = page.findChild(object, "mapDatasetCombo")
+        combo.setCurrentIndex(max(0, combo.findData("digits")))
+        _wait(app, lambda: not page.loading, 120)  # the gallery items are embedded first
+        colour = page.findChild(object, "mapColourCombo")
+        colour.setCurrentIndex(max(0, colour.findData("model")))
     elif key == "interpolate":
         page.refresh()
         page.findChild(object, "interpolateModelCombo").select("digits-vae")

@@ -22,7 +22,7 @@ from studio.store.database import Store
 from studio.store.embeddings import EmbeddingRepository
 from tests.embedding.conftest import TINY_ENCODER, World
 
-OFF = {name: False for name in ("crop", "flip", "color_jitter", "grayscale", "blur", "cutout", "noise")}
+OFF = {name: False for name in ("crop", "flip", "colour_jitter", "grayscale", "blur", "cutout", "noise")}
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -38,7 +38,7 @@ def test_augmentations_keep_shape_and_range_and_follow_the_seed(channels: int) -
     torch.testing.assert_close(augment(images, {**settings, **OFF}, torch.Generator()), images)
 
 
-@pytest.mark.parametrize("switch", ["crop", "flip", "color_jitter", "blur", "cutout", "noise"])
+@pytest.mark.parametrize("switch", ["crop", "flip", "colour_jitter", "blur", "cutout", "noise"])
 def test_each_augmentation_changes_the_views_on_its_own(switch: str) -> None:
     images = torch.rand(32, 3, 16, 16) * 2 - 1
     settings = {**encoder_settings({}), **OFF, switch: True}
@@ -58,7 +58,7 @@ def test_settings_refuse_unknown_names_and_bad_values() -> None:
         encoder_settings({"flipp": True})
     with pytest.raises(StudioError, match="temperature"):
         encoder_settings({"temperature": 0})
-    assert set(DEFAULTS) >= {"crop", "flip", "color_jitter", "grayscale", "blur", "cutout", "noise"}
+    assert set(DEFAULTS) >= {"crop", "flip", "colour_jitter", "grayscale", "blur", "cutout", "noise"}
 
 
 def test_trained_encoder_is_registered_with_files_vectors_rules_and_probe(world: World) -> None:

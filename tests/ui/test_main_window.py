@@ -21,6 +21,7 @@ PAGE_NAMES = (
     "modelsPage",
     "generatePage",
     "galleryPage",
+    "mapPage",
     "interpolatePage",
     "inpaintPage",
 )

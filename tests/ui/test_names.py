@@ -15,6 +15,7 @@ REQUIRED = (
     "modelsPage",
     "generatePage",
     "galleryPage",
+    "mapPage",
     "interpolatePage",
     "inpaintPage",
     "importButton",

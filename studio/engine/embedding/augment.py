@@ -54,7 +54,7 @@ def grey(images: torch.Tensor) -> torch.Tensor:
     return (images * weights).sum(dim=1, keepdim=True).expand_as(images)
 
 
-def color_jitter(images: torch.Tensor, generator: torch.Generator, strength: float = 0.4) -> torch.Tensor:
+def colour_jitter(images: torch.Tensor, generator: torch.Generator, strength: float = 0.4) -> torch.Tensor:
     """Brightness and contrast for every image; saturation and a hue turn for colour ones (80% of views)."""
     count, device = len(images), images.device
     apply = _chance(count, 0.8, generator, device)[:, None, None, None]
@@ -141,8 +141,8 @@ def augment(images: torch.Tensor, settings: Mapping[str, Any], generator: torch.
         views = resized_crop(views, float(settings["crop_scale"]), generator)
     if settings["flip"]:
         views = flip(views, generator)
-    if settings["color_jitter"]:
-        views = color_jitter(views, generator)
+    if settings["colour_jitter"]:
+        views = colour_jitter(views, generator)
     if settings["grayscale"]:
         views = random_grey(views, generator)
     if settings["blur"]:

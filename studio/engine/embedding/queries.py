@@ -18,15 +18,30 @@ import numpy as np
 from studio.engine.datasets.storage import list_datasets, write_json_atomic
 from studio.engine.embedding.analysis import duplicate_groups, nearest, pca_2d
 from studio.engine.embedding.preprocess import fit_channels, read_image, resize
-from studio.engine.embedding.runtime import Embedder, dataset_fingerprint
+from studio.engine.embedding.runtime import STATE_FILE, Embedder, dataset_fingerprint
 from studio.engine.jobs import CancelToken, Finished, Progress, run_job
 from studio.errors import NotFoundError, StudioError
 from studio.limits import NEIGHBOURS
 from studio.store.database import Store
-from studio.store.embeddings import EmbeddingRepository, EncoderRecord, VectorRow, Vectors
+from studio.store.embeddings import EmbeddingRepository, EncoderRecord, ScoreRecord, VectorRow, Vectors
 from studio.store.gallery import GalleryFilter, GalleryRepository
 
 EMBED_BATCH = 128  # gallery images read and embedded per round (and per database write)
+
+
+def encoder_folder(store: Store, dataset: str) -> Path:
+    """The folder of a dataset's encoders (and of its stopped training)."""
+    return store.home.encoders / dataset
+
+
+def stopped_training(store: Store, dataset: str) -> bool:
+    """Whether the dataset's encoder training was stopped and can be resumed (`--resume`)."""
+    return (encoder_folder(store, dataset) / STATE_FILE).is_file()
+
+
+def latest_score_of(store: Store, model: str) -> ScoreRecord | None:
+    """The newest quality score of a model by name, or None."""
+    return EmbeddingRepository(store).latest_score_of(model)
 
 
 def no_encoder_hint(dataset: str) -> str:

@@ -19,6 +19,7 @@ from studio.errors import StudioError
 ONNX_FILE = "encoder.onnx"
 WEIGHTS_FILE = "encoder.safetensors"
 CONFIG_FILE = "config.json"
+STATE_FILE = "training.safetensors"  # a stopped training's weights, optimiser and step, in one atomic file
 BATCH = 256  # images per ONNX call: large enough to keep the CPU busy, small enough for any memory
 
 

@@ -56,7 +56,7 @@ ENCODER_SCHEMA: tuple[Hyperparameter, ...] = (
     Hyperparameter("crop", bool, True, "random resized crop (the augmentation SimCLR found matters most)"),
     Hyperparameter("crop_scale", float, 0.5, "smallest share of the image a crop keeps", minimum=0.1, maximum=1.0),
     Hyperparameter("flip", bool, True, "mirror left-right (turn off when mirrored images mean something else)"),
-    Hyperparameter("color_jitter", bool, True, "brightness and contrast (and saturation and hue for colour images)"),
+    Hyperparameter("colour_jitter", bool, True, "brightness and contrast (and saturation and hue for colour images)"),
     Hyperparameter("grayscale", bool, True, "colour images: drop the colour of some views (20%)"),
     Hyperparameter("blur", bool, True, "Gaussian blur of half the views"),
     Hyperparameter("cutout", bool, True, "erase a random square of a quarter of the views (suits small images)"),

@@ -31,7 +31,15 @@ from studio.engine.embedding.analysis import spacing_thresholds
 from studio.engine.embedding.augment import augment
 from studio.engine.embedding.network import EmbeddingNetwork, build_networks, nt_xent
 from studio.engine.embedding.preprocess import to_input
-from studio.engine.embedding.runtime import CONFIG_FILE, ONNX_FILE, WEIGHTS_FILE, Embedder, dataset_fingerprint
+from studio.engine.embedding.queries import encoder_folder
+from studio.engine.embedding.runtime import (
+    CONFIG_FILE,
+    ONNX_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    Embedder,
+    dataset_fingerprint,
+)
 from studio.engine.embedding.settings import ENCODER_KIND, MIN_IMAGES, encoder_settings
 from studio.engine.export import export_network, parity_difference
 from studio.engine.families.base import NetworkExport
@@ -44,7 +52,6 @@ from studio.store.embeddings import DatasetRows, EmbeddingRepository, EncoderRec
 
 DEFAULT_MINUTES = 3.0
 WARMUP_STEPS = 50
-STATE_FILE = "training.safetensors"  # a stopped run's weights, optimiser and step, in one atomic file
 LOCK_NAME = ".training.lock"
 PARITY_TOLERANCE = 1e-4
 LOSS_NAME = "nt_xent"  # the curve the monitor plots
@@ -163,11 +170,6 @@ def _prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, tor
     return {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
 
 
-def encoder_folder(store: Store, dataset: str) -> Path:
-    """The folder of a dataset's encoders (and of its stopped training)."""
-    return store.home.encoders / dataset
-
-
 def train_encoder(store: Store, options: EncoderOptions, cancel: CancelToken | None = None) -> EncoderJob:
     """Train (or resume) the dataset's encoder; yields events, then Finished(EncoderResult)."""
     cancel = cancel or CancelToken()
@@ -239,17 +241,20 @@ def _train(
     started = time.monotonic()
     loss_value: float | None = None
     rate = 0.0
+    paused_for = 0.0
     last_report, report_step, first_step = started, step, step
     networks.encoder.train()
     networks.head.train()
     try:
         while True:
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started - paused_for
             if target is not None and step >= target:
                 break
             if minutes is not None and elapsed >= minutes * 60:
                 break
+            waited = time.monotonic()
             cancel.check()
+            paused_for += time.monotonic() - waited  # time spent paused is not training time
             progress = max(
                 0.0 if target is None else (step - first_step) / max(1, target - first_step),
                 0.0 if minutes is None else elapsed / (minutes * 60),
@@ -276,8 +281,8 @@ def _train(
                     target,
                     {LOSS_NAME: loss_value},
                     rate,
-                    _eta(step, target, minutes, rate, batch, now - started),
-                    now - started,
+                    _eta(step, target, minutes, rate, batch, now - started - paused_for),
+                    now - started - paused_for,
                 )
                 last_report, report_step = now, step
     except (CancelledError, KeyboardInterrupt) as stop:

@@ -82,8 +82,8 @@ def restore_generate_settings(context: StudioContext, path: Path, quiet: bool = 
 
 
 class GalleryActions:
-    """Compare, interpolate, inpaint, export, delete, restore, undo, redo, trash and empty trash, as QActions
-    owned by the page, and the tool buttons that show them."""
+    """Compare, interpolate, inpaint, export, delete, restore, undo, redo, trash, empty trash and find
+    near-duplicates, as QActions owned by the page, and the tool buttons that show them."""
 
     def __init__(self, page: QWidget) -> None:
         def action(object_name: str, text: str, tip: str, checkable: bool = False) -> QAction:
@@ -105,6 +105,11 @@ class GalleryActions:
         self.redo = action("galleryRedoAction", "Redo", REDO_TIP)
         self.trash = action("galleryTrashAction", "Show trash", "Show the items in the trash", checkable=True)
         self.empty_trash = action("galleryEmptyTrashAction", "Empty trash…", "Delete every item in the trash for good")
+        self.duplicates = action(
+            "galleryDuplicatesAction",
+            "Find near-duplicates…",
+            "Group the near-identical items among those the filters show (by the datasets' encoders)",
+        )
         self.buttons: dict[str, QToolButton] = {}
 
     def bar(self, sort_combo: QComboBox) -> QHBoxLayout:
@@ -122,6 +127,7 @@ class GalleryActions:
             (self.redo, "galleryRedoButton", "Redo"),
             (self.trash, "galleryTrashToggle", "Show the trash"),
             (self.empty_trash, "galleryEmptyTrashButton", "Empty the trash"),
+            (self.duplicates, "galleryDuplicatesButton", "Find near-duplicates"),
         ):
             button = named(QToolButton(), name, accessible)
             button.setDefaultAction(action)
@@ -129,7 +135,7 @@ class GalleryActions:
             button.setMinimumWidth(40)  # squeezes on a small screen; the tooltip keeps the whole name
             self.buttons[name] = button
             bar.addWidget(button)
-            if name in ("galleryInpaintButton", "galleryRedoButton"):
+            if name in ("galleryInpaintButton", "galleryRedoButton", "galleryEmptyTrashButton"):
                 bar.addSpacing(12)
         bar.addStretch(1)
         bar.addWidget(QLabel("Sort"))
@@ -147,6 +153,7 @@ class GalleryActions:
         self.export.setEnabled(live and selected >= 1)
         self.delete.setEnabled(live and selected >= 1)
         self.restore.setEnabled(not live and selected >= 1)
+        self.duplicates.setEnabled(live)  # the trash is for restoring or emptying, not curating
         if self.buttons:
             self.buttons["galleryDeleteButton"].setVisible(live)
             self.buttons["galleryRestoreButton"].setVisible(not live)
@@ -177,6 +184,8 @@ class GalleryActions:
             menu.addSeparator()
         for action in (self.compare, self.interpolate, self.inpaint, self.export):
             menu.addAction(action)
+        if not trash_mode:
+            menu.addAction(self.duplicates)
         menu.addSeparator()
         menu.addAction(self.restore if trash_mode else self.delete)
         menu.addAction(self.undo)

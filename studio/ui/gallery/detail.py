@@ -1,5 +1,6 @@
-"""The gallery's detail pane: the selected item enlarged, how it was made, its rating, flag, tags, note and
-lineage. The pane shows and asks; the page makes the changes (undoable ones through its undo stack)."""
+"""The gallery's detail pane: the selected item enlarged, how it was made, its rating, flag, tags, note,
+lineage, "more like this" and its nearest training image. The pane shows and asks; the page makes the changes
+(undoable ones through its undo stack) and runs the encoder's reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import html
 from datetime import UTC, datetime
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -28,6 +30,7 @@ from studio.engine.families.conditioning import CLASS_OPTION
 from studio.errors import StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryEntry, GalleryRepository
+from studio.ui.gallery.memorisation import MemorisationPanel
 from studio.ui.gallery.painting import scale_crisp
 from studio.ui.gallery.stars import StarRating
 from studio.ui.gallery.thumbnails import image_path, load_image
@@ -84,6 +87,8 @@ class DetailPane(QScrollArea):
     removeTagRequested = Signal()  # noqa: N815
     saveNoteRequested = Signal()  # noqa: N815
     itemRequested = Signal(int)  # noqa: N815 - an id in the lineage was clicked
+    similarRequested = Signal(int)  # noqa: N815 - "More like this" was clicked for this item
+    itemShown = Signal(int)  # noqa: N815 - the pane shows another item now (-1: none): its nearest image is asked
 
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +96,7 @@ class DetailPane(QScrollArea):
         self.repository = GalleryRepository(store)
         self.entry: GalleryEntry | None = None  # the item shown
         self.selected = -1  # how many were selected when it was shown (-1: the pane was never filled)
+        self.image: QImage | None = None  # the item's pixels as read for the pane (the memorisation panel shows them)
         named(self, "detailScroll", "Details")
         pane = QWidget()
         self.detail_pane = named(pane, "detailPane", "Selected image details")
@@ -110,6 +116,14 @@ class DetailPane(QScrollArea):
         self.detail_params.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail_params.setWordWrap(True)
         self.detail_params.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.similar_button = named(
+            QPushButton("More like this"),
+            "moreLikeThisButton",
+            "More like this",
+            "Show the gallery items most like this one (nearest first), by the dataset's encoder",
+        )
+        self.similar_button.clicked.connect(self._similar_clicked)
+        self.memorisation = MemorisationPanel()
 
         self.detail_rating = named(StarRating(), "detailRating", "Rating", "Click a star, or press 0-5")
         self.detail_rating.ratingChanged.connect(self.rated)
@@ -163,6 +177,8 @@ class DetailPane(QScrollArea):
         layout.addWidget(self.detail_title)
         layout.addWidget(self.detail_image, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.detail_status)
+        layout.addWidget(self.similar_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.memorisation)
         layout.addWidget(self.detail_params)
         layout.addLayout(form)
         layout.addStretch(1)
@@ -194,8 +210,10 @@ class DetailPane(QScrollArea):
 
     def show_entry(self, entry: GalleryEntry | None, selected: int = 1) -> None:
         """Fill the pane with one item (or clear it); `selected` says how many are selected with it."""
+        previous = self.entry.id if self.entry is not None else None
         self.entry = entry
         self.selected = selected
+        self.similar_button.setEnabled(entry is not None and not entry.deleted)
         self.tag_list.setToolTip("")
         editable = entry is not None and not entry.deleted
         for widget in (self.detail_rating, self.detail_flag, self.tag_edit, self.add_tag_button, self.note_edit):
@@ -204,6 +222,8 @@ class DetailPane(QScrollArea):
         if entry is None:
             self.detail_title.setText("<b>No image selected</b><br>Click an image; Shift or Ctrl adds more.")
             self.detail_image.clear()
+            self.image = None
+            self.memorisation.clear()
             self.detail_status.clear()
             self.detail_params.clear()
             self.detail_rating.setValue(0)
@@ -214,11 +234,14 @@ class DetailPane(QScrollArea):
                 self.note_edit.setPlainText("")
             self.save_note_button.setEnabled(False)
             self.lineage_label.clear()
+            if previous is not None:
+                self.itemShown.emit(-1)
             return
         extra = f" ({selected} selected)" if selected > 1 else ""
         state = " · in the trash" if entry.deleted else ""
         self.detail_title.setText(f"<b>#{entry.id}</b> · {html.escape(entry.model)}{extra}{state}")
         image, reason = load_image(image_path(self.store, entry))
+        self.image = image
         if image is None:
             self.detail_image.setText("image unavailable")
             self.detail_status.setText(f"Item {entry.id}: {reason}")
@@ -241,6 +264,14 @@ class DetailPane(QScrollArea):
             self.note_edit.setPlainText(entry.note)
         self.save_note_button.setEnabled(False)
         self.lineage_label.setText(self._lineage_html(entry.id))
+        # A rating or a tag shows the same item again: its nearest training image is the same, not asked again.
+        wanted = None if entry.deleted else entry.id  # an item in the trash is compared with nothing
+        if entry.id != previous or self.memorisation.item_id != wanted:
+            if wanted is None:
+                self.memorisation.clear()
+            else:
+                self.memorisation.show_waiting(wanted)
+            self.itemShown.emit(-1 if wanted is None else wanted)
 
     def mark_outside_grid(self) -> None:
         """Say that the item shown is not in the grid (the filters leave it out)."""
@@ -267,6 +298,20 @@ class DetailPane(QScrollArea):
         if children:
             parts.append(f"used by {links(children)}")
         return "<br>".join(parts)
+
+    def _similar_clicked(self) -> None:
+        if self.entry is not None:
+            self.similarRequested.emit(self.entry.id)
+
+    def show_nearest(self, item_id: int, found: dict[str, object], training: QImage | None) -> None:
+        """The nearest training image of an item arrived: shown beside the item if the pane still shows it."""
+        if self.entry is not None and self.entry.id == item_id:
+            self.memorisation.show_found(item_id, found, self.image, training)
+
+    def show_nearest_failure(self, item_id: int, reason: str) -> None:
+        """Why an item has no nearest training image (no encoder yet...): one line in the panel."""
+        if self.entry is not None and self.entry.id == item_id:
+            self.memorisation.show_message(item_id, reason)
 
     def _lineage_clicked(self, link: str) -> None:
         if link.startswith("item:") and link[5:].isdigit():

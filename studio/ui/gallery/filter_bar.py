@@ -1,7 +1,8 @@
-"""The gallery's filter bar: model, family, class, rating, flag, tag and date filters, and the sort order.
+"""The gallery's filter bar: model, family, class, rating, flag, tag, memorised and date filters, the sort
+order, and the "Like #n" chip of a "more like this" search.
 
-The bar says what it asks for (`filters`, `sort`) and that it changed; the page reloads the grid. The bar
-offers the models, families, classes and tags that occur, counted off the GUI thread by a `QueryOp`. The
+The bar says what it asks for (`filters`, `sort`, `order`) and that it changed; the page reloads the grid. The
+bar offers the models, families, classes and tags that occur, counted off the GUI thread by a `QueryOp`. The
 class filter (the classes conditional models made items as) shows only once some item has a class.
 """
 
@@ -12,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QDate, QSignalBlocker, QThreadPool, Signal
-from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QDateEdit, QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from studio.engine.families.conditioning import natural_key
 from studio.store.gallery import SORTS, GalleryFilter, GalleryRepository
@@ -20,7 +21,13 @@ from studio.ui.operations import QueryHandle, QueryOp
 from studio.ui.widgets import named
 
 ANY_DATE = QDate(2000, 1, 1)  # the date edits' "any" state: their minimum, shown as "any"
+CLOSE_MARK = "\u00d7"  # the multiplication sign: the chip's close button
 SORT_TITLES = {"newest": "Newest first", "oldest": "Oldest first", "rating": "Top rated"}
+CHIP_STYLE = "#similarChip { background: palette(alternate-base); border: 1px solid palette(mid); border-radius: 9px; }"
+MEMORISED_TIP = (
+    "Only items closer to a training image than their encoder's memorisation rule: likely copies of the "
+    "training data (items of datasets without an encoder are never shown)"
+)
 
 
 def day_start_utc(day: date) -> datetime:
@@ -45,6 +52,8 @@ class FilterBar(QWidget):
         super().__init__(parent)
         self.setObjectName("galleryFilterBar")
         self._facets: QueryHandle | None = None
+        self.similar_to: int | None = None  # the item of a "more like this" search, while its chip is on
+        self.similar_ids: tuple[int, ...] = ()  # its results, nearest first
         bar = QHBoxLayout(self)
         bar.setContentsMargins(0, 0, 0, 0)
         bar.setSpacing(6)
@@ -78,6 +87,11 @@ class FilterBar(QWidget):
         for sort in SORTS:
             self.sort_combo.addItem(SORT_TITLES[sort], sort)
         self.sort_combo.setMinimumWidth(48)
+        self.memorised_filter = named(QToolButton(), "memorisedFilter", "Only memorised items", MEMORISED_TIP)
+        self.memorised_filter.setText("Memorised")
+        self.memorised_filter.setCheckable(True)
+        self.memorised_filter.toggled.connect(lambda _on: self.changed.emit())
+        self.similar_chip = self._chip()
         self.clear_filters_button = named(QToolButton(), "clearFiltersButton", "Clear every filter")
         self.clear_filters_button.setText("Clear")
         for combo, width in (
@@ -115,12 +129,67 @@ class FilterBar(QWidget):
         bar.addWidget(self.rating_filter)
         bar.addWidget(self.flag_filter)
         bar.addWidget(self.tag_filter)
+        bar.addWidget(self.memorised_filter)
         bar.addWidget(QLabel("from"))
         bar.addWidget(self.since_filter)
         bar.addWidget(QLabel("to"))
         bar.addWidget(self.until_filter)
+        bar.addWidget(self.similar_chip)
         bar.addWidget(self.clear_filters_button)
         bar.addStretch(1)
+
+    def _chip(self) -> QFrame:
+        """The "Like #n" chip: says why the grid shows only some items; its close button takes that filter off."""
+        chip = named(QFrame(), "similarChip", "More like this filter")
+        chip.setStyleSheet(CHIP_STYLE)
+        row = QHBoxLayout(chip)
+        row.setContentsMargins(8, 1, 2, 1)
+        row.setSpacing(2)
+        self.similar_label = named(QLabel(), "similarLabel", "Items like")
+        self.similar_remove = named(QToolButton(), "similarRemoveButton", "Show every item again")
+        self.similar_remove.setText(CLOSE_MARK)
+        self.similar_remove.setAutoRaise(True)
+        self.similar_remove.setToolTip("Take this filter off")
+        self.similar_remove.clicked.connect(self.remove_similar)
+        row.addWidget(self.similar_label)
+        row.addWidget(self.similar_remove)
+        chip.setVisible(False)
+        return chip
+
+    def set_similar(self, item_id: int, ids: list[int]) -> None:
+        """Show only the items like `item_id` (`ids`, nearest first), in that order, with a chip that says so;
+        no `changed` signal: the caller reloads once."""
+        self.similar_to = item_id
+        self.similar_ids = tuple(ids)
+        self.similar_label.setText(f"Like #{item_id}")
+        tip = (
+            f"The {len(ids)} item{'s' if len(ids) != 1 else ''} most like #{item_id}, nearest first (the sort "
+            "order is set aside while this filter is on; the other filters still apply). Its close button shows "
+            "every item again."
+        )
+        self.similar_chip.setToolTip(tip)
+        self.similar_label.setToolTip(tip)
+        self.similar_chip.setVisible(True)
+        self.sort_combo.setEnabled(False)
+        self.sort_combo.setToolTip(f"Nearest to #{item_id} first while the 'Like #{item_id}' filter is on")
+
+    def remove_similar(self) -> None:
+        """Take the "more like this" filter off (the chip's close button), and say the filters changed."""
+        if self.similar_to is not None:
+            self._drop_similar()
+            self.changed.emit()
+
+    def _drop_similar(self) -> None:
+        self.similar_to = None
+        self.similar_ids = ()
+        self.similar_chip.setVisible(False)
+        self.sort_combo.setEnabled(True)
+        self.sort_combo.setToolTip("")
+
+    @property
+    def order(self) -> tuple[int, ...] | None:
+        """The order the grid must show its items in (a "more like this" search's), or None to sort them."""
+        return self.similar_ids if self.similar_to is not None else None
 
     @staticmethod
     def _date_edit(object_name: str, accessible_name: str) -> QDateEdit:
@@ -147,6 +216,8 @@ class FilterBar(QWidget):
             since=None if since == ANY_DATE else day_start_utc(_day(since)),
             until=None if until == ANY_DATE else day_start_utc(_day(until) + timedelta(days=1)),
             trash=trash,
+            ids=self.order,
+            memorised=self.memorised_filter.isChecked(),
         )
 
     @property
@@ -165,6 +236,9 @@ class FilterBar(QWidget):
         for edit in (self.since_filter, self.until_filter):
             with QSignalBlocker(edit):
                 edit.setDate(ANY_DATE)
+        with QSignalBlocker(self.memorised_filter):
+            self.memorised_filter.setChecked(False)
+        self._drop_similar()
 
     def read_facets(self, repository: GalleryRepository, trash: bool, pool: QThreadPool) -> None:
         """Count the items per model, family and tag (~0.3 s at 100,000 items: off the GUI thread), then offer

@@ -5,8 +5,10 @@ the GUI thread) and reads entries in blocks as rows are shown, so 100,000 items 
 last one is one jump away. Curation follows Lightroom: 0-5 rate the selection, P picks, X rejects, U
 unflags, Delete moves to the trash; each change is a `QUndoCommand` (`commands`), so Ctrl+Z undoes it and
 Ctrl+Shift+Z or Ctrl+Y redoes it. The filter bar narrows the grid; the detail pane shows how the selected
-image was made and edits its tags and note; two selected images can be compared side by side, interpolated,
-or one sent to inpainting.
+image was made, edits its tags and note, and (where its dataset has an encoder) shows its nearest training
+image and finds more like it; near-duplicate groups are found over the filter and the best of each kept; two
+selected images can be compared side by side, interpolated, or one sent to inpainting. New items get their
+embeddings in the background (`similarity`), never holding up a generation.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from studio.ui.gallery.commands import (
 from studio.ui.gallery.compare import CompareView
 from studio.ui.gallery.delegate import ThumbnailDelegate
 from studio.ui.gallery.detail import DetailPane
+from studio.ui.gallery.duplicates import DuplicatesDialog
 from studio.ui.gallery.filter_bar import FilterBar
 from studio.ui.gallery.model import GalleryModel
+from studio.ui.gallery.similarity_controller import SimilarityController
 from studio.ui.gallery.status import CountLine
 from studio.ui.gallery.thumbnails import ThumbnailLoader
 from studio.ui.gallery.view import (
@@ -104,14 +108,11 @@ class GalleryPage(QWidget):
         # The filter lists are a convenience: a failed count is reported, and the page goes on.
         self.filter_bar.facetsFailed.connect(lambda reason: self.context.notify(f"Filter lists not updated: {reason}"))
         bar = self.filter_bar  # the page's names for its controls, as tests and scripts use them
-        self.model_filter, self.family_filter, self.rating_filter = (
-            bar.model_filter,
-            bar.family_filter,
-            bar.rating_filter,
-        )
-        self.class_filter = bar.class_filter
+        self.model_filter, self.family_filter = bar.model_filter, bar.family_filter
+        self.rating_filter, self.class_filter = bar.rating_filter, bar.class_filter
         self.flag_filter, self.tag_filter, self.sort_combo = bar.flag_filter, bar.tag_filter, bar.sort_combo
         self.since_filter, self.until_filter = bar.since_filter, bar.until_filter
+        self.memorised_filter, self.similar_chip = bar.memorised_filter, bar.similar_chip
         self.clear_filters_button = bar.clear_filters_button
 
         self.action_bar = GalleryActions(self)
@@ -122,6 +123,7 @@ class GalleryPage(QWidget):
         self.delete_action, self.restore_action = self.action_bar.delete, self.action_bar.restore
         self.undo_action, self.redo_action = self.action_bar.undo, self.action_bar.redo
         self.trash_action, self.empty_trash_action = self.action_bar.trash, self.action_bar.empty_trash
+        self.duplicates_action = self.action_bar.duplicates
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -165,16 +167,10 @@ class GalleryPage(QWidget):
         self.detail_pane, self.detail_title, self.detail_image = pane.detail_pane, pane.detail_title, pane.detail_image
         self.detail_status, self.detail_params = pane.detail_status, pane.detail_params
         self.detail_rating, self.detail_flag, self.tag_list = pane.detail_rating, pane.detail_flag, pane.tag_list
-        self.tag_edit, self.add_tag_button, self.remove_tag_button = (
-            pane.tag_edit,
-            pane.add_tag_button,
-            pane.remove_tag_button,
-        )
-        self.note_edit, self.save_note_button, self.lineage_label = (
-            pane.note_edit,
-            pane.save_note_button,
-            pane.lineage_label,
-        )
+        self.tag_edit, self.add_tag_button = pane.tag_edit, pane.add_tag_button
+        self.remove_tag_button, self.note_edit = pane.remove_tag_button, pane.note_edit
+        self.save_note_button, self.lineage_label = pane.save_note_button, pane.lineage_label
+        self.more_like_this_button, self.memorisation_panel = pane.similar_button, pane.memorisation
 
         self.splitter = named(QSplitter(Qt.Orientation.Horizontal), "gallerySplitter", "Grid and details")
         self.splitter.addWidget(self.view)
@@ -185,6 +181,9 @@ class GalleryPage(QWidget):
         self.splitter.setCollapsible(0, False)
         layout.addWidget(self.splitter, 1)
 
+        # More like this, the nearest training image, near-duplicates; `similarity` runs the encoder's reads.
+        self.encoder = SimilarityController(self)
+        self.similarity = self.encoder.reads
         context.signals.galleryChanged.connect(self._gallery_changed)
         self._update_actions()
         self.detail.show_entry(None)
@@ -219,10 +218,12 @@ class GalleryPage(QWidget):
 
     def on_shown(self) -> None:
         """The page came on screen: load it the first time, and again if the gallery changed meanwhile."""
+        self.encoder.page_shown()  # the first time, items made before (or by the CLI) get their vectors
         if self._stale:
             self.refresh()
 
     def _gallery_changed(self) -> None:
+        # New items (a generation finished) get their vectors from the encoder's controller, connected first.
         if self.isVisible():
             self.refresh()
         else:
@@ -264,7 +265,7 @@ class GalleryPage(QWidget):
         self._stale = False
         self.missing.clear()
         self.loader.forget_failures()
-        self.model.set_query(filters, self.sort, restore.near())
+        self.model.set_query(filters, self.sort, restore.near(), self.filter_bar.order)
 
     def _query_loaded(self) -> None:
         """The rows of the last reload arrived (the model was reset): select and scroll back."""
@@ -501,6 +502,11 @@ class GalleryPage(QWidget):
         shown = self.detail.entry
         if shown is not None and shown.id in ids and shown.id not in found:
             found[shown.id] = shown
+        if not cached_only and len(found) < len(ids):
+            # Items outside the grid (a duplicate group found before the filter changed): read, so that an
+            # undo has their earlier values too.
+            rest = [i for i in ids if i not in found]
+            found.update((entry.id, entry) for entry in self.repository.entries(rest))
         return found
 
     def show_changed(self, ids: list[int], **changes: Any) -> None:
@@ -577,6 +583,17 @@ class GalleryPage(QWidget):
         self._update_actions()
         self.context.notify(f"Emptied the trash: {len(gone):,} image{'s' if len(gone) != 1 else ''} deleted")
 
+    # --- the encoder: more like this, nearest training image, near-duplicates -----------------
+
+    def more_like_this(self, item_id: int) -> None:
+        """Show the items most like `item_id` in the grid, nearest first, under a removable "Like #n" chip."""
+        self.encoder.more_like_this(item_id)
+
+    @property
+    def duplicates_dialog(self) -> DuplicatesDialog | None:
+        """The near-duplicates dialog; None before it was opened."""
+        return self.encoder.duplicates_dialog
+
     # --- other pages, compare, export ---------------------------------------------------------
 
     def interpolate_selection(self) -> None:
@@ -639,8 +656,11 @@ class GalleryPage(QWidget):
         """Stop the thumbnail, entry, id-list and facet reads and wait for them (the window calls this on close)."""
         self._closing = True
         self.filter_bar.stop_reading()
+        self.similarity.shutdown()
         self.model.shutdown()
         self.loader.shutdown()
         self._pool.waitForDone(10_000)
         if self.compare_view is not None:
             self.compare_view.close()
+        if self.duplicates_dialog is not None:
+            self.duplicates_dialog.close()

@@ -11,6 +11,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("models", "Models", "studio.ui.pages.models", "ModelsPage"),
     ("generate", "Generate", "studio.ui.pages.generate", "GeneratePage"),
     ("gallery", "Gallery", "studio.ui.gallery", "GalleryPage"),
+    ("map", "Map", "studio.ui.pages.map", "MapPage"),
     ("interpolate", "Interpolate", "studio.ui.pages.interpolate", "InterpolatePage"),
     ("inpaint", "Inpaint", "studio.ui.pages.inpaint", "InpaintPage"),
 )

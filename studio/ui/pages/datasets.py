@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -53,6 +54,7 @@ from studio.ui.operations import EngineOp, QueryOp
 from studio.ui.widgets import ask_yes, named
 from studio.ui.widgets.dataset_import import ERROR_STYLE, NOTE_STYLE, ImportDialog, ImportReport, suggest_name
 from studio.ui.widgets.dataset_thumbnails import THUMBNAIL_LIMIT, ThumbnailModel
+from studio.ui.widgets.encoder_panel import EncoderPanel
 from studio.ui.widgets.job_panel import JobPanel
 
 __all__ = ["DatasetsPage", "ImportDialog", "ImportReport", "suggest_name", "unimportable_reason"]
@@ -211,6 +213,11 @@ class DatasetsPage(QWidget):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         right_layout.addWidget(self.details)
+        # The images and the dataset's encoder share the space below the facts, one tab each.
+        self.tabs = named(QTabWidget(), "datasetTabs", "Images and encoder of the selected dataset")
+        images = QWidget()
+        images_layout = QVBoxLayout(images)
+        images_layout.setContentsMargins(0, 4, 0, 0)
         self.thumbnails = ThumbnailModel(self)
         self.grid = named(QListView(), "datasetThumbnails", "Images of the selected dataset")
         self.grid.setViewMode(QListView.ViewMode.IconMode)
@@ -219,10 +226,15 @@ class DatasetsPage(QWidget):
         self.grid.setUniformItemSizes(True)
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.grid.setModel(self.thumbnails)
-        right_layout.addWidget(self.grid, 1)
+        images_layout.addWidget(self.grid, 1)
         self.grid_note = named(QLabel(), "datasetThumbnailsNote", "How many images are shown")
-        right_layout.addWidget(self.grid_note)
-        right_layout.addStretch(0)
+        images_layout.addWidget(self.grid_note)
+        images_layout.addStretch(0)
+        self.tabs.addTab(images, "Images")
+        self.encoder_panel = EncoderPanel(self.context)
+        self.tabs.addTab(self.encoder_panel, "Encoder")
+        self.tabs.setTabToolTip(1, "The dataset's contrastive encoder: similar images, duplicates, scores, the map")
+        right_layout.addWidget(self.tabs, 1)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
@@ -326,6 +338,7 @@ class DatasetsPage(QWidget):
     def _current_changed(self, *_: object) -> None:
         name = self.selected_name
         dataset = self.datasets.get(name) if name else None
+        self.encoder_panel.show_dataset(None if dataset is None else dataset.name, dataset.count if dataset else 0)
         if dataset is None:
             self.details.setText("" if not self.datasets else "Select a dataset to see its images.")
             self.thumbnails.show(None)

@@ -15,6 +15,7 @@ import functools
 import html
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +39,32 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.datasets.decode import human_bytes
+from studio.engine.embedding.scoring import describe, score_model
 from studio.engine.families import registry
 from studio.engine.jobs import CancelToken, Job
 from studio.engine.library import ModelSummary, delete_model, list_models
 from studio.engine.runtime.package import EXPORT_FOLDER, read_manifest
 from studio.errors import StudioError
+from studio.store.embeddings import ScoreRecord
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle, JobState
-from studio.ui.operations import EngineOp
+from studio.ui.operations import EngineOp, QueryOp
+from studio.ui.pages.model_quality import SCORE_TIP, ModelQuality, quality_text, read_quality
 from studio.ui.widgets import ask_yes, named
 from studio.ui.widgets.class_picker import classes_line
 from studio.ui.widgets.job_panel import JobPanel
 from studio.ui.widgets.model_card import ModelCardView, architecture_rows, origin_rows, read_card
 from studio.ui.widgets.model_import import HfCacheDialog, ModelImportDialog, ModelImporter
 
-__all__ = ["ModelImportDialog", "ModelsPage", "export_label", "parameters_label", "parity_rows"]
+__all__ = [
+    "ModelImportDialog",
+    "ModelQuality",
+    "ModelsPage",
+    "export_label",
+    "parameters_label",
+    "parity_rows",
+    "read_quality",
+]
 
 ERROR_COLOUR = "#c0392b"
 GOOD_COLOUR = "#1e8449"
@@ -109,6 +121,8 @@ class ModelsPage(QWidget):
         self.setAccessibleName("Models")
         self.models: dict[str, ModelSummary] = {}
         self.export_job: JobHandle | None = None
+        self.score_job: JobHandle | None = None
+        self.quality: ModelQuality | None = None  # the selected model's, once read
         # Replaced by tests and scripts to answer "delete this model?" without a dialog.
         self.confirm_delete: Callable[[str, str], bool] = functools.partial(ask_yes, self)
         self._build()
@@ -158,7 +172,15 @@ class ModelsPage(QWidget):
             "Delete the selected model and its exports (Del)",
         )
         self.delete_button.clicked.connect(self.delete_selected)
-        for widget in (self.import_button, self.fp16_check, self.export_button, self.delete_button):
+        self.score_button = named(QPushButton("Score"), "scoreButton", "Score the model's quality", SCORE_TIP)
+        self.score_button.clicked.connect(self.score_selected)
+        for widget in (
+            self.import_button,
+            self.fp16_check,
+            self.export_button,
+            self.score_button,
+            self.delete_button,
+        ):
             top.addWidget(widget)
         layout.addLayout(top)
         self.hint = named(QLabel(), "modelsHint", "About the models")
@@ -195,6 +217,11 @@ class ModelsPage(QWidget):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         details_layout.addWidget(self.details)
+        self.score_label = named(QLabel(), "scoreLabel", "Quality score")
+        self.score_label.setWordWrap(True)
+        self.score_label.setTextFormat(Qt.TextFormat.RichText)
+        self.score_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        details_layout.addWidget(self.score_label)
         self.parity_label = named(QLabel(), "parityLabel", "ONNX parity summary")
         self.parity_label.setWordWrap(True)
         details_layout.addWidget(self.parity_label)
@@ -332,6 +359,21 @@ class ModelsPage(QWidget):
             else f"'{model.name}' is an imported ONNX file already: there are no torch networks to export"
         )
         self.delete_button.setEnabled(selected and not self.store.read_only)
+        self._update_score_button()
+
+    def _update_score_button(self) -> None:
+        name = self.selected_name
+        quality = self.quality if self.quality is not None and self.quality.model == name else None
+        scoring = self.score_job is not None and not self.score_job.done
+        self.score_button.setEnabled(
+            quality is not None and quality.scorable and not scoring and not self.store.read_only
+        )
+        if self.store.read_only:
+            self.score_button.setToolTip(f"Read-only: {self.store.read_only_reason}")
+        elif quality is not None and not quality.scorable:
+            self.score_button.setToolTip(quality.hint)  # the one line that says how to get an encoder
+        else:
+            self.score_button.setToolTip(SCORE_TIP)
 
     def _selection_changed(self) -> None:
         name = self.selected_name
@@ -342,10 +384,33 @@ class ModelsPage(QWidget):
         self.card_box.setVisible(card is not None)
         if model is None:
             self.details.setText("")
+            self.score_label.setText("")
             self._show_parity(None)
             return
         self.details.setText(self._describe(model))
         self._show_parity(model)
+        self.read_quality()
+
+    def read_quality(self) -> None:
+        """Read the selected model's newest score and whether it can be scored (off the GUI thread)."""
+        name, store = self.selected_name, self.store
+        if name is None:
+            return
+        if self.quality is None or self.quality.model != name:
+            self.score_label.setText("<b>Quality</b>: <span style='color: #7f8c8d'>reading\u2026</span>")
+        QueryOp(self, lambda: read_quality(store, name)).latest_only("quality").success(self._show_quality).failure(
+            lambda reason: self.score_label.setText(
+                f"<b>Quality</b>: <span style='color: {ERROR_COLOUR}'>{html.escape(reason)}</span>"
+            )
+        ).run_in_background()
+
+    def _show_quality(self, quality: ModelQuality) -> None:
+        model = self.models.get(quality.model)
+        if model is None or quality.model != self.selected_name:
+            return  # the selection moved on meanwhile
+        self.quality = quality
+        self.score_label.setText(quality_text(quality, model.steps))
+        self._update_score_button()
 
     def _describe(self, model: ModelSummary) -> str:
         def row(label: str, value: str) -> str:
@@ -482,6 +547,39 @@ class ModelsPage(QWidget):
             f"Exported in {result.seconds:.1f} s; parity with torch "
             f"(largest difference at {worst:.0%} of its tolerance):",
         )
+
+    # --- quality score ----------------------------------------------------------------------
+
+    def score_selected(self) -> JobHandle | None:
+        """Score the selected model in its dataset's encoder space as a job; the score shows when it ends."""
+        name = self.selected_name
+        if name is None or (self.score_job is not None and not self.score_job.done):
+            return None
+        store = self.store
+
+        def ended() -> None:
+            self._ended("Scoring cancelled: nothing was kept" if handle.state is JobState.CANCELLED else None)
+            self._update_score_button()
+
+        op = (
+            EngineOp[ScoreRecord](self.context, f"Score '{name}'", lambda token: score_model(store, name, cancel=token))
+            .started(self.panel.refresh)
+            .on_event(self.panel.refresh)
+            .success(lambda record: self._scored(name, record))
+            .failure(lambda message: self.context.error(f"Scoring '{name}' failed", message))
+            .ended(ended)
+        )
+        handle = self.panel.add(op.run())
+        self.score_job = handle
+        self._update_score_button()
+        return handle
+
+    def _scored(self, name: str, record: ScoreRecord) -> None:
+        self.context.notify(f"'{name}': {describe(record)}", 10_000)
+        if name == self.selected_name and self.quality is not None and self.quality.model == name:
+            self.quality = replace(self.quality, score=record)
+            model = self.models.get(name)
+            self.score_label.setText(quality_text(self.quality, model.steps if model else record.steps))
 
     # --- import -----------------------------------------------------------------------------
 

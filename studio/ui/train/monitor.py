@@ -3,7 +3,8 @@ preview grid with the family's diagnostic figures, and a banner for training war
 
 It only shows what it is told: the page feeds it the job's events (in the GUI thread, through the
 runner's queued signals) and tells it the job's state. The plot is redrawn by a 200 ms timer, never
-once per event.
+once per event. One thing it starts itself: when a run completes and the model's dataset has an
+encoder, it scores the model (an `EngineOp`, queued like any job) and shows the score under the plot.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.embedding.scoring import can_score, describe, score_model
 from studio.engine.families.registry import declaration
 from studio.engine.training import CheckpointSaved, PreviewReady, TrainingProgress, TrainingWarning
-from studio.ui.operations import JobState
+from studio.store.embeddings import ScoreRecord
+from studio.ui.context import StudioContext
+from studio.ui.operations import EngineOp, JobHandle, JobState, QueryOp
 from studio.ui.widgets import image_grid, named
 
 PLOT_INTERVAL_MS = 200  # the loss plot redraws at most five times a second, however fast events come
@@ -167,8 +171,12 @@ class TrainMonitor(QWidget):
     The buttons only report clicks; the page decides what they do and tells the monitor the job's state.
     """
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, context: StudioContext | None = None) -> None:
         super().__init__(parent)
+        # For the score after a run; without one, the monitor uses its page's (see `_context`).
+        self.context = context
+        self.score_job: JobHandle | None = None
+        self.scored_model: str | None = None  # the run whose score the line waits for or shows
         self.history = LossHistory()
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.current_step = 0
@@ -200,7 +208,19 @@ class TrainMonitor(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("trainSplitter")
         splitter.setChildrenCollapsible(False)
-        splitter.addWidget(self._build_plot())
+        plot_box = QWidget()
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        plot_layout.setSpacing(2)
+        plot_layout.addWidget(self._build_plot(), 1)
+        self.score_label = named(QLabel(), "trainScoreLabel", "Quality score of the run")
+        self.score_label.setWordWrap(True)
+        self.score_label.setTextFormat(Qt.TextFormat.RichText)
+        self.score_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.score_label.setStyleSheet("color: palette(placeholder-text);")
+        self.score_label.setVisible(False)
+        plot_layout.addWidget(self.score_label)
+        splitter.addWidget(plot_box)
         splitter.addWidget(self._build_preview())
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -360,6 +380,9 @@ class TrainMonitor(QWidget):
         self.warnings.clear()
         self._figures = {}
         self.warning_banner.setVisible(False)
+        self.score_label.setVisible(False)
+        self.score_label.setText("")
+        self.scored_model = None  # a score still on its way belongs to the previous run: not shown
         self.current_step = 0
         self.progress.setValue(0)
         self.step_label.setText("Step \u2014")
@@ -497,8 +520,59 @@ class TrainMonitor(QWidget):
         self.eta_label.setText(f"took {format_duration(result.seconds)}")
         if verb == "Completed":
             self.progress.setValue(1000)
+            if new_steps > 0:
+                self.score_after(str(result.model))
 
     def show_failure(self, message: str) -> None:
         """The run failed with a one-line reason."""
         self.set_status(f"<b>Failed:</b> {html.escape(message)}")
         self.speed_label.setText("failed")
+
+    # --- the quality score after a run ----------------------------------------------------------
+
+    def _context(self) -> StudioContext | None:
+        """The context given, else the one of the page the monitor sits in."""
+        if self.context is not None:
+            return self.context
+        widget = self.parentWidget()
+        while widget is not None:
+            context = getattr(widget, "context", None)
+            if isinstance(context, StudioContext):
+                return context
+            widget = widget.parentWidget()
+        return None
+
+    def score_after(self, model: str) -> None:
+        """Score a model that just finished training when its dataset has an encoder; the score shows under
+        the plot (a model whose dataset has none is left alone: nothing shows)."""
+        context = self._context()
+        if context is None or context.store.read_only:
+            return
+        store = context.store
+        QueryOp(self, lambda: can_score(store, model)).success(
+            lambda scorable: self._start_score(context, model) if scorable else None
+        ).run_in_background()
+
+    def _start_score(self, context: StudioContext, model: str) -> None:
+        store = context.store
+        self.scored_model = model
+        self._score_line(model, f"Scoring '{html.escape(model)}' in its dataset's encoder space\u2026")
+        self.score_job = (
+            EngineOp[ScoreRecord](context, f"Score '{model}'", lambda token: score_model(store, model, cancel=token))
+            .success(lambda record: self.show_score(model, record))
+            # A score is a bonus after a run: its failure is a line here, never a dialog.
+            .failure(lambda message: self._score_line(model, f"No quality score: {html.escape(message)}"))
+            .cancelled(lambda: self._score_line(model, "Quality score cancelled."))
+            .run()
+        )
+
+    def _score_line(self, model: str, text: str) -> None:
+        if model == self.scored_model:  # a new run since clears the line for its own score
+            self.score_label.setText(text)
+            self.score_label.setVisible(True)
+
+    def show_score(self, model: str, record: ScoreRecord) -> None:
+        """A model's quality score, as one line under the loss plot (unless a new run started since)."""
+        self._score_line(
+            model, f"<b>Quality</b> of '{html.escape(model)}' at step {record.steps:,}: {html.escape(describe(record))}"
+        )

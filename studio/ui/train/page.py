@@ -38,7 +38,7 @@ class TrainPage(QWidget):
         self.model_name = ""  # the model this page's current (or last) run trains
 
         self.setup = TrainSetup()
-        self.monitor = TrainMonitor()
+        self.monitor = TrainMonitor(context=context)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(10)
