@@ -11,6 +11,8 @@ from studio.cli.printing import print_table, say
 from studio.engine.families.declaration import CPU_TRAINING_LIMIT, describe_resolutions
 from studio.limits import IMAGE_SIZE, SAMPLE_COUNT, SEED, WORKERS
 
+SHOWN_PAIRS = 10  # near-duplicate pairs `datasets show` prints; --json has the report's whole list
+
 
 def cmd_datasets_import(ctx: Context) -> dict[str, Any]:
     """studio datasets import PATH... --name NAME"""
@@ -39,7 +41,20 @@ def cmd_datasets_import(ctx: Context) -> dict[str, Any]:
             say(f"  skipped {skip.path}: {skip.reason}")
         if result.dataset.class_counts:
             say("  classes: " + ", ".join(f"{k} {v}" for k, v in result.dataset.class_counts.items()))
+        near = near_duplicate_line(result.dataset.name, result.near_duplicate_count, result.near_duplicate_check)
+        if near:
+            say(f"  {near}")
     return payload
+
+
+def near_duplicate_line(name: str, count: int | None, check: dict[str, Any]) -> str:
+    """One line on the import's near-duplicate pairs (nothing when there are none)."""
+    if count is None:
+        return f"near-duplicates {check.get('note') or 'not checked'}"
+    if count == 0:
+        return ""
+    pairs = "1 near-duplicate pair" if count == 1 else f"{count} near-duplicate pairs"
+    return f"{pairs}; see `studio datasets show {name} --json` (none dropped: you decide)"
 
 
 def cmd_datasets_add_sample(ctx: Context) -> dict[str, Any]:
@@ -100,6 +115,18 @@ def cmd_datasets_show(ctx: Context) -> dict[str, Any]:
             say(f"{key:>10}: {payload[key]}")
         if dataset.class_counts:
             say(f"{'classes':>10}: " + ", ".join(f"{k} {v}" for k, v in dataset.class_counts.items()))
+        report = dataset.report
+        if "near_duplicate_count" in report:  # imports from before the check have no such entry
+            count = report["near_duplicate_count"]
+            check = report.get("near_duplicate_check", {})
+            if count is None:
+                say(f"{'near-dups':>10}: {check.get('note') or 'not checked'}")
+            else:
+                say(f"{'near-dups':>10}: {count} pairs closer than {check.get('threshold')} (none dropped)")
+            for pair in report.get("near_duplicates", [])[:SHOWN_PAIRS]:
+                say(f"{'':>12}{pair['first']}  ~  {pair['second']}  ({pair['distance']:.3f})")
+            if (count or 0) > SHOWN_PAIRS:
+                say(f"{'':>12}the closest {SHOWN_PAIRS} shown; `--json` lists up to {len(report['near_duplicates'])}")
     return payload
 
 

@@ -16,6 +16,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 # decode_chunk lives in `decode` so spawned workers import only Pillow and numpy, not this module.
 from studio.engine.datasets.decode import (
     Decoded,
@@ -25,6 +27,8 @@ from studio.engine.datasets.decode import (
     run_task,
     worker_init,
 )
+from studio.engine.datasets.near_duplicates import MAX_IMAGES as NEAR_DUPLICATE_LIMIT
+from studio.engine.datasets.near_duplicates import NearDuplicates, find_pairs, signatures, skipped_check
 from studio.engine.datasets.sources import Candidate, Skipped, SourceScanner
 from studio.engine.datasets.storage import (
     DatasetSummary,
@@ -37,18 +41,23 @@ from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.errors import StudioError
 from studio.store.database import Store
 
+SIGNATURE_BATCH_BYTES = 32 * 1024 * 1024  # decoded pixels held before they become thumbnails
 PARALLEL_THRESHOLD = 96  # below this, starting worker processes costs more than it saves
 MAX_WORKERS = 8
 
 
 @dataclass
 class ImportResult:
-    """What an import did: the dataset made, duplicates dropped and every skipped input."""
+    """What an import did: the dataset made, duplicates dropped, every skipped input and the
+    near-duplicate pairs found (reported only: the user decides)."""
 
     dataset: DatasetSummary
     imported: int
     duplicates: int
     skipped: list[Skipped] = field(default_factory=list)
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    near_duplicate_count: int | None = 0  # None when the check was skipped
+    near_duplicate_check: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form the CLI prints."""
@@ -60,7 +69,46 @@ class ImportResult:
             "size": self.dataset.size,
             "channels": self.dataset.channels,
             "classes": self.dataset.class_counts,
+            "near_duplicates": self.near_duplicates,
+            "near_duplicate_count": self.near_duplicate_count,
+            "near_duplicate_check": self.near_duplicate_check,
         }
+
+
+class _Signatures:
+    """Perceptual thumbnails of the accepted images, computed in batches as they are decoded."""
+
+    def __init__(self, size: int, channels: int) -> None:
+        self.shape = (size, size, channels)
+        self.pending: list[bytes] = []
+        self.parts: list[np.ndarray] = []
+        self.count = 0
+        self.too_many = False
+
+    def add(self, pixels: bytes) -> None:
+        """One accepted image's pixels (dropped once the dataset is too large to check)."""
+        self.count += 1
+        if self.count > NEAR_DUPLICATE_LIMIT:
+            self.too_many, self.pending, self.parts = True, [], []
+            return
+        self.pending.append(pixels)
+        if len(self.pending) * len(pixels) >= SIGNATURE_BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Turn the pending pixels into thumbnails."""
+        if self.pending:
+            images = np.frombuffer(b"".join(self.pending), np.uint8).reshape(-1, *self.shape)
+            self.parts.append(signatures(images))
+            self.pending = []
+
+    def check(self, cancel: CancelToken) -> NearDuplicates:
+        """All pairs closer than the threshold, or a note that the dataset was too large."""
+        if self.too_many:
+            return skipped_check(self.count)
+        self.flush()
+        vectors = np.concatenate(self.parts) if self.parts else np.zeros((0, 1), np.float32)
+        return find_pairs(vectors, check=cancel.check)
 
 
 def default_workers() -> int:
@@ -180,6 +228,7 @@ def import_dataset(
 
     tasks = [DecodeTask(c.path, c.member, size, channels, limits) for c in candidates]
     writer = DatasetWriter(store, name, size, channels, origin="import")
+    perceptual = _Signatures(size, channels)
     try:
         total = len(tasks)
         every = max(1, total // 200)
@@ -189,19 +238,31 @@ def import_dataset(
             candidate = candidates[index]
             if isinstance(outcome, str):
                 skipped.append(Skipped(candidate.display, outcome))
-            else:
-                writer.add(outcome.pixels, outcome.digest, candidate.display, candidate.label, outcome.thumbnail)
+            elif writer.add(outcome.pixels, outcome.digest, candidate.display, candidate.label, outcome.thumbnail):
+                perceptual.add(outcome.pixels)
             if (index + 1) % every == 0 or index + 1 == total:
                 yield Progress("decoding", index + 1, total, f"{writer.count} images, {len(skipped)} skipped")
         cancel.check()
         if writer.count == 0:
             first = f"; first: {skipped[0].path}: {skipped[0].reason}" if skipped else ""
             raise StudioError(f"nothing to import: all {len(candidates)} files were skipped{first}")
+        yield Progress("near-duplicates", 0, 1, f"looking for near-duplicates among {writer.count} images")
+        near = perceptual.check(cancel)
+        listed = near.listed(writer.sources)
+        count = near.count if near.checked else None
+        yield Progress("near-duplicates", 1, 1, f"{near.count} near-duplicate pairs" if near.checked else near.note)
         yield Progress("writing", 0, 1, "saving the dataset")
-        report = {"sources": [str(s) for s in sources][:50], "skipped": len(skipped), "duplicates": writer.duplicates}
+        report = {
+            "sources": [str(s) for s in sources][:50],
+            "skipped": len(skipped),
+            "duplicates": writer.duplicates,
+            "near_duplicates": listed,
+            "near_duplicate_count": count,
+            "near_duplicate_check": near.summary(),
+        }
         summary = writer.commit(report)
     except BaseException:
         writer.discard()
         raise
     yield Progress("writing", 1, 1, "saved")
-    yield Finished(ImportResult(summary, summary.count, writer.duplicates, skipped))
+    yield Finished(ImportResult(summary, summary.count, writer.duplicates, skipped, listed, count, near.summary()))

@@ -184,6 +184,11 @@ class DatasetWriter:
         """Unique images added so far."""
         return len(self._items)
 
+    @property
+    def sources(self) -> list[str]:
+        """The source name of each image added so far, in array order."""
+        return [item["source"] for item in self._items]
+
     def add(self, pixels: bytes, digest: str, source: str, label: str | None, thumbnail: bytes | None = None) -> bool:
         """Append one image unless its content was seen already; True when added."""
         if digest in self._seen:
