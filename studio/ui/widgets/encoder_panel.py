@@ -94,8 +94,8 @@ def describe_encoder(facts: EncoderFacts) -> str:
     else:
         lines.append(f"<span style='{MUTED}'>Linear probe: not measured (the images have no class labels)</span>")
     lines.append(
-        f"Near-duplicates: within <b>{encoder.duplicate_threshold:.4f}</b> (a copy shifted by a pixel, with faint "
-        f"noise, stays within it 95% of the time). Memorised: a generated image within "
+        f"Near-duplicates: within <b>{encoder.duplicate_threshold:.4f}</b> of each other (closer than 99% of the "
+        f"training images are to their nearest other). Memorised: a generated image within "
         f"<b>{encoder.memorised_threshold:.4f}</b> of a training image (closer than 95% of the training images "
         "are to their nearest other)"
     )
