@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from studio.engine.checkpoints import load_model
 from studio.engine.datasets.samples import digits_images
 from studio.engine.datasets.storage import DatasetWriter
+from studio.engine.embedding.analysis import frechet_distance
 from studio.engine.families.base import GeneratorFamily
 from studio.engine.jobs import run_job
 from studio.engine.library import model_folder
@@ -119,17 +120,6 @@ def features_and_classes(model: DigitClassifier, images: np.ndarray) -> tuple[np
     x = to_tensor(images)
     feats = model.features(x)
     return feats.double().numpy(), model.head(feats).argmax(1).numpy()
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2), with symmetric eigendecompositions."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    values, vectors = np.linalg.eigh(cov_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
 class Scorer:

@@ -36,6 +36,7 @@ from studio.store.database import Store
 from studio.ui.context import StudioContext
 from studio.ui.operations import QueryOp
 from studio.ui.widgets import named
+from studio.ui.widgets.plots import style_axes
 
 COLOUR_BY = (("Model", "model"), ("Class", "class"), ("Rating", "rating"))
 # Tableau 10: distinct on light and dark backgrounds; groups past ten reuse them in order.
@@ -220,14 +221,9 @@ class MapPage(QWidget):
             None,
         )
         item = self.plot.getPlotItem()
-        for axis_name, text in (("bottom", "first principal component"), ("left", "second principal component")):
-            axis = item.getAxis(axis_name)
-            axis.setPen(foreground)
-            axis.setTextPen(foreground)
-            axis.setLabel(text, color=foreground.name())
-            axis.enableAutoSIPrefix(False)  # "(x0.001)" on a unitless projection only confuses
-            axis.setStyle(maxTickLevel=0)
-        item.showGrid(x=True, y=True, alpha=0.15)
+        style_axes(item, foreground, "first principal component", "second principal component", grid_alpha=0.15)
+        for axis_name in ("bottom", "left"):
+            item.getAxis(axis_name).enableAutoSIPrefix(False)  # "(x0.001)" on a unitless projection only confuses
         self.legend = item.addLegend(offset=(10, 10), labelTextColor=foreground)
         self.legend.setBrush(pg.mkBrush(background.red(), background.green(), background.blue(), 215))
         self.legend.setPen(pg.mkPen(foreground.red(), foreground.green(), foreground.blue(), 60))

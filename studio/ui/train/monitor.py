@@ -36,6 +36,7 @@ from studio.store.embeddings import ScoreRecord
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState, QueryOp
 from studio.ui.widgets import image_grid, named
+from studio.ui.widgets.plots import style_axes
 
 PLOT_INTERVAL_MS = 200  # the loss plot redraws at most five times a second, however fast events come
 PREVIEW_COLUMNS = 8
@@ -285,14 +286,7 @@ class TrainMonitor(QWidget):
         item = self.loss_plot.getPlotItem()
         self._plot_colour = foreground.name()
         item.setTitle("Losses appear here once a run starts", color=self._plot_colour, size="10pt")
-        for axis_name, text in (("bottom", "step"), ("left", "loss")):
-            axis = item.getAxis(axis_name)
-            axis.setPen(foreground)
-            axis.setTextPen(foreground)
-            axis.setLabel(text, color=foreground.name())
-            # Grid lines at major ticks only: minor ones cost as much to paint as everything else together.
-            axis.setStyle(maxTickLevel=0)
-        item.showGrid(x=True, y=True, alpha=0.25)
+        style_axes(item, foreground, "step", "loss")
         # Long runs: draw only the points in view, reduced to about one per pixel (peaks kept).
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)

@@ -42,6 +42,7 @@ from studio.store.embeddings import EmbeddingRepository, EncoderRecord
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState, QueryOp
 from studio.ui.widgets import named
+from studio.ui.widgets.plots import style_axes
 from studio.ui.widgets.schema_form import SchemaForm
 
 DEFAULT_MINUTES = 3.0  # the engine's own default budget (studio embed train)
@@ -250,13 +251,7 @@ class EncoderPanel(QWidget):
         item = self.loss_plot.getPlotItem()
         self._plot_colour = foreground.name()
         item.setTitle("NT-Xent loss (appears once training starts)", color=self._plot_colour, size="9pt")
-        for axis_name, text in (("bottom", "step"), ("left", "loss")):
-            axis = item.getAxis(axis_name)
-            axis.setPen(foreground)
-            axis.setTextPen(foreground)
-            axis.setLabel(text, color=foreground.name())
-            axis.setStyle(maxTickLevel=0)
-        item.showGrid(x=True, y=True, alpha=0.25)
+        style_axes(item, foreground, "step", "loss")
         self.curve = self.loss_plot.plot(pen=pg.mkPen(LOSS_COLOUR, width=1))
         return self.loss_plot
 
