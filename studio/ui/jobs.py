@@ -10,6 +10,7 @@ and cancelled; `shutdown` cancels everything and waits, so no thread outlives th
 from __future__ import annotations
 
 import enum
+import gc
 import itertools
 import queue
 import sys
@@ -18,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from studio.engine.datasets.importer import host_is_threaded
 from studio.engine.jobs import CancelToken, Finished
@@ -156,6 +157,40 @@ class _EngineThread(QThread):
             report(handle, "failed", f"unexpected error ({type(error).__name__}): {message}")
 
 
+class GuiThreadCollector(QObject):
+    """Python's cyclic garbage collection, run only in the GUI thread while worker threads exist.
+
+    A collection runs in whichever thread happens to allocate; in the engine thread it can free a Qt
+    object left in a reference cycle, whose destructor then waits for the GUI thread while the GUI
+    thread waits for the interpreter: a deadlock (seen during an encoder's ONNX export). pyqtgraph's
+    GarbageCollector does the same: automatic collection off, the thresholds checked on a timer here.
+    """
+
+    INTERVAL_MS = 500
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.setObjectName("studio-gc")
+        self._timer.timeout.connect(self.collect_due)
+        self._timer.start(self.INTERVAL_MS)
+
+    def collect_due(self) -> None:
+        """Collect the oldest generation whose count passed its threshold, as automatic collection would."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        due = [generation for generation in range(3) if counts[generation] > thresholds[generation]]
+        if due:
+            gc.collect(max(due))
+
+    def stop(self) -> None:
+        """Stop the timer and hand collection back to the interpreter."""
+        self._timer.stop()
+        if self._was_enabled:
+            gc.enable()
+
+
 class JobRunner(QObject):
     """Queues engine jobs and runs them one at a time off the GUI thread."""
 
@@ -172,6 +207,7 @@ class JobRunner(QObject):
         # Queued: the slot runs in the GUI thread, so every handle signal is emitted there.
         self._thread.relay.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._handles: list[JobHandle] = []
+        self._collector = GuiThreadCollector(self)
         self._thread.start()
 
     @property
@@ -242,6 +278,7 @@ class JobRunner(QObject):
         self.cancel_all()
         self._work.put(_STOP)
         stopped = self._thread.wait(timeout_ms)
+        self._collector.stop()
         return bool(stopped)
 
     def wait_idle(self, timeout_ms: int = 60_000) -> bool:
