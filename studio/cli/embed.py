@@ -11,18 +11,9 @@ from typing import Any
 from studio.cli.arguments import BoundedInt
 from studio.cli.context import Context, Interrupted
 from studio.cli.printing import TrainingPrinter, say
+from studio.engine.families.schema import split_settings
 from studio.errors import StudioError
 from studio.limits import SEED, STEPS
-
-
-def _settings(pairs: list[str]) -> dict[str, str]:
-    found = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise StudioError(f"--set takes KEY=VALUE, not '{pair}'")
-        found[key.strip()] = value.strip()
-    return found
 
 
 def cmd_embed_train(ctx: Context) -> dict[str, Any]:
@@ -38,7 +29,7 @@ def cmd_embed_train(ctx: Context) -> dict[str, Any]:
         args.dataset,
         steps=args.steps,
         minutes=args.minutes,
-        settings=_settings(args.set),
+        settings=split_settings(args.set),
         seed=args.seed,
         device=args.device,
         resume=args.resume,
@@ -77,17 +68,14 @@ def _describe(encoder: dict[str, Any]) -> str:
 
 def cmd_embed_show(ctx: Context) -> dict[str, Any]:
     """studio embed show DATASET: the current encoder, older versions, items still to embed."""
-    from studio.engine.embedding.training import encoder_summary
+    from studio.engine.embedding.queries import encoder_summary, no_encoder_hint
     from studio.store.embeddings import EmbeddingRepository
 
     repository = EmbeddingRepository(ctx.store)
-    rows = repository.dataset(ctx.args.dataset)
-    encoders = repository.encoders(rows.id)
+    encoders = repository.encoders(repository.dataset_id(ctx.args.dataset))
     if not encoders:
-        from studio.engine.embedding.queries import no_encoder_hint
-
         raise StudioError(no_encoder_hint(ctx.args.dataset))
-    current = {"dataset": rows.name, **encoder_summary(encoders[0]), "metrics": encoders[0].metrics}
+    current = {"dataset": ctx.args.dataset, **encoder_summary(encoders[0]), "metrics": encoders[0].metrics}
     payload = {
         **current,
         "pending": repository.missing_count(encoders[0]),
@@ -118,9 +106,9 @@ def cmd_embed_export(ctx: Context) -> dict[str, Any]:
     args = ctx.args
     repository = EmbeddingRepository(ctx.store)
     dataset = model = None
-    is_model = repository.dataset_of_model(args.name) is not None or _model_exists(ctx, args.name)
+    is_model = _model_exists(ctx, args.name)
     try:
-        repository.dataset(args.name)
+        repository.dataset_id(args.name)
         is_dataset = True
     except StudioError:
         is_dataset = False

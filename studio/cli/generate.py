@@ -8,20 +8,16 @@ from typing import Any
 from studio.cli.arguments import BACKEND_CHOICES, DEVICE_CHOICES, PROVIDER_CHOICES, BoundedInt
 from studio.cli.context import Context
 from studio.cli.printing import print_note, say
+from studio.engine.families.schema import split_settings
 from studio.errors import StudioError
 from studio.limits import COUNT, FRAMES, SEED
 
 
 def _sampling_overrides(ctx: Context, with_class: bool = True) -> dict[str, Any]:
     """--set pairs as text (the opened model's sampling schema parses and validates them), and --class."""
-    values: dict[str, Any] = {}
-    for pair in ctx.args.set:
-        key, separator, text = pair.partition("=")
-        if not separator or not key.strip():
-            raise StudioError(f"--set takes key=value, not '{pair}'")
-        if key.strip() == "class":
-            raise StudioError("the class is chosen with --class NAME, not --set")
-        values[key.strip()] = text
+    values: dict[str, Any] = dict(split_settings(ctx.args.set))
+    if "class" in values:
+        raise StudioError("the class is chosen with --class NAME, not --set")
     if with_class and ctx.args.class_name is not None:
         values["class"] = ctx.args.class_name
     return values

@@ -129,12 +129,18 @@ class EmbeddingRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def dataset(self, name: str) -> DatasetRows:
-        """A dataset's id and its items in array order; NotFoundError for an unknown name."""
+    def dataset_id(self, name: str) -> int:
+        """A dataset's id; NotFoundError for an unknown name."""
         with self.store.session() as session:
             dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == name))
-            if dataset_id is None:
-                raise NotFoundError(f"no dataset named '{name}' (see `studio datasets list`)")
+        if dataset_id is None:
+            raise NotFoundError(f"no dataset named '{name}' (see `studio datasets list`)")
+        return int(dataset_id)
+
+    def dataset(self, name: str) -> DatasetRows:
+        """A dataset's id and its items in array order; NotFoundError for an unknown name."""
+        dataset_id = self.dataset_id(name)
+        with self.store.session() as session:
             rows = session.execute(
                 select(DatasetItem.id, DatasetItem.content_hash, DatasetItem.label, DatasetItem.source)
                 .where(DatasetItem.dataset_id == dataset_id)

@@ -44,6 +44,22 @@ def latest_score_of(store: Store, model: str) -> ScoreRecord | None:
     return EmbeddingRepository(store).latest_score_of(model)
 
 
+def encoder_summary(encoder: EncoderRecord) -> dict[str, Any]:
+    """What the CLI and the app show of an encoder."""
+    return {
+        "encoder_id": encoder.id,
+        "weights_hash": encoder.weights_hash,
+        "dims": encoder.dims,
+        "input_size": encoder.input_size,
+        "steps": encoder.steps,
+        "probe_accuracy": encoder.metrics.get("probe_accuracy"),
+        "probe_chance": encoder.metrics.get("probe_chance"),
+        "duplicate_threshold": round(encoder.duplicate_threshold, 6),
+        "memorised_threshold": round(encoder.memorised_threshold, 6),
+        "created_at": encoder.created_at.isoformat(timespec="seconds"),
+    }
+
+
 def no_encoder_hint(dataset: str) -> str:
     """The one line shown wherever an encoder is needed and the dataset has none."""
     return f"dataset '{dataset}' has no encoder yet: train one with `studio embed train {dataset}` (about 3 minutes)"
@@ -51,8 +67,8 @@ def no_encoder_hint(dataset: str) -> str:
 
 def dataset_encoder(store: Store, dataset: str) -> EncoderRecord:
     """The dataset's current encoder, or a StudioError with the hint to train one."""
-    rows = EmbeddingRepository(store).dataset(dataset)
-    encoder = EmbeddingRepository(store).current_encoder(rows.id)
+    repository = EmbeddingRepository(store)
+    encoder = repository.current_encoder(repository.dataset_id(dataset))
     if encoder is None:
         raise StudioError(no_encoder_hint(dataset))
     return encoder
@@ -238,8 +254,9 @@ def duplicates(
         raise StudioError("--threshold must be a cosine distance between 0 and 2")
     gallery = GalleryRepository(store)
     selected = gallery.ids(filters or GalleryFilter())
+    entries = {entry.id: entry for entry in gallery.entries(selected)}
     by_model: dict[str, list[int]] = {}
-    for entry in gallery.entries(selected):
+    for entry in entries.values():
         by_model.setdefault(entry.model, []).append(entry.id)
     groups: list[DuplicateGroup] = []
     repository = EmbeddingRepository(store)
@@ -258,15 +275,14 @@ def duplicates(
         present = [i for i in ids if i in position]
         matrix = vectors.matrix[[position[i] for i in present]]
         rule = encoder.duplicate_threshold if threshold is None else threshold
-        entries = {entry.id: entry for entry in gallery.entries(present)}
         for group in duplicate_groups(matrix, rule):
             members = [present[index] for index in group]
             keep = min(
                 members,
                 key=lambda i: (-entries[i].rating, entries[i].flag != "pick", entries[i].created_at, i),
             )
-            kept = matrix[present.index(keep)]
-            spread = max(float(1.0 - matrix[present.index(i)] @ kept) for i in members)
+            kept = matrix[group[members.index(keep)]]
+            spread = max(float(1.0 - matrix[index] @ kept) for index in group)
             groups.append(DuplicateGroup(sorted(members), keep, max(0.0, spread)))
     return groups
 
@@ -398,7 +414,7 @@ def datasets_with_encoders(store: Store) -> list[str]:
     repository = EmbeddingRepository(store)
     for summary in list_datasets(store):
         try:
-            if repository.current_encoder(repository.dataset(summary.name).id) is not None:
+            if repository.current_encoder(repository.dataset_id(summary.name)) is not None:
                 names.append(summary.name)
         except NotFoundError:
             continue

@@ -31,7 +31,7 @@ from studio.engine.embedding.analysis import spacing_thresholds
 from studio.engine.embedding.augment import augment
 from studio.engine.embedding.network import EmbeddingNetwork, build_networks, nt_xent
 from studio.engine.embedding.preprocess import to_input
-from studio.engine.embedding.queries import encoder_folder
+from studio.engine.embedding.queries import encoder_folder, encoder_summary
 from studio.engine.embedding.runtime import (
     CONFIG_FILE,
     ONNX_FILE,
@@ -95,22 +95,6 @@ class EncoderResult:
         else:
             found["resume"] = f"studio embed train {self.dataset} --resume"
         return found
-
-
-def encoder_summary(encoder: EncoderRecord) -> dict[str, Any]:
-    """What the CLI and the app show of an encoder."""
-    return {
-        "encoder_id": encoder.id,
-        "weights_hash": encoder.weights_hash,
-        "dims": encoder.dims,
-        "input_size": encoder.input_size,
-        "steps": encoder.steps,
-        "probe_accuracy": encoder.metrics.get("probe_accuracy"),
-        "probe_chance": encoder.metrics.get("probe_chance"),
-        "duplicate_threshold": round(encoder.duplicate_threshold, 6),
-        "memorised_threshold": round(encoder.memorised_threshold, 6),
-        "created_at": encoder.created_at.isoformat(timespec="seconds"),
-    }
 
 
 EncoderJob = Generator[Progress | TrainingProgress | Finished, None, None]

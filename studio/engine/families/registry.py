@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.engine.families.declaration import FamilyDeclaration
 from studio.engine.families.pipeline import Pipeline
-from studio.engine.families.schema import Hyperparameter
+from studio.engine.families.schema import Hyperparameter, split_settings
 from studio.errors import StudioError
 
 if TYPE_CHECKING:
@@ -92,11 +92,7 @@ def parse_overrides(name: str, pairs: list[str]) -> dict[str, Any]:
     """`key=value` strings (from --set) to validated values of family `name`'s schema."""
     schema = {h.name: h for h in full_schema(name)}
     values: dict[str, Any] = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        key = key.strip()
-        if not separator or not key:
-            raise StudioError(f"--set takes key=value, not '{pair}'")
+    for key, text in split_settings(pairs).items():
         if key not in schema:
             raise StudioError(f"unknown setting '{key}' for {name}: choose from {', '.join(sorted(schema))}")
         values[key] = schema[key].parse(text)

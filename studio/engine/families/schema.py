@@ -95,6 +95,17 @@ class Hyperparameter:
         )
 
 
+def split_settings(pairs: list[str]) -> dict[str, str]:
+    """`key=value` strings (from --set) as a dict of text values, unparsed; one-line error otherwise."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key.strip():
+            raise StudioError(f"--set takes key=value, not '{pair}'")
+        values[key.strip()] = text
+    return values
+
+
 def validate_options(
     schema: tuple[Hyperparameter, ...], defaults: Mapping[str, Any], values: Mapping[str, Any], family: str
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,7 +36,7 @@ from studio.store.database import Store
 from studio.ui.context import StudioContext
 from studio.ui.operations import QueryOp
 from studio.ui.widgets import named
-from studio.ui.widgets.plots import style_axes
+from studio.ui.widgets.plots import style_axes, themed_plot
 
 COLOUR_BY = (("Model", "model"), ("Class", "class"), ("Rating", "rating"))
 # Tableau 10: distinct on light and dark backgrounds; groups past ten reuse them in order.
@@ -211,15 +211,8 @@ class MapPage(QWidget):
         return empty
 
     def _build_plot(self) -> QWidget:
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        foreground = palette.color(QPalette.ColorRole.Text)
-        self.plot = named(
-            pg.PlotWidget(background=background),
-            "mapPlot",
-            "Map of the dataset and the gallery",
-            None,
-        )
+        plot = themed_plot(self, "mapPlot", "Map of the dataset and the gallery", None)
+        self.plot, foreground, background = plot.widget, plot.foreground, plot.background
         item = self.plot.getPlotItem()
         style_axes(item, foreground, "first principal component", "second principal component", grid_alpha=0.15)
         for axis_name in ("bottom", "left"):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QPalette, QResizeEvent
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -36,7 +36,7 @@ from studio.store.embeddings import ScoreRecord
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState, QueryOp
 from studio.ui.widgets import image_grid, named
-from studio.ui.widgets.plots import style_axes
+from studio.ui.widgets.plots import style_axes, themed_plot
 
 PLOT_INTERVAL_MS = 200  # the loss plot redraws at most five times a second, however fast events come
 PREVIEW_COLUMNS = 8
@@ -273,15 +273,13 @@ class TrainMonitor(QWidget):
         return figures
 
     def _build_plot(self) -> QWidget:
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        foreground = palette.color(QPalette.ColorRole.Text)
-        self.loss_plot = named(
-            pg.PlotWidget(background=background),
+        plot = themed_plot(
+            self,
             "lossPlot",
             "Loss plot",
             "Training losses against the step (drag to pan, wheel to zoom, right-click for options)",
         )
+        self.loss_plot, foreground, background = plot.widget, plot.foreground, plot.background
         self.loss_plot.setMinimumHeight(180)
         item = self.loss_plot.getPlotItem()
         self._plot_colour = foreground.name()

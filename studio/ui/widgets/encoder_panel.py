@@ -16,7 +16,6 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFrame,
@@ -42,7 +41,7 @@ from studio.store.embeddings import EmbeddingRepository, EncoderRecord
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState, QueryOp
 from studio.ui.widgets import named
-from studio.ui.widgets.plots import style_axes
+from studio.ui.widgets.plots import style_axes, themed_plot
 from studio.ui.widgets.schema_form import SchemaForm
 
 DEFAULT_MINUTES = 3.0  # the engine's own default budget (studio embed train)
@@ -66,7 +65,7 @@ class EncoderFacts:
 def read_encoder_facts(store: Store, dataset: str) -> EncoderFacts:
     """The panel's figures for a dataset (database and file reads: call it off the GUI thread)."""
     repository = EmbeddingRepository(store)
-    encoder = repository.current_encoder(repository.dataset(dataset).id)
+    encoder = repository.current_encoder(repository.dataset_id(dataset))
     pending = repository.missing_count(encoder) if encoder is not None else 0
     resumable = stopped_training(store, dataset)
     return EncoderFacts(dataset, encoder, pending, resumable)
@@ -238,15 +237,13 @@ class EncoderPanel(QWidget):
         layout.addWidget(splitter, 1)
 
     def _build_plot(self) -> QWidget:
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        foreground = palette.color(QPalette.ColorRole.Text)
-        self.loss_plot = named(
-            pg.PlotWidget(background=background),
+        plot = themed_plot(
+            self,
             "encoderLossPlot",
             "Encoder loss plot",
             "The NT-Xent loss against the step (drag to pan, wheel to zoom)",
         )
+        self.loss_plot, foreground = plot.widget, plot.foreground
         self.loss_plot.setMinimumSize(220, 160)
         item = self.loss_plot.getPlotItem()
         self._plot_colour = foreground.name()
