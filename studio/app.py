@@ -11,6 +11,7 @@ from typing import cast
 from studio import __version__
 from studio.errors import StudioError
 from studio.home import DataHome
+from studio.resources import resource
 
 # The shared libraries Qt's xcb platform plugin (a window on X11) loads, and the Debian/Ubuntu package of
 # each: PySide6's wheel brings Qt, not these. Without them Qt prints "could not load the Qt platform
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"studio: {problem}", file=sys.stderr)
         return 1
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from studio.store.database import open_store
@@ -90,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Fusion draws the same everywhere and follows the system's light or dark colour scheme.
     app.setStyle("Fusion")
     app.setApplicationVersion(__version__)
+    # The icon on the window and the task bar; the desktop entry (resources/studio.desktop) names the same.
+    app.setWindowIcon(QIcon(str(resource("icons", "studio.png"))))
+    app.setDesktopFileName("studio")
     home = DataHome.resolve()
     try:
         store = open_store(home)

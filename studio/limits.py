@@ -95,6 +95,9 @@ WORKERS = IntRange(1, 64, "worker count")
 # but a call still holds every result in memory until it ends.
 COUNT = IntRange(1, 10_000, "count")
 FRAMES = IntRange(2, 1_000, "frame count")  # interpolation frames, both ends included
+# An animation's frame rate: a GIF counts frame times in hundredths of a second, so 50 fps is its finest.
+ANIMATION_FPS = IntRange(1, 50, "frame rate")
+ANIMATION_SCALE = IntRange(1, 16, "scale")  # pixel repeats of a small animation (crisp, not smoothed)
 SAMPLE_COUNT = IntRange(1, 100_000, "count")  # images drawn for a built-in sample dataset
 IMAGE_SIZE = IntRange(8, 512, "size")  # dataset images are square, this many pixels a side
 PAGE = IntRange(1, 10_000, "limit")  # gallery items per page

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from studio.cli.printing import ProgressPrinter
+from studio.cli.printing import ProgressPrinter, set_quiet
 from studio.engine.jobs import Job, run_job
 from studio.home import DataHome
 
@@ -20,6 +20,8 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        # Per command, before anything prints: notes stay silent under --quiet (errors and results do not).
+        set_quiet(bool(getattr(args, "quiet", False)))
         self.home = DataHome.resolve(args.home)
         self._store: Any = None
 
@@ -34,7 +36,7 @@ class Context:
         return self._store
 
     def run(self, job: Job) -> Any:
-        """Drive a job with progress on stderr."""
+        """Drive a job with progress on stderr: a bar on a terminal, plain lines otherwise, none with --quiet."""
         printer = ProgressPrinter(sys.stderr, quiet=self.args.quiet)
         try:
             return run_job(job, printer)
@@ -42,6 +44,7 @@ class Context:
             printer.close()
 
     def close(self) -> None:
-        """Release the store."""
+        """Release the store, and print as usual again (the next command in this process sets its own)."""
+        set_quiet(False)
         if self._store is not None:
             self._store.close()

@@ -7,7 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from studio.cli.arguments import BACKEND_CHOICES, BoundedInt, family_choices, item_id
+from studio.cli.collections import register_curation
 from studio.cli.context import Context
+from studio.cli.gallery_import import register_import
 from studio.cli.printing import print_table, say
 from studio.errors import StudioError
 from studio.failures import explain
@@ -55,6 +57,7 @@ def filters_from(args: argparse.Namespace) -> GalleryFilter:
         class_name=args.class_name,
         trash=getattr(args, "trash", False),
         memorised=getattr(args, "memorised", False),
+        search=getattr(args, "search", None),
     )
 
 
@@ -282,7 +285,9 @@ def cmd_export(ctx: Context) -> dict[str, Any]:
     from studio.engine.curation import export_selection
 
     args = ctx.args
-    result = ctx.run(export_selection(ctx.store, args.destination, filters_from(args), args.sort, as_zip=args.zip))
+    result = ctx.run(
+        export_selection(ctx.store, args.destination, filters_from(args), args.sort, as_zip=args.zip, xmp_mode=args.xmp)
+    )
     if not args.json:
         say(f"exported {result.count} image(s) and manifest.json to {result.destination}")
     return result.as_dict()
@@ -383,7 +388,7 @@ def cmd_gallery_nearest(ctx: Context) -> dict[str, Any]:
 def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> None:
     group = parser.add_argument_group("filters")
     group.add_argument("--model", help="made by this model")
-    group.add_argument("--family", choices=family_choices())
+    group.add_argument("--family", choices=[*family_choices(), "external"])  # external: made by another tool
     group.add_argument(
         "--min-rating",
         type=BoundedInt(MIN_RATING),
@@ -398,11 +403,12 @@ def _filter_arguments(parser: argparse.ArgumentParser, sort: bool = True) -> Non
     group.add_argument("--seed", type=BoundedInt(SEED), help=f"made with this seed, {SEED.describe()}")
     group.add_argument("--backend", choices=BACKEND_CHOICES)
     group.add_argument("--provider", help="cpu, cuda, ...")
-    group.add_argument("--operation", choices=("sample", "interpolate", "inpaint"))
+    group.add_argument("--operation", choices=("sample", "interpolate", "inpaint", "checkpoint", "import"))
     group.add_argument("--class", dest="class_name", metavar="NAME", help="made as this class (conditional models)")
     group.add_argument(
         "--memorised", action="store_true", help="closer to a training image than its encoder's memorised rule"
     )
+    group.add_argument("--search", metavar="TEXT", help="words found in the note, tags, model or settings")
     if sort:
         group.add_argument("--sort", choices=("newest", "oldest", "rating"), default="newest")
 
@@ -463,6 +469,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", parents=[common], help="copy a curated selection with a manifest.json")
     export.add_argument("destination", metavar="DEST", help="a new folder (or .zip file with --zip)")
     export.add_argument("--zip", action="store_true", help="write one zip archive")
+    export.add_argument(
+        "--xmp",
+        choices=("embed", "sidecar", "none"),
+        default="embed",
+        help="ratings, pick/reject, tags and collections as XMP: inside each image (default), as .xmp sidecars, "
+        "or none",
+    )
     _filter_arguments(export)
     export.set_defaults(handler=cmd_export)
     dataset = sub.add_parser("to-dataset", parents=[common], help="turn a curated selection into a dataset")
@@ -483,6 +496,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     check.set_defaults(handler=cmd_check)
     sub.add_parser("tags", parents=[common], help="every tag and collection").set_defaults(handler=cmd_tags)
     register_similarity(sub, common)
+    register_import(sub, common)
+    register_curation(sub, common, _filter_arguments, filters_from)
 
 
 def register_similarity(sub: Any, common: argparse.ArgumentParser) -> None:

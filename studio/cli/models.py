@@ -7,6 +7,8 @@ from typing import Any
 
 from studio.cli.arguments import BACKEND_CHOICES, BoundedInt
 from studio.cli.context import Context
+from studio.cli.history import register as register_history
+from studio.cli.milestones import register as register_milestones
 from studio.cli.printing import print_table, say
 from studio.errors import StudioError
 from studio.limits import SCORE_SAMPLES
@@ -205,7 +207,7 @@ def cmd_models_score(ctx: Context) -> dict[str, Any]:
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Add `models` (list, show, delete, import) and `families` to the top-level subparsers."""
+    """Add `models` (list, show, delete, import, milestones, promote) and `families` to the top-level subparsers."""
     models = commands.add_parser("models", help="list, show, import and delete models", parents=[common])
     msub = models.add_subparsers(dest="action", metavar="ACTION", required=True)
     msub.add_parser("list", parents=[common], help="list models").set_defaults(handler=cmd_models_list)
@@ -213,6 +215,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     mshow.add_argument("name")
     mshow.set_defaults(handler=cmd_models_show)
     register_score(msub, common, BACKEND_CHOICES)
+    register_history(msub, common)
+    register_milestones(msub, common)
     mdelete = msub.add_parser("delete", parents=[common], help="delete a model and its files")
     mdelete.add_argument("name")
     mdelete.set_defaults(handler=cmd_models_delete)

@@ -54,7 +54,13 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--home", default=argparse.SUPPRESS, help="data home (default: $STUDIO_HOME or the user data folder)"
     )
-    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr")
+    common.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only errors and the result: no progress, no notes",
+    )
     return common
 
 

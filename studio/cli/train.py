@@ -8,6 +8,8 @@ from typing import Any
 
 from studio.cli.arguments import DEVICE_CHOICES, BoundedInt, trainable_family_choices
 from studio.cli.context import Context, Interrupted
+from studio.cli.history import add_training_arguments as add_history_arguments
+from studio.cli.milestones import add_training_arguments as add_milestone_arguments
 from studio.cli.printing import TrainingPrinter, say
 from studio.engine.jobs import run_job
 from studio.errors import StudioError
@@ -44,9 +46,12 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
         settings=settings,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
+        milestone_every=args.milestone_every,
+        keep_milestones=args.keep_milestones,
         preview_every=args.diagnostics_every,
         preview_count=0,
         threads=args.threads,
+        tensorboard=args.tensorboard,
     )
     job = train(ctx.store, options)
     printer = TrainingPrinter(sys.stderr, quiet=args.quiet)
@@ -123,12 +128,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"steps between diagnostics such as the GAN diversity check, {DIAGNOSTICS_EVERY.describe()} (0: off)",
     )
+    add_milestone_arguments(trainer)
     trainer.add_argument(
         "--threads",
         type=BoundedInt(THREADS),
         default=None,
         help=f"CPU threads for torch, {THREADS.describe()} (default: all)",
     )
+    add_history_arguments(trainer)
     trainer.add_argument(
         "--no-score",
         action="store_true",

@@ -120,14 +120,23 @@ class TrainingState:
     cuda_rng: list[torch.Tensor] | None = None
 
 
-def save_checkpoint(folder: Path, family: GeneratorFamily, state: TrainingState, config: Mapping[str, Any]) -> str:
-    """Write checkpoint.safetensors then config.json; returns the weights hash."""
+def save_checkpoint(
+    folder: Path,
+    family: GeneratorFamily,
+    state: TrainingState,
+    config: Mapping[str, Any],
+    with_optimizers: bool = True,
+) -> str:
+    """Write checkpoint.safetensors then config.json; returns the weights hash.
+
+    Without `with_optimizers` (a milestone: weights to choose from) the optimisers' state is left out.
+    """
     tensors: dict[str, torch.Tensor] = {}
     for name, network in family.networks().items():
         for key, value in network.state_dict().items():
             tensors[f"network.{name}.{key}"] = value.detach().cpu().contiguous().clone()
     optimizer_info = {}
-    for name, optimizer in family.optimizers().items():
+    for name, optimizer in family.optimizers().items() if with_optimizers else ():
         opt_tensors, info = split_optimizer(name, optimizer)
         tensors.update(opt_tensors)
         optimizer_info[name] = info

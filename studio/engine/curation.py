@@ -22,6 +22,8 @@ from sqlalchemy import select
 from studio.engine.datasets.storage import DatasetSummary, DatasetWriter
 from studio.engine.families.pipeline import Endpoint
 from studio.engine.generation import EndpointRef, OpenedModel, open_model, resolve_endpoint
+from studio.engine.interchange import xmp
+from studio.engine.interchange.foreign import read_studio_png
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.thumbnails import THUMBNAILS_FOLDER, ensure_thumbnail, thumbnail_is_current, thumbnail_path
 from studio.engine.untrusted.png import MAX_SIDE, PILLOW_ERRORS, InterpolationEnd, PngMetadata, read_png_metadata
@@ -30,6 +32,7 @@ from studio.errors import StudioError
 from studio.limits import LABEL_SOURCES
 from studio.store.database import Store
 from studio.store.gallery import TRASH_FOLDER, GalleryEntry, GalleryFilter, GalleryRepository
+from studio.store.milestones import MilestoneRepository
 from studio.store.tables import GalleryItem, Model
 
 EXPORT_MANIFEST = "manifest.json"
@@ -63,7 +66,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
 def reproduce(store: Store, file: str | Path, backend: str | None = None) -> ReproduceResult:
     """Make the image of a Studio PNG again from its metadata alone and compare the pixels."""
     path = Path(file).expanduser()
-    metadata = read_png_metadata(path)
+    metadata = read_studio_png(path)  # an image another tool made is refused saying which
     expected = metadata.pixels
     assert expected is not None  # read with its pixels
     name = metadata.model
@@ -77,17 +80,23 @@ def reproduce(store: Store, file: str | Path, backend: str | None = None) -> Rep
                 f"the library's '{name}' is a {row.family} model"
             )
         current_hash = row.weights_hash
+    weights = None
     if metadata.weights_hash and metadata.weights_hash != current_hash:
-        raise StudioError(
-            f"{path.name} was made by other weights of '{name}' (trained further or replaced since): "
-            "it cannot be reproduced"
-        )
+        # Made by an older checkpoint: a milestone kept with those weights makes it again (on torch:
+        # a milestone has no ONNX export).
+        milestone = MilestoneRepository(store).find_hash(name, metadata.weights_hash)
+        if milestone is None:
+            raise StudioError(
+                f"{path.name} was made by other weights of '{name}' (trained further or replaced since): "
+                "it cannot be reproduced"
+            )
+        weights, backend = store.home.absolute(milestone.folder), "torch"
     operation = metadata.operation
-    if operation not in ("sample", "interpolate", "inpaint"):
+    if operation not in ("sample", "interpolate", "inpaint", "checkpoint"):  # a checkpoint item is a sample
         raise StudioError(f"{path.name}: cannot reproduce a '{operation}' image")
     if operation != "interpolate" and metadata.seed is None:
         raise StudioError(f"{path.name} has malformed Studio metadata (no seed)")
-    with open_model(store, name, backend or metadata.backend) as opened:
+    with open_model(store, name, backend or metadata.backend, weights=weights) as opened:
         images = _make_again(store, opened, metadata, path)
     made = images[0]
     if made.shape != expected.shape:
@@ -180,9 +189,15 @@ def export_selection(
     as_zip: bool = False,
     ids: list[int] | None = None,
     cancel: CancelToken | None = None,
+    xmp_mode: str = "embed",
 ) -> Job:
-    """Copy the selected images and a manifest.json (metadata, rating, tags) to a new folder or zip."""
+    """Copy the selected images and a manifest.json (metadata, rating, tags) to a new folder or zip,
+    with their curation as XMP inside each image (`embed`), beside it (`sidecar`) or not at all (`none`)."""
     cancel = cancel or CancelToken()
+    if xmp_mode not in xmp.XMP_MODES:
+        raise StudioError(f"invalid --xmp '{xmp_mode}': choose {', '.join(xmp.XMP_MODES)}")
+    if xmp_mode != "none":
+        xmp.library()  # a missing library is said before anything is written
     destination = Path(destination).expanduser().absolute()
     _check_destination(destination)
     repository = GalleryRepository(store)
@@ -203,11 +218,8 @@ def export_selection(
                     raise StudioError(
                         f"gallery item {entry.id}: its image {entry.path} is missing (run `studio gallery check`)"
                     )
-                name = f"{index + 1:05d}-{entry.model}-{entry.id}.png"
-                if archive is not None:
-                    archive.write(source, name)
-                else:
-                    shutil.copyfile(source, partial / name)
+                name = f"{index + 1:05d}-{entry.model}-{entry.id}{Path(entry.path).suffix or '.png'}"
+                _export_file(source, name, entry, xmp_mode, partial if archive is None else archive)
                 record = entry.as_dict()
                 record.update(file=name, parents=repository.parents(entry.id))
                 record.pop("path")
@@ -234,6 +246,26 @@ def export_selection(
             partial.unlink(missing_ok=True)
         raise
     yield Finished(ExportSelectionResult(str(destination), len(entries), as_zip))
+
+
+def _export_file(source: Path, name: str, entry: GalleryEntry, xmp_mode: str, to: Path | zipfile.ZipFile) -> None:
+    """One image (and its sidecar) into the export folder or archive, its curation written as XMP."""
+    curation = xmp.XmpCuration(entry.rating, entry.flag, entry.tags, entry.collections)
+    files: list[tuple[str, bytes | Path]] = [(name, source)]
+    if xmp_mode == "embed":
+        files = [(name, xmp.embedded(source.read_bytes(), curation))]
+    elif xmp_mode == "sidecar":
+        files.append((str(xmp.sidecar_path(Path(name))), xmp.sidecar(curation)))
+    for file_name, content in files:
+        if isinstance(to, zipfile.ZipFile):
+            to.writestr(file_name, content) if isinstance(content, bytes) else to.write(content, file_name)
+        elif isinstance(content, bytes):
+            try:  # in the partial folder: renamed into place when complete
+                (to / file_name).write_bytes(content)
+            except OSError as error:  # a full disk names no file on write: name it, so the message names the disk
+                raise OSError(error.errno, error.strerror, str(to / file_name)) from None
+        else:
+            shutil.copyfile(content, to / file_name)
 
 
 # --- gallery to dataset ---------------------------------------------------------------------

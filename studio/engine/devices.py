@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from studio.errors import StudioError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def torch_devices() -> list[dict[str, Any]]:
@@ -41,3 +46,22 @@ def provider_report() -> dict[str, list[str]]:
     probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     probe.ir_version = 8
     return {"available": available_providers(), "usable": usable_providers(probe.SerializeToString())}
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU; an explicit request must be available."""
+    import torch  # here, not at the top: `studio info` lists devices without paying for torch at start-up
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested not in ("cpu", "cuda", "mps"):
+        raise StudioError(f"unknown device '{requested}': choose auto, cpu, cuda or mps")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise StudioError("no usable CUDA GPU here: use --device auto or cpu")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise StudioError("Apple MPS is not available here: use --device auto or cpu")
+    return torch.device(requested)

@@ -36,6 +36,7 @@ from studio.engine.datasets.decode import ImportLimits, Skip, decode_image, read
 from studio.engine.families.conditioning import CLASS_OPTION, check_class
 from studio.engine.families.pipeline import Endpoint, Pipeline
 from studio.engine.families.registry import declaration, family_names
+from studio.engine.interchange.a1111 import PARAMETERS_KEY, SOFTWARE, SOFTWARE_KEY, format_parameters
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.model_locks import ModelHold, hold_model
 from studio.engine.numerics import iterate_batches
@@ -114,10 +115,13 @@ class GenerateResult:
 
 
 def write_png(path: Path, image: np.ndarray, metadata: Mapping[str, Any]) -> None:
-    """Save uint8 HxWxC as PNG with a JSON text chunk, through a temporary file and fsync."""
+    """Save uint8 HxWxC as PNG with a JSON text chunk (and A1111's `parameters`), through a temporary file."""
     pixels = image[..., 0] if image.shape[2] == 1 else image
     info = PngInfo()
     info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True), zip=False)
+    if "model" in metadata:  # for other tools' browsers; `studio` stays the truth (inputs get neither)
+        info.add_text(PARAMETERS_KEY, format_parameters(metadata, image.shape[1], image.shape[0]), zip=False)
+        info.add_text(SOFTWARE_KEY, SOFTWARE, zip=False)
     partial = partial_path(path)
     try:
         with open(partial, "wb") as handle:
@@ -141,22 +145,29 @@ def gallery_folder(store: Store, model: str) -> Path:
 
 
 def open_model(
-    store: Store, name: str, backend: str = "torch", provider: str = "auto", device: str = "auto"
+    store: Store,
+    name: str,
+    backend: str = "torch",
+    provider: str = "auto",
+    device: str = "auto",
+    weights: Path | None = None,
 ) -> OpenedModel:
-    """A model's pipeline on the torch backend (on `device`) or the ONNX backend (on `provider`)."""
+    """A model's pipeline on torch (on `device`; `weights`: a milestone folder instead) or ONNX (on `provider`)."""
     if backend not in BACKENDS:
         raise StudioError(f"unknown backend '{backend}': choose torch or onnx")
     if provider not in PROVIDER_CHOICES:
         raise StudioError(f"unknown provider '{provider}': choose {', '.join(PROVIDER_CHOICES)}")
     hold = hold_model(store, name)
     try:
-        return _open_held(store, name, hold, backend, provider, device)
+        return _open_held(store, name, hold, backend, provider, device, weights)
     except BaseException:
         hold.close()
         raise
 
 
-def _open_held(store: Store, name: str, hold: ModelHold, backend: str, provider: str, device: str) -> OpenedModel:
+def _open_held(
+    store: Store, name: str, hold: ModelHold, backend: str, provider: str, device: str, weights: Path | None = None
+) -> OpenedModel:
     """open_model's work once the model is held (so its row and folder stay put)."""
     with store.sessions() as session:
         row = session.get(Model, hold.model_id)
@@ -180,10 +191,10 @@ def _open_held(store: Store, name: str, hold: ModelHold, backend: str, provider:
         if provider != "auto":
             raise StudioError("--provider chooses an ONNX Runtime provider: use it with --backend onnx")
         from studio.engine.checkpoints import load_model  # torch: loaded only for this backend
-        from studio.engine.training import select_device
+        from studio.engine.devices import select_device
 
         torch_device = select_device(device)
-        loaded = load_model(folder, torch_device, with_optimizers=False)
+        loaded = load_model(weights or folder, torch_device, with_optimizers=False)
         loaded.family.train_mode(False)
         return OpenedModel(
             name,

@@ -25,14 +25,21 @@ from sqlalchemy.orm import Session
 from studio import __version__
 from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
 from studio.engine.datasets.storage import get_dataset, load_images, load_labels, validate_name
+from studio.engine.devices import select_device as select_device  # here before; importers keep it
 from studio.engine.families.base import GeneratorFamily, Precision
 from studio.engine.families.conditioning import CONDITIONAL_SETTING, label_indices, resolve_classes
 from studio.engine.families.declaration import check_training_size
 from studio.engine.families.registry import family_class, trainable_family_names
 from studio.engine.jobs import CancelToken, Finished
 from studio.engine.library import get_model, mark_interrupted_runs, model_exists, model_folder
+from studio.engine.milestones import MilestoneRecorder, MilestoneSaved
 from studio.engine.model_locks import ModelHold, hold_model, hold_new_folder, reserve_name
 from studio.engine.runs import LOCK_FILE, RunStatus
+from studio.engine.training_events import CheckpointSaved as CheckpointSaved
+from studio.engine.training_events import PreviewReady as PreviewReady
+from studio.engine.training_events import TrainingProgress as TrainingProgress
+from studio.engine.training_events import TrainingWarning as TrainingWarning
+from studio.engine.training_history import MetricRecorder, check_tensorboard
 from studio.engine.training_options import TrainOptions
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
 from studio.files import StagingFolder
@@ -42,45 +49,8 @@ from studio.store.tables import Dataset, Model, TrainingRun, utcnow
 PREVIEW_SEEDS = tuple(range(1000, 1064))  # fixed, so previews show the same latents improving
 
 
-@dataclass(frozen=True)
-class TrainingProgress:
-    """Sent a few times a second: where the run is and how fast it goes."""
-
-    step: int
-    target_steps: int | None
-    losses: dict[str, float]
-    samples_per_second: float
-    eta_seconds: float | None
-    elapsed_seconds: float
-
-
-@dataclass(frozen=True)
-class PreviewReady:
-    """Preview images (uint8 NHWC) and the family's diagnostic figures at a step."""
-
-    step: int
-    images: np.ndarray | None
-    figures: dict[str, float]
-
-
-@dataclass(frozen=True)
-class CheckpointSaved:
-    """A checkpoint is on disk."""
-
-    step: int
-    weights_hash: str
-
-
-@dataclass(frozen=True)
-class TrainingWarning:
-    """Something the user should see (e.g. possible mode collapse)."""
-
-    step: int
-    message: str
-
-
 # What a training job yields: its own events, then Finished(TrainResult).
-TrainingEvent = TrainingProgress | PreviewReady | CheckpointSaved | TrainingWarning | Finished
+TrainingEvent = TrainingProgress | PreviewReady | CheckpointSaved | TrainingWarning | MilestoneSaved | Finished
 TrainingJob = Generator[TrainingEvent, None, None]
 
 
@@ -113,23 +83,6 @@ class TrainResult:
             "seconds": round(self.seconds, 2),
             "warnings": self.warnings,
         }
-
-
-def select_device(requested: str = "auto") -> torch.device:
-    """CUDA, then Apple's MPS, then the CPU; an explicit request must be available."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested not in ("cpu", "cuda", "mps"):
-        raise StudioError(f"unknown device '{requested}': choose auto, cpu, cuda or mps")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise StudioError("no usable CUDA GPU here: use --device auto or cpu")
-    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise StudioError("Apple MPS is not available here: use --device auto or cpu")
-    return torch.device(requested)
 
 
 def dataset_tensor(store: Store, name: str, device: torch.device) -> torch.Tensor:
@@ -228,6 +181,7 @@ class _Run:
         self.name_lock: BinaryIO | None = None  # a new model's reserved name (see reserve_name)
         self.saved_step = start_step if self.folder else -1
         self.losses: dict[str, float] = {}
+        self.history = MetricRecorder(store, self)  # per-step metrics, written in batches
 
     def acquire(self) -> None:
         """Only one process trains a model at a time; a run of an existing model is recorded at once.
@@ -469,6 +423,7 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
     """
     validate_name(options.name)
     options.check()
+    check_tensorboard(store, options.tensorboard)  # before any row or lock: a bad folder starts nothing
     if store.read_only:
         raise StudioError(f"the database is read-only: {store.read_only_reason}")
     name, steps, minutes, seed = options.name, options.steps, options.minutes, options.seed
@@ -538,19 +493,23 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
         )
         run.hold, run.name_lock = hold, name_lock  # the run lets go of them when it ends
         run.acquire()
-        yield from _loop(
-            run,
-            model,
-            sampler,
-            data,
-            torch_device,
-            steps,
-            minutes,
-            options.checkpoint_every,
-            options.preview_every,
-            options.preview_count,
-            options.amp,
-            cancel,
+        yield from run.history.watch(
+            _loop(
+                run,
+                model,
+                sampler,
+                data,
+                torch_device,
+                steps,
+                minutes,
+                options.checkpoint_every,
+                options.preview_every,
+                options.preview_count,
+                options.amp,
+                cancel,
+                MilestoneRecorder(store, options.milestone_every, options.keep_milestones),
+            ),
+            options.tensorboard,
         )
     finally:
         if threads is not None:
@@ -575,6 +534,7 @@ def _loop(
     preview_count: int,
     amp: bool,
     cancel: CancelToken,
+    milestones: MilestoneRecorder,
 ) -> TrainingJob:
     precision = Precision(device, amp)
     step = run.start_step
@@ -609,6 +569,7 @@ def _loop(
                 run.finish(RunStatus.FAILED, message)
                 raise StudioError(message)
             run.losses = losses
+            run.history.losses(step, losses)
             now = time.monotonic()
             if now - last_report >= 0.5 or step == steps:
                 measured = (step - report_step) * sampler.batch_size / max(now - last_report, 1e-9)
@@ -632,6 +593,10 @@ def _loop(
                 model.train_mode(True)
             if step % checkpoint_every == 0:
                 yield CheckpointSaved(step, run.save(step, sampler))
+            if milestones.due(step):  # weights to choose from later, with a sample grid in the gallery
+                if step > run.saved_step:
+                    yield CheckpointSaved(step, run.save(step, sampler))
+                yield milestones.record(run.name, model, step, run.seed, sampler.generator.get_state())
         status = RunStatus.COMPLETED
     except (CancelledError, KeyboardInterrupt) as stop:
         # A stop by the user is not a failure: keep what was learned so far.

@@ -12,9 +12,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from studio.errors import StudioError
-from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SEED, STEPS, THREADS
+from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SEED, STEPS, THREADS, IntRange
 
 DEFAULT_PREVIEW_COUNT = 16
+# A milestone (weights + an 8-image grid) every 1,000 steps: a few per typical run to choose from,
+# while a short or test run (under 1,000 steps) pays nothing. 0 turns them off.
+DEFAULT_MILESTONE_EVERY = 1000
+DEFAULT_KEEP_MILESTONES = 5  # the newest 5, plus the best rated and the best scored: at most 7 on disk
+MILESTONE_EVERY = IntRange(0, STEPS.high, "milestone interval")  # 0: off
+KEEP_MILESTONES = IntRange(1, 1000, "milestones to keep")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class TrainOptions:
     preview_count: int = DEFAULT_PREVIEW_COUNT
     threads: int | None = None
     amp: bool = True
+    milestone_every: int = DEFAULT_MILESTONE_EVERY
+    keep_milestones: int = DEFAULT_KEEP_MILESTONES
+    tensorboard: str | None = None  # a folder for TensorBoard event files (`--tensorboard DIR`)
 
     def check(self) -> None:
         """Refuse a budget or interval no run could keep, with the reason in one line."""
@@ -53,6 +62,8 @@ class TrainOptions:
         SEED.check(self.seed)
         CHECKPOINT_EVERY.check(self.checkpoint_every)
         DIAGNOSTICS_EVERY.check(self.preview_every)
+        MILESTONE_EVERY.check(self.milestone_every)
+        KEEP_MILESTONES.check(self.keep_milestones)
         if self.threads is not None:
             THREADS.check(self.threads)
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from studio.errors import NotFoundError, StudioError
 from studio.store.database import Store, retry_when_busy
+from studio.store.gallery_search import search_condition
 from studio.store.gallery_values import (
     MAX_NOTE,
     MAX_PAGE,
@@ -335,6 +336,7 @@ class GalleryRepository:
             filters.seed,
             filters.operation,
             filters.class_name,
+            filters.search,
         )
         if any(value is not None for value in others) or (filters.tag is not None and filters.collection is not None):
             # With another filter the walk must also skip the rows that filter drops: gathering is safer.
@@ -385,6 +387,8 @@ class GalleryRepository:
             conditions.append(GalleryItem.class_name == filters.class_name)
         if filters.ids is not None:
             conditions.append(GalleryItem.id.in_(list(filters.ids)))
+        if filters.search and (searched := search_condition(filters.search)) is not None:
+            conditions.append(searched)
         if filters.memorised:
             conditions.append(
                 exists()

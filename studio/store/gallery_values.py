@@ -23,6 +23,7 @@ SORTS = ("newest", "oldest", "rating")
 MAX_PAGE = PAGE.high
 MAX_NAME = 64  # tags and collections
 MAX_NOTE = 10_000
+MAX_SEARCH = 200  # characters of a text search
 TRASH_FOLDER = "trash"
 # A tag or collection on at least this many items, and on at least 1/WALK_FRACTION of the gallery, is
 # tested row by row along the sort order rather than gathered and sorted (see _links_to_walk).
@@ -59,6 +60,7 @@ class GalleryEntry:
     collections: tuple[str, ...] = ()
     deleted: bool = False
     class_name: str | None = None  # the class a conditional model made it as
+    origin: dict[str, Any] | None = None  # an imported image's tool and metadata (`gallery import`)
 
     @classmethod
     def of(cls, row: GalleryItem, tags: Sequence[str] = (), collections: Sequence[str] = ()) -> GalleryEntry:
@@ -83,6 +85,7 @@ class GalleryEntry:
             tuple(collections),
             row.deleted_at is not None,
             row.class_name,
+            dict(row.origin) if isinstance(row.origin, dict) else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,6 +110,7 @@ class GalleryEntry:
             "tags": list(self.tags),
             "collections": list(self.collections),
             "deleted": self.deleted,
+            "origin": self.origin,
         }
 
 
@@ -130,6 +134,7 @@ class GalleryFilter:
     trash: bool = False  # True: only deleted items (the trash view)
     ids: tuple[int, ...] | None = None  # only these items (e.g. "more like this": an item's nearest)
     memorised: bool = False  # only items closer to a training image than its encoder's memorised rule
+    search: str | None = None  # words that must each occur in the note, a tag, the model or the settings
 
     def __post_init__(self) -> None:
         if self.min_rating is not None:
@@ -138,6 +143,8 @@ class GalleryFilter:
             validate_flag(self.flag)
         if self.since and self.until and self.since >= self.until:
             raise StudioError("--since must be before --until")
+        if self.search is not None:
+            validate_search(self.search)
 
     def describe(self) -> dict[str, Any]:
         """The set fields, for manifests and JSON output."""
@@ -200,6 +207,15 @@ def validate_name(name: str, what: str = "tag") -> str:
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in cleaned):
         raise StudioError(f"invalid {what} {cleaned[:20]!r}: control characters are not allowed")
     return cleaned
+
+
+def validate_search(text: str) -> str:
+    """Search text: at most MAX_SEARCH printable characters."""
+    if len(text) > MAX_SEARCH:
+        raise StudioError(f"the search is {len(text)} characters: at most {MAX_SEARCH}")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+        raise StudioError("the search contains control characters")
+    return text
 
 
 def name_key(name: str) -> str:

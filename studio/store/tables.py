@@ -182,6 +182,10 @@ class GalleryItem(Base):
     # Deleted items keep their row (and their file, moved to trash/) until the trash is emptied.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     trash_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # An image made by another tool (`gallery import`): {"tool", "metadata", "notes", "file"}; null for Studio's.
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # sha256 of an imported file's bytes: the same file imported twice is found, not added twice.
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     parents: Mapped[list[GalleryLineage]] = relationship(
         foreign_keys="GalleryLineage.child_id", cascade="all, delete-orphan", passive_deletes=True
@@ -202,6 +206,7 @@ class GalleryItem(Base):
         Index("ix_gallery_backend_created", "backend", "provider", "created_at", "id"),
         Index("ix_gallery_rating_order", "rating", "created_at", "id", "deleted_at"),
         Index("ix_gallery_deleted", "deleted_at"),
+        Index("ix_gallery_content_hash", "content_hash"),
     )
 
 
@@ -334,3 +339,62 @@ class ModelScore(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (Index("ix_model_scores_model", "model_id", "created_at"),)
+
+
+class SavedFilter(Base):
+    """A gallery filter saved under a name (the filter bar's fields as JSON, and the sort)."""
+
+    __tablename__ = "saved_filters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sort: Mapped[str] = mapped_column(String(16), default="newest")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TrainingMetric(Base):
+    """One value a training run recorded at a step: a loss, a diagnostic figure or its speed.
+
+    One row per (run, kind, name, step): plain SQL any tool can chart; written in batches by the trainer.
+    """
+
+    __tablename__ = "training_metrics"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "loss", "diagnostic" or "speed"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Milestone(Base):
+    """A copy of a model's weights at one training step (`models/NAME/milestones/STEP/`), to choose from."""
+
+    __tablename__ = "milestones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    weights_hash: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(512))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("model_id", "step", name="uq_milestones_step"),
+        # Reproducing an older image looks its weights up by hash.
+        Index("ix_milestones_hash", "weights_hash"),
+    )
+
+
+class MilestoneItem(Base):
+    """The gallery items (operation `checkpoint`) that are a milestone's sample grid."""
+
+    __tablename__ = "milestone_items"
+
+    milestone_id: Mapped[int] = mapped_column(ForeignKey("milestones.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("gallery_items.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_milestone_items_item", "item_id"),)

@@ -3,8 +3,9 @@
 An engine job is a generator of events that checks a CancelToken (`studio.engine.jobs`). The runner
 iterates it in its own QThread and re-emits every event through the job's `JobHandle`, a QObject
 that lives in the GUI thread, so its signals are delivered there (queued) and slots may touch
-widgets. No widget is ever touched from the engine thread. Jobs queue; each can be paused, resumed
-and cancelled; `shutdown` cancels everything and waits, so no thread outlives the window.
+widgets. No widget is ever touched from the engine thread. Jobs queue in a list the user may reorder
+(`move`); each can be paused, resumed and cancelled (a queued one leaves the queue at once: `cancel`);
+`shutdown` cancels everything and waits, so no thread outlives the window.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import enum
 import gc
 import itertools
-import queue
 import sys
+import threading
 import traceback
 import weakref
 from collections.abc import Callable, Iterable
@@ -27,7 +28,6 @@ from studio.errors import CancelledError, StudioError
 
 # An engine job builder: any generator of events (a training job yields more kinds than Progress).
 JobFactory = Callable[[CancelToken], Iterable[object]]
-_STOP = object()
 
 
 class JobState(enum.StrEnum):
@@ -101,20 +101,78 @@ class JobHandle(QObject):
             self.state = JobState.RUNNING
 
 
+class JobQueue:
+    """The jobs waiting for the engine thread, in the order they will run; the user may reorder them.
+
+    A list under a condition rather than a queue.Queue: a queued job can be moved or taken out before the
+    engine thread reaches it. The engine thread blocks in `take` until a job (or the stop) comes.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: list[JobHandle] = []
+        self._changed = threading.Condition()
+        self._stopped = False
+
+    def put(self, handle: JobHandle) -> None:
+        """Queue a job last."""
+        with self._changed:
+            self._jobs.append(handle)
+            self._changed.notify()
+
+    def take(self) -> JobHandle | None:
+        """The next job, waiting for one; None once stopped and empty (jobs queued before the stop still come,
+        cancelled, so each reports its end)."""
+        with self._changed:
+            while not self._jobs and not self._stopped:
+                self._changed.wait()
+            return self._jobs.pop(0) if self._jobs else None
+
+    def remove(self, handle: JobHandle) -> bool:
+        """Take a job out before it starts; False when the engine thread took it already."""
+        with self._changed:
+            if handle in self._jobs:
+                self._jobs.remove(handle)
+                return True
+            return False
+
+    def move(self, handle: JobHandle, offset: int) -> bool:
+        """Move a waiting job `offset` places (negative: sooner); False when it is not waiting or cannot move."""
+        with self._changed:
+            if handle not in self._jobs:
+                return False
+            index = self._jobs.index(handle)
+            target = max(0, min(len(self._jobs) - 1, index + offset))
+            if target == index:
+                return False
+            self._jobs.insert(target, self._jobs.pop(index))
+            return True
+
+    def snapshot(self) -> list[JobHandle]:
+        """The waiting jobs in the order they will run."""
+        with self._changed:
+            return list(self._jobs)
+
+    def stop(self) -> None:
+        """Let the engine thread end once the jobs still waiting (cancelled by then) have reported."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+
 class _EngineThread(QThread):
     """Takes handles off the queue and drives their jobs; reports through `relay` (queued to the GUI)."""
 
     relay = Signal(object, str, object)  # handle, what happened, payload
 
-    def __init__(self, work: queue.Queue[Any], parent: QObject | None = None) -> None:
+    def __init__(self, work: JobQueue, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.work = work
 
     def run(self) -> None:
         """Until told to stop: run the next queued job."""
         while True:
-            handle = self.work.get()
-            if handle is _STOP:
+            handle = self.work.take()
+            if handle is None:
                 return
             self._drive(handle)
             del handle  # not held while waiting for the next: an ended handle is freed once no page holds it
@@ -200,7 +258,7 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._work: queue.Queue[Any] = queue.Queue()
+        self._work = JobQueue()
         host_is_threaded()  # from now on imports start workers with a fork server, never fork
         self._thread = _EngineThread(self._work, self)
         self._thread.setObjectName("studio-engine")
@@ -217,8 +275,29 @@ class JobRunner(QObject):
 
     @property
     def pending(self) -> list[JobHandle]:
-        """Jobs submitted and not yet ended (the current one first)."""
-        return [h for h in self._handles if not h.done]
+        """Jobs submitted and not yet ended: the current one first, then the queued ones in the order they run."""
+        waiting = self._work.snapshot()
+        ahead = [h for h in self._handles if not h.done and h not in waiting]  # running, or taken and starting
+        return ahead + [h for h in waiting if not h.done]
+
+    @property
+    def queued(self) -> list[JobHandle]:
+        """The jobs waiting for the engine thread, in the order they will run."""
+        return [h for h in self._work.snapshot() if not h.done]
+
+    def move(self, handle: JobHandle, offset: int) -> bool:
+        """Move a queued job `offset` places in the queue (negative: sooner); False when it cannot move."""
+        moved = self._work.move(handle, offset)
+        if moved:
+            self.queueChanged.emit()
+        return moved
+
+    def cancel(self, handle: JobHandle) -> None:
+        """Cancel one job: a queued one leaves the queue at once (it never starts), a running one stops at its
+        next check."""
+        handle.cancel()
+        if self._work.remove(handle):
+            self._deliver(handle, "cancelled", None)
 
     @property
     def busy(self) -> bool:
@@ -276,7 +355,7 @@ class JobRunner(QObject):
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Cancel everything, stop the engine thread and wait for it; True when it stopped."""
         self.cancel_all()
-        self._work.put(_STOP)
+        self._work.stop()
         stopped = self._thread.wait(timeout_ms)
         self._collector.stop()
         return bool(stopped)

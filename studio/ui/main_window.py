@@ -31,6 +31,7 @@ from studio.store.database import Store
 from studio.ui.context import StudioContext, StudioSignals
 from studio.ui.jobs import JobHandle, JobRunner, JobState
 from studio.ui.pages import PAGES
+from studio.ui.widgets.job_queue import install_job_queue
 
 # The map of a dataset's encoder space sits right after the gallery it points into.
 MAP_PAGE = ("map", "Map", "studio.ui.pages.map", "MapPage")
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Ctrl+Q"), self, self.close)
 
         self._build_status_bar()
+        self.job_queue = install_job_queue(self, self.runner)  # see, reorder and cancel queued jobs
         self.runner.jobStarted.connect(self._job_started)
         self.runner.jobEnded.connect(self._job_ended)
         self.runner.queueChanged.connect(self._queue_changed)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ def _prepare(home_root: Path) -> None:
     from studio.engine.training import train
     from studio.engine.training_options import TrainOptions
     from studio.home import DataHome
+    from studio.store.collections import CollectionRepository
     from studio.store.database import open_store
-    from studio.store.gallery import GalleryRepository
+    from studio.store.gallery import GalleryFilter, GalleryRepository
 
     store = open_store(DataHome(home_root).ensure())
     try:
@@ -56,7 +58,12 @@ def _prepare(home_root: Path) -> None:
                 ),
             )
         )
-        run_job(train(store, TrainOptions("digits-gan", family="gan", dataset="digits", steps=800, preview_every=0)))
+        # Milestones every 200 steps: the Models page shows them with their sample grids.
+        gan = TrainOptions(
+            "digits-gan", family="gan", dataset="digits", steps=400, preview_every=0, milestone_every=200
+        )
+        run_job(train(store, gan))
+        run_job(train(store, replace(gan, steps=800, resume=True)))  # a second run, for the History tab
         run_job(export_model(store, "digits-vae"))
         made = run_job(generate(store, "digits-gan", 24, seed=100)).items
         made += run_job(generate(store, "digits-vae", 16, seed=200, backend="onnx")).items
@@ -67,6 +74,11 @@ def _prepare(home_root: Path) -> None:
         repository.set_flag(ids[:4], "pick")
         repository.set_flag(ids[20:22], "reject")
         repository.tag(ids[:8], "keepers")
+        collections = CollectionRepository(store)
+        collections.create("Best digits")
+        repository.collect(ids[:6], "Best digits")
+        checkpoints = repository.query(GalleryFilter(model="digits-gan", operation="checkpoint"), "oldest", 100).items
+        repository.rate([item.id for item in checkpoints[-8:]], 4)  # the last milestone's grid, rated
         run_job(
             interpolate(store, "digits-vae", EndpointRef(seed=200), EndpointRef(seed=205), frames=8, backend="onnx")
         )
@@ -174,12 +186,31 @@ def capture(destination: Path) -> list[Path]:
                 if key == "train":
                     window.page["train"].cancel()
                     window.runner.wait_idle(60_000)
+            saved += _extra_shots(window, app, destination)
         finally:
             window.close()
             store.close()
         return saved
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _extra_shots(window: Any, app: object, destination: Path) -> list[Path]:
+    """Views inside pages: a model's training history, its milestones."""
+    shots: list[Path] = []
+    window.show_page("train")
+    train = window.page["train"]
+    train.monitor.plot_tabs.setCurrentWidget(train.history)
+    train.history.select_model("digits-gan")
+    _settle(app, 1.5)
+    shots.append(destination / "train-history.png")
+    window.grab().save(str(shots[-1]))
+    window.show_page("models")
+    window.page["models"].refresh(select="digits-gan")
+    _settle(app, 2.0)
+    shots.append(destination / "milestones.png")
+    window.grab().save(str(shots[-1]))
+    return shots
 
 
 def _stage(window: object, key: str, app: object) -> None:

@@ -23,6 +23,7 @@ from studio.engine.jobs import run_job
 from studio.engine.thumbnails import THUMBNAIL_SIZE, thumbnail_path
 from studio.engine.training import train
 from studio.engine.training_options import TrainOptions
+from studio.engine.untrusted.png import read_png_metadata
 from studio.errors import StudioError
 from studio.store.database import Store, backup_to, open_store, restore_database
 from studio.store.gallery import GalleryFilter, GalleryRepository
@@ -123,7 +124,9 @@ def test_curated_export_to_a_folder_and_a_zip(digits8: Store, tmp_path: Path) ->
     assert manifest["filters"] == {"min_rating": 4}
     first = next(entry for entry in manifest["items"] if entry["id"] == items[0]["id"])
     assert first["rating"] == 4 and first["tags"] == ["best"] and first["params"]["temperature"] == 1.0
-    assert (tmp_path / "picked" / first["file"]).read_bytes() == Path(items[0]["path"]).read_bytes()
+    # The copy gains XMP (--xmp embed, the default); its pixels and Studio metadata are the original's.
+    copied, original = read_png_metadata(tmp_path / "picked" / first["file"]), read_png_metadata(Path(items[0]["path"]))
+    assert copied.values == original.values and np.array_equal(copied.pixels, original.pixels)
     run_job(export_selection(digits8, tmp_path / "all.zip", GalleryFilter(model="vae"), as_zip=True))
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert len(archive.namelist()) == 5 and "manifest.json" in archive.namelist()

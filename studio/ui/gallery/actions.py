@@ -99,6 +99,9 @@ class GalleryActions:
         )
         self.inpaint = action("galleryInpaintAction", "Inpaint this", "Open the selected image in Inpaint")
         self.export = action("galleryExportAction", "Export…", "Copy the selection to a new folder or zip")
+        self.to_dataset = action(
+            "galleryToDatasetAction", "Make dataset…", "Make a new dataset of the selected images (for training)"
+        )
         self.delete = action("galleryDeleteAction", "Delete", "Move the selection to the trash (Delete)")
         self.restore = action("galleryRestoreAction", "Restore", "Take the selection out of the trash")
         self.undo = action("galleryUndoAction", "Undo", UNDO_TIP)
@@ -121,6 +124,7 @@ class GalleryActions:
             (self.interpolate, "galleryInterpolateButton", "Interpolate between the two selected images"),
             (self.inpaint, "galleryInpaintButton", "Inpaint the selected image"),
             (self.export, "galleryExportButton", "Export the selection"),
+            (self.to_dataset, "galleryToDatasetButton", "Make a dataset of the selection"),
             (self.delete, "galleryDeleteButton", "Move the selection to the trash"),
             (self.restore, "galleryRestoreButton", "Restore the selection from the trash"),
             (self.undo, "galleryUndoButton", "Undo"),
@@ -151,6 +155,7 @@ class GalleryActions:
         self.interpolate.setEnabled(live and selected == 2)
         self.inpaint.setEnabled(live and selected == 1)
         self.export.setEnabled(live and selected >= 1)
+        self.to_dataset.setEnabled(live and selected >= 1)
         self.delete.setEnabled(live and selected >= 1)
         self.restore.setEnabled(not live and selected >= 1)
         self.duplicates.setEnabled(live)  # the trash is for restoring or emptying, not curating
@@ -182,7 +187,7 @@ class GalleryActions:
             for value, title, key in (("pick", "Pick", "P"), ("reject", "Reject", "X"), ("none", "Unflag", "U")):
                 menu.addAction(f"{title}\t{key}", functools.partial(flag, value))
             menu.addSeparator()
-        for action in (self.compare, self.interpolate, self.inpaint, self.export):
+        for action in (self.compare, self.interpolate, self.inpaint, self.export, self.to_dataset):
             menu.addAction(action)
         if not trash_mode:
             menu.addAction(self.duplicates)

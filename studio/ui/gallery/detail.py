@@ -30,8 +30,10 @@ from studio.engine.families.conditioning import CLASS_OPTION
 from studio.errors import StudioError
 from studio.store.database import Store
 from studio.store.gallery import GalleryEntry, GalleryRepository
+from studio.ui.gallery.importing import imported_rows
 from studio.ui.gallery.memorisation import MemorisationPanel
 from studio.ui.gallery.painting import scale_crisp
+from studio.ui.gallery.reuse import ReuseButtons
 from studio.ui.gallery.stars import StarRating
 from studio.ui.gallery.thumbnails import image_path, load_image
 from studio.ui.widgets import named
@@ -64,7 +66,7 @@ def parameter_rows(entry: GalleryEntry) -> list[tuple[str, str]]:
     )
     backend = entry.backend + (f" / {entry.provider}" if entry.provider else "")
     made_as = class_text(entry)
-    return [
+    rows = [
         ("Model", entry.model),
         ("Family", entry.family),
         ("Operation", entry.operation),
@@ -76,6 +78,7 @@ def parameter_rows(entry: GalleryEntry) -> list[tuple[str, str]]:
         ("Created", local_time(entry.created_at)),
         ("File", entry.path),
     ]
+    return rows if entry.origin is None else imported_rows(entry, rows)  # made by another tool (or home)
 
 
 class DetailPane(QScrollArea):
@@ -124,6 +127,7 @@ class DetailPane(QScrollArea):
         )
         self.similar_button.clicked.connect(self._similar_clicked)
         self.memorisation = MemorisationPanel()
+        self.reuse = ReuseButtons()  # "Use these settings" and "Reproduce"
 
         self.detail_rating = named(StarRating(), "detailRating", "Rating", "Click a star, or press 0-5")
         self.detail_rating.ratingChanged.connect(self.rated)
@@ -179,6 +183,7 @@ class DetailPane(QScrollArea):
         layout.addWidget(self.detail_status)
         layout.addWidget(self.similar_button, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.memorisation)
+        layout.addWidget(self.reuse)
         layout.addWidget(self.detail_params)
         layout.addLayout(form)
         layout.addStretch(1)
@@ -211,6 +216,7 @@ class DetailPane(QScrollArea):
     def show_entry(self, entry: GalleryEntry | None, selected: int = 1) -> None:
         """Fill the pane with one item (or clear it); `selected` says how many are selected with it."""
         previous = self.entry.id if self.entry is not None else None
+        self.reuse.show_entry(entry)
         self.entry = entry
         self.selected = selected
         self.similar_button.setEnabled(entry is not None and not entry.deleted)

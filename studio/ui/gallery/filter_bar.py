@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QDate, QSignalBlocker, QThreadPool, Signal
-from PySide6.QtWidgets import QComboBox, QDateEdit, QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QDateEdit, QFrame, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from studio.engine.families.conditioning import natural_key
 from studio.store.gallery import SORTS, GalleryFilter, GalleryRepository
@@ -54,6 +54,8 @@ class FilterBar(QWidget):
         self._facets: QueryHandle | None = None
         self.similar_to: int | None = None  # the item of a "more like this" search, while its chip is on
         self.similar_ids: tuple[int, ...] = ()  # its results, nearest first
+        self.collection: str | None = None  # the collection opened from the collections panel
+        self._searched = ""  # the search text the grid shows (Enter or leaving the box applies a new one)
         bar = QHBoxLayout(self)
         bar.setContentsMargins(0, 0, 0, 0)
         bar.setSpacing(6)
@@ -92,6 +94,22 @@ class FilterBar(QWidget):
         self.memorised_filter.setCheckable(True)
         self.memorised_filter.toggled.connect(lambda _on: self.changed.emit())
         self.similar_chip = self._chip()
+        self.search_edit = named(
+            QLineEdit(), "gallerySearchEdit", "Search", "Words found in the notes, tags, model names and settings"
+        )
+        self.search_edit.setPlaceholderText("search…")
+        self.search_edit.setClearButtonEnabled(True)
+        for clear in self.search_edit.findChildren(QToolButton):  # the edit's own clear button: named like the rest
+            named(clear, "gallerySearchClearButton", "Clear the search")
+        self.search_edit.setMinimumWidth(48)
+        self.search_edit.returnPressed.connect(self._search_typed)
+        self.search_edit.editingFinished.connect(self._search_typed)
+        self.search_edit.textChanged.connect(lambda text: None if text else self._search_typed())  # the clear button
+        self.collection_chip = named(
+            QToolButton(), "collectionChip", "Collection filter", "Only the items of this collection: click to show all"
+        )
+        self.collection_chip.setVisible(False)
+        self.collection_chip.clicked.connect(lambda: self.set_collection(None))
         self.clear_filters_button = named(QToolButton(), "clearFiltersButton", "Clear every filter")
         self.clear_filters_button.setText("Clear")
         for combo, width in (
@@ -123,6 +141,8 @@ class FilterBar(QWidget):
             self.until_filter,
         ):
             widget.setMinimumWidth(48)
+        bar.addWidget(self.search_edit)
+        bar.addWidget(self.collection_chip)
         bar.addWidget(self.model_filter)
         bar.addWidget(self.family_filter)
         bar.addWidget(self.class_filter)
@@ -218,6 +238,8 @@ class FilterBar(QWidget):
             trash=trash,
             ids=self.order,
             memorised=self.memorised_filter.isChecked(),
+            collection=self.collection,
+            search=self.search_edit.text().strip() or None,
         )
 
     @property
@@ -238,7 +260,64 @@ class FilterBar(QWidget):
                 edit.setDate(ANY_DATE)
         with QSignalBlocker(self.memorised_filter):
             self.memorised_filter.setChecked(False)
+        with QSignalBlocker(self.search_edit):
+            self.search_edit.clear()
+        self._searched = ""
+        self._show_collection(None)
         self._drop_similar()
+
+    def _search_typed(self) -> None:
+        """Enter, leaving the box, or its clear button: a search the grid does not show yet applies."""
+        text = self.search_edit.text().strip()
+        if text != self._searched:
+            self._searched = text
+            self.changed.emit()
+
+    def set_collection(self, name: str | None) -> None:
+        """Show only the items of collection `name` (None: of any), and say the filters changed."""
+        if name != self.collection:
+            self._show_collection(name)
+            self.changed.emit()
+
+    def _show_collection(self, name: str | None) -> None:
+        self.collection = name
+        self.collection_chip.setText(f"In {name} {CLOSE_MARK}" if name else "")
+        self.collection_chip.setVisible(name is not None)
+
+    def set_filters(self, filters: GalleryFilter, sort: str | None = None) -> None:
+        """Show a (saved) filter in the bar, every field it does not set back to "any"; no `changed` signal:
+        the caller reloads once."""
+        self.clear()
+        for combo, value in (
+            (self.model_filter, filters.model),
+            (self.family_filter, filters.family),
+            (self.class_filter, filters.class_name),
+            (self.rating_filter, filters.min_rating),
+            (self.flag_filter, filters.flag),
+        ):
+            if value is None:
+                continue
+            with QSignalBlocker(combo):
+                if combo.findData(value) < 0:
+                    combo.addItem(str(value), value)  # a model or class no item has now: offered as it was saved
+                combo.setCurrentIndex(combo.findData(value))
+        with QSignalBlocker(self.tag_filter):
+            self.tag_filter.setEditText(filters.tag or "")
+        for edit, moment, back in ((self.since_filter, filters.since, 0), (self.until_filter, filters.until, 1)):
+            if moment is not None:
+                local = moment.replace(tzinfo=UTC).astimezone()
+                day = (local - timedelta(microseconds=1)).date() if back else local.date()
+                with QSignalBlocker(edit):
+                    edit.setDate(QDate(day.year, day.month, day.day))
+        with QSignalBlocker(self.memorised_filter):
+            self.memorised_filter.setChecked(filters.memorised)
+        with QSignalBlocker(self.search_edit):
+            self.search_edit.setText(filters.search or "")
+        self._searched = (filters.search or "").strip()
+        self._show_collection(filters.collection)
+        if sort is not None and self.sort_combo.findData(sort) >= 0:
+            with QSignalBlocker(self.sort_combo):
+                self.sort_combo.setCurrentIndex(self.sort_combo.findData(sort))
 
     def read_facets(self, repository: GalleryRepository, trash: bool, pool: QThreadPool) -> None:
         """Count the items per model, family and tag (~0.3 s at 100,000 items: off the GUI thread), then offer

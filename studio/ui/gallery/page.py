@@ -42,10 +42,12 @@ from studio.ui.gallery.commands import (
     UntagCommand,
 )
 from studio.ui.gallery.compare import CompareView
+from studio.ui.gallery.curation_controls import CurationControls
 from studio.ui.gallery.delegate import ThumbnailDelegate
 from studio.ui.gallery.detail import DetailPane
 from studio.ui.gallery.duplicates import DuplicatesDialog
 from studio.ui.gallery.filter_bar import FilterBar
+from studio.ui.gallery.importing import ImportDrop
 from studio.ui.gallery.model import GalleryModel
 from studio.ui.gallery.similarity_controller import SimilarityController
 from studio.ui.gallery.status import CountLine
@@ -185,6 +187,9 @@ class GalleryPage(QWidget):
         self.encoder = SimilarityController(self)
         self.similarity = self.encoder.reads
         context.signals.galleryChanged.connect(self._gallery_changed)
+        # Collections, saved filters, use settings, reproduce, make dataset (curation_controls).
+        self.curation = CurationControls(self)
+        self.import_drop = ImportDrop(self)  # images (of other tools) dropped on the page join the gallery
         self._update_actions()
         self.detail.show_entry(None)
 
@@ -656,6 +661,7 @@ class GalleryPage(QWidget):
         """Stop the thumbnail, entry, id-list and facet reads and wait for them (the window calls this on close)."""
         self._closing = True
         self.filter_bar.stop_reading()
+        self.curation.shutdown()
         self.similarity.shutdown()
         self.model.shutdown()
         self.loader.shutdown()

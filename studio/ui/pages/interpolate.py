@@ -5,13 +5,15 @@ Between two seeds the walk follows the latent sphere (slerp), otherwise a straig
 job saves every frame to the gallery, pointing back at its endpoints. Families without latents
 (PixelCNN) are listed but disabled, with the engine's reason as their tooltip. A class-conditional
 model also takes a class at each end (its own by default: a seed's drawn class, an item's class), and
-the frames walk between the two classes as well.
+the frames walk between the two classes as well. A result can be saved as an animated GIF or PNG, and a
+gallery frame's "Use these settings" fills the page with the model, ends, frames and settings that made it.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -20,12 +22,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from studio.engine.animation import MAX_FPS, MIN_FPS, AnimationResult, animate
 from studio.engine.families.registry import declaration
 from studio.engine.generation import MAX_FRAMES, EndpointRef, interpolate
 from studio.engine.jobs import CancelToken, Job
@@ -34,13 +38,45 @@ from studio.errors import StudioError
 from studio.store.gallery import GalleryRepository
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
+from studio.ui.operations import EngineOp
+from studio.ui.pages.generate import restore_form
 from studio.ui.widgets import named
-from studio.ui.widgets.generation_controls import GenerationPage, result_summary
+from studio.ui.widgets.generation_controls import GenerationPage, result_summary, scroll_column
 from studio.ui.widgets.model_picker import families_that_can, unsupported_reason
 from studio.ui.widgets.result_strip import ResultStrip
 from studio.ui.widgets.seed_box import DICE_RANGE
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.gif *.tif *.tiff);;All files (*)"
+GIF_FILTER, APNG_FILTER = "Animated GIF (*.gif)", "Animated PNG (*.png)"
+# The interpolation's own record in a frame's params: not settings of the form.
+FRAME_KEYS = ("from", "to", "frame", "frames", "t", "method")
+
+
+def end_text(end: object) -> str | None:
+    """An end as a frame's params record it ({"seed": 3}, {"item": 12}, {"file": ...}) as the field's text."""
+    if not isinstance(end, dict):
+        return None
+    if isinstance(end.get("seed"), int):
+        return str(end["seed"])
+    if isinstance(end.get("item"), int):
+        return f"#{end['item']}"
+    return str(end["file"]) if isinstance(end.get("file"), str) else None
+
+
+def ask_animation_path(parent: QWidget) -> Path | None:
+    """Where to save the animation (a .gif or .png outside the data home); None when cancelled."""
+    chosen, chosen_filter = QFileDialog.getSaveFileName(
+        parent,
+        "Save the frames as an animation",
+        str(Path.home() / "interpolation.gif"),
+        f"{GIF_FILTER};;{APNG_FILTER}",
+    )
+    if not chosen:
+        return None
+    path = Path(chosen)
+    if path.suffix.lower() not in (".gif", ".png", ".apng"):
+        path = path.with_suffix(".png" if chosen_filter == APNG_FILTER else ".gif")
+    return path
 
 
 class EndpointField(QWidget):
@@ -182,6 +218,20 @@ class InterpolatePage(GenerationPage):
         )
         self.caption = QLabel("The frames appear here, first to last.")
         self.caption.setObjectName("interpolateFramesCaption")
+        self.fps_spin = named(QSpinBox(), "interpolateFpsSpin", "Animation frame rate", "frames per second")
+        self.fps_spin.setRange(MIN_FPS, MAX_FPS)
+        self.fps_spin.setValue(8)
+        self.fps_spin.setSuffix(" fps")
+        self.animate_button = named(
+            QPushButton("Save as animation…"),
+            "interpolateAnimateButton",
+            "Save the frames as an animation",
+            "save these frames as an animated GIF or PNG, outside the data home",
+        )
+        self.animate_button.setEnabled(False)
+        self.animate_button.clicked.connect(self.save_animation)
+        # Tests and scripts replace this to answer without a dialog.
+        self.ask_animation_path: Callable[[], Path | None] = lambda: ask_animation_path(self)
         settings = self._build_settings(
             (
                 ("From", self.start),
@@ -194,7 +244,7 @@ class InterpolatePage(GenerationPage):
             notes=(self.form_note,),
         )
         self._lay_out(
-            self._strip_body(settings, self.caption),
+            self._results_body(settings),
             "Walk through a model's latent space: between two seeds along the sphere of Gaussian "
             "noise (slerp), between encoded images along a straight line; a class-conditional model "
             "walks from one end's class to the other's too. Smooth, meaningful frames are the sign of a "
@@ -206,6 +256,20 @@ class InterpolatePage(GenerationPage):
         self.strip.itemChosen.connect(self._open_in_gallery)
         context.signals.useGalleryItems.connect(self.use_gallery_items)
         self._start(self.run)
+
+    def _results_body(self, settings: QWidget) -> QHBoxLayout:
+        """The settings column beside the results: a caption and the animation controls over the strip."""
+        header = QHBoxLayout()
+        header.addWidget(self.caption, 1)
+        header.addWidget(self.fps_spin)
+        header.addWidget(self.animate_button)
+        results = QVBoxLayout()
+        results.addLayout(header)
+        results.addWidget(self.strip, 1)
+        body = QHBoxLayout()
+        body.addWidget(scroll_column(settings))
+        body.addLayout(results, 1)
+        return body
 
     # --- state ---------------------------------------------------------------------------
 
@@ -253,6 +317,7 @@ class InterpolatePage(GenerationPage):
         self.context.settings.setValue("interpolate/model", name)
         self.context.settings.setValue("interpolate/frames", frames)
         self.strip.show_items([])
+        self.animate_button.setEnabled(False)
         self.caption.setText(f"Interpolating {frames} frames with {name}…")
 
         def factory(token: CancelToken) -> Job:
@@ -292,9 +357,65 @@ class InterpolatePage(GenerationPage):
             result.items,
             lambda index, item: f"{index} · #{item['id']}" + (f" · {item['class']}" if item.get("class") else ""),
         )
+        self.animate_button.setEnabled(count >= 2)
+
+    def save_animation(self) -> JobHandle | None:
+        """Ask where, then write the strip's frames as an animated GIF or PNG (an engine job)."""
+        ids = self.strip.ids()
+        if len(ids) < 2:
+            self.context.notify("Interpolate first: an animation needs the frames")
+            return None
+        path = self.ask_animation_path()
+        if path is None:
+            return None
+        store, fps = self.store, self.fps_spin.value()
+        return (
+            EngineOp[AnimationResult](
+                self.context,
+                f"Animate {len(ids)} frames",
+                # The file dialog asked before replacing a file: the engine may overwrite it.
+                lambda token: animate(store, ids, path, fps, overwrite=True, cancel=token),
+            )
+            .success(lambda result: self.context.notify(f"Saved {result.frames} frames to {result.destination}"))
+            .failure(lambda reason: self.context.error("Animation not saved", reason))
+            .run()
+        )
+
+    def use_settings_of(self, item_id: int) -> bool:
+        """Fill the page with how a gallery frame was made: its model, ends (and their classes), frame count
+        and settings; False (and why) when that cannot be done."""
+        self.context.go_to("interpolate")
+        self.refresh()
+        try:
+            entry = GalleryRepository(self.store).get(item_id)
+        except StudioError as error:
+            self.context.error("Gallery item not found", str(error))
+            return False
+        if not self.model_picker.select(entry.model):
+            self.context.error(
+                "Cannot use these settings", f"#{item_id} was made by '{entry.model}', which cannot interpolate here"
+            )
+            return False
+        ends = [entry.params.get("from"), entry.params.get("to")]
+        for field, picker, end in zip((self.start, self.end), self.class_pickers, ends, strict=False):
+            text = end_text(end)
+            if text is not None:
+                field.set_text(text)
+            picker.choose(end.get("class") if isinstance(end, dict) and isinstance(end.get("class"), str) else None)
+        frames = entry.params.get("frames")
+        if isinstance(frames, int) and not isinstance(frames, bool):
+            self.frames_spin.setValue(frames)
+        skipped = restore_form(self.form, {k: v for k, v in entry.params.items() if k not in FRAME_KEYS})
+        self.backend.set_backend(entry.backend, entry.provider or "auto")
+        note = f" (not restored: {', '.join(skipped)})" if skipped else ""
+        self.status.setText(f"Settings of #{item_id} restored{note}: Interpolate makes its frames again")
+        return True
 
     def use_gallery_items(self, page_key: str, ids: Sequence[int]) -> None:
         """Items chosen in the gallery become the ends (the first two; one fills From only)."""
+        if page_key == "interpolate-settings" and ids:
+            self.use_settings_of(int(ids[0]))
+            return
         if page_key != "interpolate":
             return
         chosen = [int(item) for item in ids][:2]

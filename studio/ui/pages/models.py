@@ -53,6 +53,7 @@ from studio.ui.pages.model_quality import SCORE_TIP, ModelQuality, quality_text,
 from studio.ui.widgets import ask_yes, named
 from studio.ui.widgets.class_picker import classes_line
 from studio.ui.widgets.job_panel import JobPanel
+from studio.ui.widgets.milestones_panel import MilestonesPanel
 from studio.ui.widgets.model_card import ModelCardView, architecture_rows, origin_rows, read_card
 from studio.ui.widgets.model_import import HfCacheDialog, ModelImportDialog, ModelImporter
 
@@ -255,7 +256,9 @@ class ModelsPage(QWidget):
         side = named(QSplitter(Qt.Orientation.Vertical), "modelSideSplitter", "Model details and card")
         side.addWidget(scroll)
         side.addWidget(self.card_box)
-        side.setSizes([420, 340])
+        self.milestones = MilestonesPanel(self.context, self.panel)  # weights to choose from, and Promote
+        side.addWidget(self.milestones)
+        side.setSizes([360, 300, 300])
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
@@ -379,6 +382,7 @@ class ModelsPage(QWidget):
         name = self.selected_name
         model = self.models.get(name) if name else None
         self._update_buttons()
+        self.milestones.show_model(name if model is not None else None)
         card = None if model is None else read_card(self.store.home.absolute(model.folder))
         self.card_view.show_card(card)
         self.card_box.setVisible(card is not None)

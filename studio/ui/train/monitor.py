@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -221,7 +222,10 @@ class TrainMonitor(QWidget):
         self.score_label.setStyleSheet("color: palette(placeholder-text);")
         self.score_label.setVisible(False)
         plot_layout.addWidget(self.score_label)
-        splitter.addWidget(plot_box)
+        # The live plot's tab; the page adds the history's (past runs) beside it.
+        self.plot_tabs = named(QTabWidget(), "trainPlotTabs", "Live run or history")
+        self.plot_tabs.addTab(plot_box, "Live run")
+        splitter.addWidget(self.plot_tabs)
         splitter.addWidget(self._build_preview())
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)

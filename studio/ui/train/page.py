@@ -19,6 +19,7 @@ from studio.engine.runs import interrupted_runs
 from studio.engine.training import train
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState
+from studio.ui.train.history import TrainHistory
 from studio.ui.train.monitor import TrainMonitor
 from studio.ui.train.setup import TrainMode, TrainSetup
 
@@ -39,6 +40,8 @@ class TrainPage(QWidget):
 
         self.setup = TrainSetup()
         self.monitor = TrainMonitor(context=context)
+        self.history = TrainHistory(context)  # past runs' curves, in a tab beside the live plot
+        self.monitor.plot_tabs.addTab(self.history, "History")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(10)
@@ -72,14 +75,25 @@ class TrainPage(QWidget):
         """Reload datasets, models and interrupted runs, keeping the form's current choices."""
         # The model this window trains holds its lock and is not interrupted, whatever its rows say.
         training = self.model_name if self.running else None
-        self.setup.show_choices(
-            list_datasets(self.store), list_models(self.store), interrupted_runs(self.store, exclude=training)
-        )
+        models = list_models(self.store)
+        self.setup.show_choices(list_datasets(self.store), models, interrupted_runs(self.store, exclude=training))
+        self.history.show_models(models)
 
     def on_shown(self) -> None:
         """The main window shows this page: anything may have changed meanwhile."""
         if not self.running:
             self.refresh()
+            self.show_history()
+
+    def show_history(self) -> None:
+        """Show the latest run of the model in view (this page's last run, the form's model, else the newest)
+        in the History tab; a page that has run nothing yet opens on it."""
+        source = self.setup.source_model
+        name = self.model_name or (source.name if source is not None else "") or self.history.model_combo.itemData(0)
+        if name:
+            self.history.select_model(str(name))
+        if self.handle is None:
+            self.monitor.plot_tabs.setCurrentWidget(self.history)
 
     # --- starting and controlling a run ---------------------------------------------------------
 
@@ -99,6 +113,7 @@ class TrainPage(QWidget):
         # Objects alive now outlive the run anyway, so leave them out of collections until it ends.
         gc.freeze()
         self.monitor.reset(str(options.family), self.setup.first_step, options.steps)
+        self.monitor.plot_tabs.setCurrentIndex(0)  # the live plot
         self.handle = (
             EngineOp(self.context, f"Train {options.name}", lambda token: train(store, options, cancel=token))
             .started(self._job_started)
@@ -198,4 +213,5 @@ class TrainPage(QWidget):
         self._update_controls()
         # The run wrote (or updated) a model; every page listing models reloads, this one included.
         self.context.signals.modelsChanged.emit()
+        self.context.signals.galleryChanged.emit()  # milestones' sample grids are gallery items
         self.setup.offer_next_name()
