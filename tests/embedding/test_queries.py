@@ -113,6 +113,30 @@ def test_items_without_an_encoder_get_a_hint(world: World) -> None:
         similar(store, item)
     with pytest.raises(StudioError, match="no encoder yet"):
         run_job(score_model(store, "s", samples=16))
+    # Near-duplicates over every item leave out the dataset without an encoder instead of refusing ...
+    first = GalleryRepository(store).query(GalleryFilter(model="g", seed=0), "oldest", 2).items
+    assert any({entry.id for entry in first} <= set(group.ids) for group in duplicates(store))
+    # ... unless no item has one, and then the hint says how to get one.
+    with pytest.raises(StudioError, match="no encoder yet"):
+        duplicates(store, GalleryFilter(model="s"))
+
+
+def test_imported_images_are_not_compared(world: World, tmp_path: Path) -> None:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from studio.engine.interchange.importer import import_gallery_images
+
+    info = PngInfo()
+    info.add_text("parameters", "a digit\nSteps: 20, Sampler: Euler a, Seed: 1, Size: 16x16, Model: g")
+    path = tmp_path / "elsewhere.png"
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(path, pnginfo=info)
+    run_job(import_gallery_images(world.store, [path]))
+    imported = GalleryRepository(world.store).query(GalleryFilter(operation="import"), "oldest", 1).items[0]
+    assert imported.model == "g"  # a namesake of the local model must not borrow its encoder
+    with pytest.raises(StudioError, match=r"was imported \(made by"):
+        similar(world.store, imported.id)
+    assert all(imported.id not in group.ids for group in duplicates(world.store, threshold=2.0))
 
 
 def cli(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> tuple[int, dict]:

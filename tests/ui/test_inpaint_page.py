@@ -18,6 +18,7 @@ from studio.engine.training import train
 from studio.engine.training_options import TrainOptions
 from studio.store.database import Store
 from studio.store.gallery import GalleryFilter, GalleryRepository
+from studio.ui.gallery.reuse import use_settings
 from studio.ui.main_window import MainWindow
 from studio.ui.pages.inpaint import InpaintPage
 from studio.ui.widgets.mask_canvas import MaskCanvas
@@ -226,6 +227,14 @@ def test_inpainting_keeps_the_unmasked_pixels(qtbot: QtBot, window: MainWindow, 
     assert "2 completions" in page.status.text()
     page.compare_item(results[1].id)
     assert f"#{results[1].id}" in page.comparison.result_caption
+    # "Use these settings" on a completion brings back its source, mask and seed.
+    page.canvas.clear()
+    page.seed_spin.setValue(0)
+    window.show_page("gallery")
+    assert use_settings(window.context, store, gallery.get(results[1].id))
+    assert window.current_key == "inpaint" and page.source == f"#{source['id']}"
+    assert page.seed_spin.value() == 31 and page.model_picker.current_name() == "vae"
+    assert np.array_equal(page.canvas.mask_bool(), mask)
 
 
 def test_a_file_of_another_size_is_completed_at_the_models_resolution(

@@ -74,6 +74,12 @@ def dataset_encoder(store: Store, dataset: str) -> EncoderRecord:
     return encoder
 
 
+def dataset_has_encoder(store: Store, dataset: str) -> bool:
+    """Whether the dataset has a current encoder."""
+    repository = EmbeddingRepository(store)
+    return repository.current_encoder(repository.dataset_id(dataset)) is not None
+
+
 @dataclass(frozen=True)
 class ItemEncoder:
     """A gallery item's encoder: the one of the dataset its model was trained on."""
@@ -86,6 +92,12 @@ class ItemEncoder:
 def item_encoder(store: Store, item_id: int) -> ItemEncoder:
     """The encoder that covers a gallery item, or a StudioError that says why there is none."""
     entry = GalleryRepository(store).get(item_id)
+    if entry.origin is not None:
+        tool = str(entry.origin.get("tool") or "another tool")
+        raise StudioError(
+            f"item {item_id} was imported (made by {tool}): similarity needs the encoder of the dataset a "
+            "Studio model was trained on"
+        )
     found = EmbeddingRepository(store).dataset_of_model(entry.model)
     if found is None:
         raise StudioError(
@@ -257,7 +269,8 @@ def duplicates(
     entries = {entry.id: entry for entry in gallery.entries(selected)}
     by_model: dict[str, list[int]] = {}
     for entry in entries.values():
-        by_model.setdefault(entry.model, []).append(entry.id)
+        if entry.origin is None:  # an imported image has no Studio model (a namesake may exist here)
+            by_model.setdefault(entry.model, []).append(entry.id)
     groups: list[DuplicateGroup] = []
     repository = EmbeddingRepository(store)
     by_dataset: dict[str, list[int]] = {}
@@ -265,9 +278,11 @@ def duplicates(
         found = repository.dataset_of_model(model)
         if found is not None:
             by_dataset.setdefault(found[1], []).extend(ids)
-    if by_model and not by_dataset:
+    if not by_dataset:
         raise StudioError("none of these items comes from a model trained on a dataset: nothing to compare")
-    for dataset, ids in sorted(by_dataset.items()):
+    # Items of datasets without an encoder are left out, unless no dataset has one (then the hint says how).
+    with_encoder = {name: ids for name, ids in by_dataset.items() if dataset_has_encoder(store, name)}
+    for dataset, ids in sorted((with_encoder or by_dataset).items()):
         encoder = dataset_encoder(store, dataset)
         run_job(embed_pending(store, encoder, dataset))
         vectors = vector_cache.get(store, encoder, "gallery")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from studio.engine import curation
 from studio.engine.jobs import CancelToken, Finished, Progress
 from studio.store.database import Store
-from studio.store.gallery import GalleryEntry, GalleryRepository
+from studio.store.gallery import GalleryEntry
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
 from studio.ui.operations import EngineOp
@@ -53,12 +53,8 @@ def use_settings(context: StudioContext, store: Store, entry: GalleryEntry) -> b
         context.signals.useGalleryItems.emit("interpolate-settings", [entry.id])
         return True
     if entry.operation == "inpaint":
-        sources = [parent for parent, role in GalleryRepository(store).parents(entry.id) if role == "source"]
-        if not sources:
-            context.notify(f"#{entry.id} was inpainted from an image file: open that file in Inpaint")
-            return False
-        context.signals.useGalleryItems.emit("inpaint", sources[:1])
-        context.notify(f"Inpaint opened on #{sources[0]}, the source of #{entry.id}: paint the area again")
+        # The Inpaint page reads the item's source, mask, seed and settings itself.
+        context.signals.useGalleryItems.emit("inpaint-settings", [entry.id])
         return True
     metadata: dict[str, Any] = {
         "model": entry.model,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import QRect, QRectF, QSize, Qt
 from PySide6.QtGui import (
     QColor,
@@ -41,13 +42,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.families.conditioning import CLASS_OPTION
 from studio.engine.generation import MAX_COUNT, MAX_SEED, inpaint
 from studio.engine.jobs import CancelToken, Job
 from studio.engine.library import ModelSummary
+from studio.engine.untrusted.png import read_png_metadata
 from studio.errors import StudioError
 from studio.store.gallery import GalleryRepository
 from studio.ui.context import StudioContext
 from studio.ui.jobs import JobHandle
+from studio.ui.pages.generate import restore_form
 from studio.ui.pages.interpolate import IMAGE_FILTER
 from studio.ui.widgets import named
 from studio.ui.widgets.generation_controls import GenerationPage, result_summary, scroll_column
@@ -544,13 +548,64 @@ class InpaintPage(GenerationPage):
         self.load_gallery_item(int(text))
 
     def use_gallery_items(self, page_key: str, ids: Sequence[int]) -> None:
-        """An item chosen in the gallery becomes the image to complete."""
+        """An item chosen in the gallery becomes the image to complete (or, for settings, is made again)."""
+        if page_key == "inpaint-settings" and ids:
+            self.restore_inpainting(int(ids[0]))
+            return
         if page_key != "inpaint" or not ids:
             return
         self.context.go_to("inpaint")
         self.refresh()
         if self.load_gallery_item(int(ids[0])) and len(ids) > 1:
             self.context.notify(f"inpainting #{ids[0]}: one image at a time, the other {len(ids) - 1} are left out")
+
+    def restore_inpainting(self, item_id: int) -> bool:
+        """Fill the page from an inpainted item: its source, mask, model, class, seed and settings."""
+        self.context.go_to("inpaint")
+        self.refresh()
+        try:
+            repository = GalleryRepository(self.store)
+            entry = repository.get(item_id)
+            metadata = read_png_metadata(self.store.home.absolute(entry.path), with_pixels=False)
+        except StudioError as error:
+            self.context.error("Cannot use these settings", str(error))
+            return False
+        sources = [parent for parent, role in repository.parents(item_id) if role == "source"]
+        # The source item when it still exists, else the copy of the source kept in the data home.
+        opened = self.load_gallery_item(sources[0]) if sources else False
+        if not opened and metadata.source is not None:
+            opened = self.open_image_file(self.store.home.absolute(metadata.source))
+        if not opened:
+            return False
+        notes = []
+        if not self.model_picker.select(entry.model):
+            notes.append(f"the model '{entry.model}' is not here: choose one")
+        if entry.seed is not None:
+            self.seed_spin.setValue(entry.seed)
+        params = dict(entry.params)
+        asked = params.pop(CLASS_OPTION, None)
+        if asked is not None and not self.class_picker.choose(asked if isinstance(asked, str) else None):
+            notes.append(f"no class '{asked}'")
+        skipped = restore_form(self.form, params)
+        if skipped:
+            notes.append(f"not restored: {', '.join(skipped)}")
+        if metadata.mask is not None:
+            notes += self._restore_mask(self.store.home.absolute(metadata.mask))
+        message = f"Inpainting of #{item_id} restored, seed {entry.seed}" + (f" ({'; '.join(notes)})" if notes else "")
+        self.context.notify(message)
+        return True
+
+    def _restore_mask(self, path: Path) -> list[str]:
+        """Paint the recorded mask when it fits the image on the canvas; else say why not."""
+        try:
+            with Image.open(path) as image:
+                mask = np.asarray(image.convert("L"), np.float32) / 255.0
+        except (OSError, ValueError):
+            return ["the mask file is missing: paint the area again"]
+        if mask.shape != self.canvas.mask_values().shape:
+            return ["the mask was made at another size: paint the area again"]
+        self.canvas.set_mask(mask)
+        return []
 
     # --- running -------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ to the existing model's.
 from __future__ import annotations
 
 import enum
-import os
 from typing import Any
 
 from PySide6.QtCore import QRegularExpression, Qt
@@ -40,6 +39,7 @@ from studio.engine.library import ModelSummary
 from studio.engine.runs import InterruptedRun
 from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
+from studio.ui.train.advanced import AdvancedTrainingOptions
 from studio.ui.widgets import named
 from studio.ui.widgets.class_picker import classes_line
 from studio.ui.widgets.schema_form import SchemaForm
@@ -83,11 +83,6 @@ def conditioning_note(setting: str, dataset: DatasetSummary | None) -> tuple[str
 def preview_count(family: str) -> int:
     """How many preview images a run of `family` draws (its declaration says)."""
     return declaration(family).preview_count
-
-
-def default_threads() -> int:
-    """Torch threads for training: every core but one, which stays free for the GUI thread."""
-    return max(1, (os.cpu_count() or 1) - 1)
 
 
 class TrainMode(enum.StrEnum):
@@ -143,7 +138,12 @@ class TrainSetup(QScrollArea):
             self.forms[group_name] = schema_form
             self.form_groups[group_name] = group_box
             box.addWidget(group_box)
-        advanced = self._build_advanced()
+        advanced = AdvancedTrainingOptions()
+        self.preview_every_spin = advanced.preview_every_spin
+        self.checkpoint_every_spin = advanced.checkpoint_every_spin
+        self.milestone_every_spin = advanced.milestone_every_spin
+        self.keep_milestones_spin = advanced.keep_milestones_spin
+        self.threads_spin = advanced.threads_spin
         box.addWidget(advanced)
         box.addStretch(1)
 
@@ -293,39 +293,6 @@ class TrainSetup(QScrollArea):
         self.seed_spin.setRange(0, 2_147_483_647)
         budget.addRow("Seed", self.seed_spin)
         return budget_group
-
-    def _build_advanced(self) -> QGroupBox:
-        advanced = QGroupBox("Previews and checkpoints")
-        advanced_form = QFormLayout(advanced)
-        self.preview_every_spin = named(
-            QSpinBox(),
-            "trainPreviewEverySpin",
-            "Preview every N steps",
-            "Draw preview images and diagnostic figures every N steps (0: never)",
-        )
-        self.preview_every_spin.setRange(0, 1_000_000)
-        self.preview_every_spin.setValue(250)
-        self.preview_every_spin.setSpecialValueText("never")
-        self.checkpoint_every_spin = named(
-            QSpinBox(),
-            "trainCheckpointEverySpin",
-            "Checkpoint every N steps",
-            "Save a checkpoint every N steps (and always at the end)",
-        )
-        self.checkpoint_every_spin.setRange(1, 1_000_000)
-        self.checkpoint_every_spin.setValue(500)
-        self.threads_spin = named(
-            QSpinBox(),
-            "trainThreadsSpin",
-            "CPU threads",
-            "Torch threads for CPU training; one core is left to keep the window responsive",
-        )
-        self.threads_spin.setRange(1, max(1, os.cpu_count() or 1))
-        self.threads_spin.setValue(default_threads())
-        advanced_form.addRow("Preview every", self.preview_every_spin)
-        advanced_form.addRow("Checkpoint every", self.checkpoint_every_spin)
-        advanced_form.addRow("CPU threads", self.threads_spin)
-        return advanced
 
     # --- the choices ----------------------------------------------------------------------------
 
@@ -686,6 +653,8 @@ class TrainSetup(QScrollArea):
             settings=self.settings(),
             checkpoint_every=self.checkpoint_every_spin.value(),
             preview_every=self.preview_every_spin.value(),
+            milestone_every=self.milestone_every_spin.value(),
+            keep_milestones=self.keep_milestones_spin.value(),
             preview_count=preview_count(family),
             threads=self.threads_spin.value(),
         )
