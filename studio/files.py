@@ -19,7 +19,7 @@ import shutil
 import sys
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -210,6 +210,24 @@ _MAX_PENDING_BYTES = 1 << 20  # a journal lists one batch of paths: far below th
 def partial_path(path: Path) -> Path:
     """Where a file is written before it is renamed to `path` (hidden, beside it, on the same disk)."""
     return path.with_name(f".{path.name}.partial")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A handle to write `path` through: a partial file beside it, fsynced and renamed when the block ends.
+
+    An exception in the block (or in the fsync) removes the partial file and leaves `path` as it was.
+    """
+    partial = partial_path(path)
+    try:
+        with open(partial, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def write_pending(staging: StagingFolder, paths: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ from studio.cli.arguments import BACKEND_CHOICES, BoundedInt, family_choices, it
 from studio.cli.collections import register_curation
 from studio.cli.context import Context
 from studio.cli.gallery_import import register_import
-from studio.cli.printing import print_table, say
+from studio.cli.printing import print_note, print_table, say
 from studio.errors import StudioError
 from studio.failures import explain
 from studio.limits import LABEL_SOURCES, MIN_RATING, NEIGHBOURS, PAGE, SEED
@@ -352,11 +352,14 @@ def cmd_gallery_similar(ctx: Context) -> dict[str, Any]:
 
 def cmd_gallery_duplicates(ctx: Context) -> dict[str, Any]:
     """studio gallery duplicates [filters] [--threshold T] [--reject]"""
-    from studio.engine.embedding.queries import duplicates, reject_duplicates
+    from studio.engine.embedding.queries import reject_duplicates, search_duplicates
 
-    groups = duplicates(ctx.store, filters_from(ctx.args), ctx.args.threshold)
+    search = search_duplicates(ctx.store, filters_from(ctx.args), ctx.args.threshold)
+    groups = search.groups
     rejected = reject_duplicates(ctx.store, groups) if ctx.args.reject else []
     if not ctx.args.json:
+        if search.left_out:
+            print_note(f"{search.left_out} item(s) not compared: {search.left_out_reason}")
         if not groups:
             say("no near-duplicates")
         for group in groups:
@@ -366,7 +369,12 @@ def cmd_gallery_duplicates(ctx: Context) -> dict[str, Any]:
             say(f"rejected {len(rejected)} item(s), kept the best of each group")
         elif groups:
             say("add --reject to keep the best rated of each group and reject the rest")
-    return {"groups": [group.as_dict() for group in groups], "rejected": rejected}
+    return {
+        "groups": [group.as_dict() for group in groups],
+        "rejected": rejected,
+        "left_out": search.left_out,
+        "left_out_reason": search.left_out_reason,
+    }
 
 
 def cmd_gallery_nearest(ctx: Context) -> dict[str, Any]:

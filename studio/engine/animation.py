@@ -19,7 +19,7 @@ from PIL import Image
 from studio.engine.jobs import CancelToken, Finished, Job, Progress
 from studio.engine.untrusted.png import PILLOW_ERRORS
 from studio.errors import StudioError
-from studio.files import partial_path
+from studio.files import atomic_file
 from studio.limits import ANIMATION_FPS, ANIMATION_SCALE
 from studio.store.database import Store
 from studio.store.gallery import GalleryEntry, GalleryRepository
@@ -175,16 +175,8 @@ def _frame(store: Store, entry: GalleryEntry, scale: int) -> Image.Image:
 
 def _write(path: Path, image_format: str, frames: list[Image.Image], duration_ms: int) -> None:
     """All frames into one file, atomically (a partial file beside it, fsync, rename)."""
-    partial = partial_path(path)
     options: dict[str, Any] = {"save_all": True, "append_images": frames[1:], "duration": duration_ms, "loop": 0}
     if image_format == "GIF":
         options["disposal"] = 2  # each frame replaces the last (no smearing of an earlier frame)
-    try:
-        with open(partial, "wb") as handle:
-            frames[0].save(handle, format=image_format, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        frames[0].save(handle, format=image_format, **options)

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import io
 import json
-import os
 import re
 import secrets
 import time
@@ -46,7 +45,7 @@ from studio.engine.stepping import batch_steps, fit_memory, stepped
 from studio.engine.thumbnails import make_thumbnail, thumbnail_path
 from studio.engine.untrusted.png import METADATA_KEY  # the chunk written here is the one read there
 from studio.errors import NotFoundError, StudioError
-from studio.files import StagingFolder, partial_path, write_pending
+from studio.files import StagingFolder, atomic_file, write_pending
 from studio.limits import BACKENDS, COUNT, FRAMES, ITEM_ID, SEED, IntRange
 from studio.store.database import Store
 from studio.store.gallery import GalleryRepository
@@ -122,16 +121,8 @@ def write_png(path: Path, image: np.ndarray, metadata: Mapping[str, Any]) -> Non
     if "model" in metadata:  # for other tools' browsers; `studio` stays the truth (inputs get neither)
         info.add_text(PARAMETERS_KEY, format_parameters(metadata, image.shape[1], image.shape[0]), zip=False)
         info.add_text(SOFTWARE_KEY, SOFTWARE, zip=False)
-    partial = partial_path(path)
-    try:
-        with open(partial, "wb") as handle:
-            Image.fromarray(pixels).save(handle, format="PNG", pnginfo=info)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        Image.fromarray(pixels).save(handle, format="PNG", pnginfo=info)
 
 
 def gallery_folder(store: Store, model: str) -> Path:

@@ -16,6 +16,7 @@ from studio.engine.embedding.queries import (
     map_points,
     nearest_training,
     reject_duplicates,
+    search_duplicates,
     similar,
 )
 from studio.engine.embedding.scoring import score_model
@@ -115,7 +116,9 @@ def test_items_without_an_encoder_get_a_hint(world: World) -> None:
         run_job(score_model(store, "s", samples=16))
     # Near-duplicates over every item leave out the dataset without an encoder instead of refusing ...
     first = GalleryRepository(store).query(GalleryFilter(model="g", seed=0), "oldest", 2).items
-    assert any({entry.id for entry in first} <= set(group.ids) for group in duplicates(store))
+    search = search_duplicates(store)
+    assert any({entry.id for entry in first} <= set(group.ids) for group in search.groups)
+    assert search.left_out == 1 and "dataset 'shapes' has no encoder yet" in search.left_out_reason
     # ... unless no item has one, and then the hint says how to get one.
     with pytest.raises(StudioError, match="no encoder yet"):
         duplicates(store, GalleryFilter(model="s"))

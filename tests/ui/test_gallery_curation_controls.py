@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QListWidgetItem
 from pytestqt.qtbot import QtBot
 
@@ -28,6 +27,8 @@ from studio.store.tables import Dataset
 from studio.ui.gallery import GalleryPage
 from studio.ui.main_window import MainWindow
 from studio.ui.pages.interpolate import InterpolatePage
+from tests.ui.gallery_helpers import gallery_page as _gallery
+from tests.ui.gallery_helpers import settle_gallery as _settle
 
 TINY_GAN = {"width": 8, "latent_dim": 8, "batch_size": 8}
 # Items: 1-4 samples (seeds 100-103), 5-7 an interpolation from seed 1 to seed 2, 8 an image from another tool.
@@ -70,20 +71,6 @@ def window(qtbot: QtBot, isolated_home: Path, template_home: Path, settings: QSe
     yield main
     main.close()
     store.close()
-
-
-def _gallery(window: MainWindow) -> GalleryPage:
-    page = window.page["gallery"]
-    assert isinstance(page, GalleryPage)
-    return page
-
-
-def _settle(page: GalleryPage, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while page.loading:
-        assert time.monotonic() < deadline, "the gallery's rows never arrived"
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.001)
 
 
 def _ids(page: GalleryPage) -> list[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QDialog, QMenu, QMessageBox
 from pytestqt.qtbot import QtBot
 from sqlalchemy import insert
@@ -39,6 +39,8 @@ from studio.ui.gallery.model import (
 )
 from studio.ui.gallery.view import selection_count
 from studio.ui.main_window import MainWindow
+from tests.ui.gallery_helpers import gallery_page as _gallery
+from tests.ui.gallery_helpers import settle_gallery as _settle
 
 TINY_GAN = {"width": 8, "latent_dim": 8, "batch_size": 8}
 SEEDS = list(range(100, 106))  # items 1-6, made in this order: the grid (newest first) shows 6..1
@@ -81,21 +83,6 @@ def gallery_window(qtbot: QtBot, items_store: Store, settings: QSettings) -> Ite
     qtbot.waitUntil(lambda: _states(page) == ["ready"] * len(SEEDS), timeout=10_000)
     yield main
     main.close()
-
-
-def _gallery(window: MainWindow) -> GalleryPage:
-    page = window.page["gallery"]
-    assert isinstance(page, GalleryPage)
-    return page
-
-
-def _settle(page: GalleryPage, timeout: float = 10.0) -> None:
-    """Let a reload on its way arrive: the grid reads its id list off the GUI thread."""
-    deadline = time.monotonic() + timeout
-    while page.loading:
-        assert time.monotonic() < deadline, "the gallery's rows never arrived"
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.001)
 
 
 def _states(page: GalleryPage) -> list[str]:

@@ -4,7 +4,6 @@ near-duplicates with "keep the best" (undoable), and embeddings computed in the 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from studio.ui.gallery.similarity import SIMILAR_COUNT
 from studio.ui.main_window import MainWindow
 from studio.ui.widgets import image_to_qimage
 from tests.embedding.conftest import build_world
+from tests.ui.gallery_helpers import gallery_page as _gallery
+from tests.ui.gallery_helpers import settle_gallery as _settle
 
 SHOTS = Path("/tmp/notes/shots14")
 
@@ -93,21 +94,6 @@ def sim_window(qtbot: QtBot, sim_store: Store, settings: QSettings) -> Iterator[
     _settle(_gallery(main))
     yield main
     main.close()
-
-
-def _gallery(window: MainWindow) -> GalleryPage:
-    page = window.page["gallery"]
-    assert isinstance(page, GalleryPage)
-    return page
-
-
-def _settle(page: GalleryPage, timeout: float = 10.0) -> None:
-    """Let a reload on its way arrive: the grid reads its id list off the GUI thread."""
-    deadline = time.monotonic() + timeout
-    while page.loading:
-        assert time.monotonic() < deadline, "the gallery's rows never arrived"
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.001)
 
 
 def _ids(page: GalleryPage) -> list[int]:

@@ -255,6 +255,15 @@ class DuplicateGroup:
         }
 
 
+@dataclass(frozen=True)
+class DuplicateSearch:
+    """The groups found, and the selected items that could not be compared (with the first one's reason)."""
+
+    groups: list[DuplicateGroup]
+    left_out: int = 0
+    left_out_reason: str = ""
+
+
 def duplicates(
     store: Store, filters: GalleryFilter | None = None, threshold: float | None = None
 ) -> list[DuplicateGroup]:
@@ -262,15 +271,26 @@ def duplicates(
 
     `threshold` is a cosine distance; by default each encoder's own duplicate rule.
     """
+    return search_duplicates(store, filters, threshold).groups
+
+
+def search_duplicates(
+    store: Store, filters: GalleryFilter | None = None, threshold: float | None = None
+) -> DuplicateSearch:
+    """`duplicates`, and how many selected items were left out: imported images, items of a model without a
+    dataset, items of a dataset without an encoder (refused with the hint only when no item can be compared)."""
     if threshold is not None and not 0.0 <= threshold <= 2.0:
         raise StudioError("--threshold must be a cosine distance between 0 and 2")
     gallery = GalleryRepository(store)
     selected = gallery.ids(filters or GalleryFilter())
     entries = {entry.id: entry for entry in gallery.entries(selected)}
+    reasons: list[str] = []
     by_model: dict[str, list[int]] = {}
     for entry in entries.values():
         if entry.origin is None:  # an imported image has no Studio model (a namesake may exist here)
             by_model.setdefault(entry.model, []).append(entry.id)
+        elif not reasons:
+            reasons.append(f"item {entry.id} was imported: Studio compares the images of its own models")
     groups: list[DuplicateGroup] = []
     repository = EmbeddingRepository(store)
     by_dataset: dict[str, list[int]] = {}
@@ -278,11 +298,17 @@ def duplicates(
         found = repository.dataset_of_model(model)
         if found is not None:
             by_dataset.setdefault(found[1], []).extend(ids)
+        else:
+            reasons.append(f"model '{model}' has no dataset (imported or deleted), so no encoder")
     if not by_dataset:
         raise StudioError("none of these items comes from a model trained on a dataset: nothing to compare")
-    # Items of datasets without an encoder are left out, unless no dataset has one (then the hint says how).
     with_encoder = {name: ids for name, ids in by_dataset.items() if dataset_has_encoder(store, name)}
-    for dataset, ids in sorted((with_encoder or by_dataset).items()):
+    if not with_encoder:
+        raise StudioError(no_encoder_hint(sorted(by_dataset)[0]))
+    reasons += [no_encoder_hint(name) for name in sorted(set(by_dataset) - set(with_encoder))]
+    compared = 0
+    for dataset, ids in sorted(with_encoder.items()):
+        compared += len(ids)
         encoder = dataset_encoder(store, dataset)
         run_job(embed_pending(store, encoder, dataset))
         vectors = vector_cache.get(store, encoder, "gallery")
@@ -299,7 +325,8 @@ def duplicates(
             kept = matrix[group[members.index(keep)]]
             spread = max(float(1.0 - matrix[index] @ kept) for index in group)
             groups.append(DuplicateGroup(sorted(members), keep, max(0.0, spread)))
-    return groups
+    left_out = len(entries) - compared
+    return DuplicateSearch(groups, left_out, reasons[0] if left_out and reasons else "")
 
 
 def reject_duplicates(store: Store, groups: Sequence[DuplicateGroup]) -> list[int]:

@@ -58,7 +58,9 @@ ENCODER_SCHEMA: tuple[Hyperparameter, ...] = (
     Hyperparameter("flip", bool, True, "mirror left-right (turn off when mirrored images mean something else)"),
     Hyperparameter("colour_jitter", bool, True, "brightness and contrast (and saturation and hue for colour images)"),
     Hyperparameter("grayscale", bool, True, "colour images: drop the colour of some views (20%)"),
-    Hyperparameter("blur", bool, True, "Gaussian blur of half the views"),
+    # Off by default: an encoder taught that blur does not matter cannot see the blur of a VAE's samples,
+    # and the quality score then ranked a blurry VAE above a sharper GAN (bench/results/agreement-blur-cpu.txt).
+    Hyperparameter("blur", bool, False, "Gaussian blur of half the views (makes the encoder blind to blur)"),
     Hyperparameter("cutout", bool, True, "erase a random square of a quarter of the views (suits small images)"),
     Hyperparameter("noise", bool, False, "add a little Gaussian pixel noise"),
 )

@@ -13,7 +13,6 @@ The library is imported on first use: only an export or import that touches XMP 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 from studio.engine.untrusted.values import MalformedError, read_limited, shown
 from studio.errors import StudioError
-from studio.files import partial_path
+from studio.files import atomic_file
 
 XMP_MODES = ("embed", "sidecar", "none")
 SIDECAR_SUFFIX = ".xmp"
@@ -149,16 +148,8 @@ def sidecar_path(image: Path) -> Path:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` through a temporary file in the same folder, fsync, then rename."""
-    partial = partial_path(path)
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ thread behind a generation (nor a generation behind them).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +23,12 @@ from studio.engine.embedding.queries import (
     datasets_with_encoders,
     embed_job,
     nearest_training,
+    search_duplicates,
 )
-from studio.engine.embedding.queries import duplicates as find_duplicates
 from studio.engine.embedding.queries import similar as similar_items
 from studio.engine.jobs import CancelToken, run_job
 from studio.errors import CancelledError, StudioError
 from studio.store.database import Store
-from studio.store.embeddings import EmbeddingRepository
 from studio.store.gallery import GalleryEntry, GalleryFilter, GalleryRepository
 from studio.ui.gallery.thumbnails import image_path, load_image
 from studio.ui.operations import QueryHandle, QueryOp
@@ -38,9 +36,6 @@ from studio.ui.widgets import image_to_qimage
 
 SIMILAR_COUNT = 24  # "more like this" shows this many neighbours: two or three rows of the grid
 MAX_GROUPS_SHOWN = 100  # duplicate groups drawn in the dialog; "keep the best" still handles every group
-# The most items a duplicates search narrows to by id when some items have no encoder: one SQL variable
-# each, under SQLite's 32,766.
-MAX_COVERED_IDS = 30_000
 
 
 @dataclass(frozen=True)
@@ -80,37 +75,13 @@ def read_nearest(store: Store, item_id: int) -> NearestTraining:
     return NearestTraining(item_id, found, image)
 
 
-def covered_ids(store: Store, filters: GalleryFilter) -> tuple[list[int], int]:
-    """The ids `filters` selects whose model's dataset has an encoder, and how many others it selects."""
-    ids = GalleryRepository(store).ids(filters)
-    with_encoder = set(datasets_with_encoders(store))
-    datasets = EmbeddingRepository(store)
-    models: dict[str, bool] = {}
-    covered: list[int] = []
-    for entry in GalleryRepository(store).entries(ids):
-        if entry.model not in models:
-            found = datasets.dataset_of_model(entry.model)
-            models[entry.model] = found is not None and found[1] in with_encoder
-        if models[entry.model]:
-            covered.append(entry.id)
-    return covered, len(ids) - len(covered)
-
-
 def read_duplicates(store: Store, filters: GalleryFilter) -> DuplicateFindings:
     """Off the GUI thread: the groups, and the entries and images of the first groups (QImage only).
 
-    The engine refuses a search where some item has no encoder; then the items that have one are searched,
-    and the others counted as left out (a gallery mixing datasets is the common case).
+    Items the engine cannot compare (imported, or of a dataset without an encoder) are counted as left out.
     """
-    left_out, reason = 0, ""
-    try:
-        groups = find_duplicates(store, filters)
-    except StudioError as error:
-        covered, left_out = covered_ids(store, filters)
-        if not covered or not left_out or len(covered) > MAX_COVERED_IDS:
-            raise
-        reason = str(error)
-        groups = find_duplicates(store, dataclasses.replace(filters, ids=tuple(covered)))
+    search = search_duplicates(store, filters)
+    groups = search.groups
     shown = [i for group in groups[:MAX_GROUPS_SHOWN] for i in group.ids]
     entries = {entry.id: entry for entry in GalleryRepository(store).entries(shown)}
     thumbnails: dict[int, QImage] = {}
@@ -119,7 +90,7 @@ def read_duplicates(store: Store, filters: GalleryFilter) -> DuplicateFindings:
         image, _reason = load_image(image_path(store, entry))
         if image is not None:
             thumbnails[item_id] = image  # else the dialog says "no image"
-    return DuplicateFindings(groups, entries, thumbnails, left_out, reason)
+    return DuplicateFindings(groups, entries, thumbnails, search.left_out, search.left_out_reason)
 
 
 def embed_everything(store: Store, token: CancelToken) -> int:
