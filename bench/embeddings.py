@@ -428,6 +428,7 @@ def agreement(
                         minutes=minutes,
                         seed=0,
                         checkpoint_every=10**9,
+                        milestone_every=0,  # the budget goes to training, as in the figures before milestones existed
                         preview_every=0,
                     ),
                 )
