@@ -97,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setDesktopFileName("studio")
     home = DataHome.resolve()
     try:
+        # $STUDIO_DATABASE_URL, when set, opens a team gallery on PostgreSQL (as the CLI does); the run
+        # processes the window starts inherit it, so they write to the same database.
         store = open_store(home)
     except StudioError as error:
         QMessageBox.critical(None, "Studio cannot open its data", str(error))

@@ -29,6 +29,10 @@ NEARLY_FULL = 1024 * 1024
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY = 3, 5, 6, 7, 8
 SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_AUTH, SQLITE_NOTADB = 10, 11, 13, 14, 23, 26
 DAMAGE_CODES = frozenset({SQLITE_CORRUPT, SQLITE_NOTADB})
+# PostgreSQL's SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html): a transaction
+# the server rolled back because of another one (serialization failure, deadlock) is safe to run again.
+PG_TRANSIENT = frozenset({"40001", "40P01"})
+PG_DISK_FULL, PG_OUT_OF_MEMORY, PG_PERMISSION, PG_TOO_MANY = "53100", "53200", "42501", "53300"
 # When an error carries no code (raised by hand, or by an older Python), its standard message says it.
 _SQLITE_MESSAGES = {
     "database or disk is full": SQLITE_FULL,
@@ -71,8 +75,11 @@ def sqlite_code(error: BaseException) -> int | None:
 
 
 def is_busy(error: BaseException) -> bool:
-    """Whether an error (or the sqlite3 error SQLAlchemy wraps) is SQLite saying another connection holds a lock."""
+    """Whether an error (or the DBAPI error SQLAlchemy wraps) is another connection in the way: SQLite's
+    lock, or PostgreSQL's serialization failure or deadlock (the server rolled the transaction back)."""
     original = error if isinstance(error, sqlite3.Error) else getattr(error, "orig", None)
+    if getattr(original, "pgcode", None) in PG_TRANSIENT:
+        return True
     return isinstance(original, sqlite3.OperationalError) and sqlite_code(original) in (SQLITE_BUSY, SQLITE_LOCKED)
 
 
@@ -106,6 +113,8 @@ def _explain_one(error: BaseException, home: Path | None, database: Path | None)
         )
     if isinstance(error, sqlite3.Error):
         return _explain_sqlite(error, home, database)
+    if type(error).__module__.partition(".")[0] == "psycopg2":  # without importing it: it is optional
+        return explain_postgres(error, "the PostgreSQL database")
     if isinstance(error, OSError) and error.errno is not None:
         return _explain_os(error, home)
     return None
@@ -244,6 +253,41 @@ def _explain_sqlite(error: sqlite3.Error, home: Path | None, database: Path | No
     if code == SQLITE_CANTOPEN:
         return f"{name} cannot be opened: check that its folder exists and your user may read and write it"
     return f"a disk input/output error on {name} ({error}): check the disk and retry; {NOTHING_KEPT}"
+
+
+def explain_postgres(error: BaseException, where: str) -> str | None:
+    """One line for what a PostgreSQL server or the way to it did (`where` names the database, password
+    masked), or None for an SQL error (a bug). libpq's connection errors carry no SQLSTATE: read the text."""
+    original = getattr(error, "orig", None) or error
+    code = getattr(original, "pgcode", None)
+    text = str(original).lower()
+    if "password authentication failed" in text or "no password supplied" in text:
+        return f"PostgreSQL refused the user name or password in {where}: check them (nothing was changed)"
+    if "role" in text and "does not exist" in text:
+        return f"PostgreSQL has no such user ({where}): check the user name (nothing was changed)"
+    if "database" in text and "does not exist" in text:
+        return f"the database in {where} does not exist: create it first (createdb NAME), nothing was changed"
+    if "could not translate host name" in text:
+        return f"the PostgreSQL server's host name in {where} is unknown: check it (nothing was changed)"
+    if "timeout expired" in text:
+        return f"no answer from the PostgreSQL server of {where} in time: check the host, port and firewall"
+    unreachable = ("connection refused", "no such file or directory", "could not connect", "is the server running")
+    if any(words in text for words in unreachable):
+        return f"cannot reach the PostgreSQL server of {where}: is it running, and are the host and port right?"
+    if code is None and ("server closed the connection" in text or "terminating connection" in text):
+        return f"the PostgreSQL server of {where} closed the connection: retry when it is back; {NOTHING_KEPT}"
+    if code == PG_DISK_FULL:
+        return f"the PostgreSQL server's disk is full ({where}): its administrator must free space; {NOTHING_KEPT}"
+    if code == PG_OUT_OF_MEMORY:
+        return f"the PostgreSQL server ran out of memory ({where}): retry later; {NOTHING_KEPT}"
+    if code == PG_PERMISSION:
+        first = str(original).strip().splitlines()[0]
+        return f"the PostgreSQL user may not do this in {where} ({first}): grant it the rights; {NOTHING_KEPT}"
+    if code == PG_TOO_MANY or "too many clients" in text:
+        return f"the PostgreSQL server of {where} has too many connections: retry later, or raise max_connections"
+    if code in PG_TRANSIENT:
+        return f"{where} is busy: another Studio process is writing to it; retry when it has finished"
+    return None
 
 
 def _existing(path: Path) -> Path | None:

@@ -12,6 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from studio.home import HOME_ENV, DataHome
 from studio.store.database import Store, open_store
+from studio.store.postgres import DATABASE_ENV
+from tests.store.postgres import pg_empty_url, pg_env, pg_server, pg_store, pg_url  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +21,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point $STUDIO_HOME at a fresh folder so no test can touch a real home."""
     root = tmp_path / "home"
     monkeypatch.setenv(HOME_ENV, str(root))
+    monkeypatch.delenv(DATABASE_ENV, raising=False)  # nor a team's PostgreSQL gallery
     return root
 
 

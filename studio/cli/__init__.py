@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print_error(str(error), wants_json)
         return EXIT_USAGE
+    args.argv = argv  # as given: a command that starts workers (torchrun) gives them the same one
     for name, default in (("json", False), ("home", None), ("quiet", False)):
         if not hasattr(args, name):
             setattr(args, name, default)

@@ -23,6 +23,8 @@ class Context:
         # Per command, before anything prints: notes stay silent under --quiet (errors and results do not).
         set_quiet(bool(getattr(args, "quiet", False)))
         self.home = DataHome.resolve(args.home)
+        # --database wins over $STUDIO_DATABASE_URL (read by open_store when this is None).
+        self.database: str | None = getattr(args, "database", None)
         self._store: Any = None
 
     @property
@@ -32,7 +34,7 @@ class Context:
             # Imported here: `studio --help` and usage errors should not pay for SQLAlchemy.
             from studio.store.database import open_store
 
-            self._store = open_store(self.home)
+            self._store = open_store(self.home, self.database)
         return self._store
 
     def run(self, job: Job) -> Any:

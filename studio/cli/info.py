@@ -36,7 +36,8 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
         "studio": __version__,
         "python": sys.version.split()[0],
         "home": str(ctx.home.root),
-        "database": str(ctx.home.database),
+        "database": ctx.store.location,  # a PostgreSQL URL with its password masked
+        "database_kind": "postgresql" if ctx.store.on_postgres else "sqlite",
         "read_only": ctx.store.read_only_reason,
         "versions": versions,
         "devices": torch_devices(),
@@ -44,7 +45,7 @@ def cmd_info(ctx: Context) -> dict[str, Any]:
     }
     if not ctx.args.json:
         for key, value in payload.items():
-            if key not in ("versions", "devices", "providers"):
+            if key not in ("versions", "devices", "providers", "database_kind"):
                 say(f"{key:>9}: {value}")
         say(f"{'devices':>9}: {', '.join(d['name'] for d in payload['devices'])}")
         providers = payload["providers"]

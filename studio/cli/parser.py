@@ -14,6 +14,7 @@ from studio.cli.gallery import register as register_gallery
 from studio.cli.generate import register as register_generate
 from studio.cli.info import register as register_info
 from studio.cli.models import register as register_models
+from studio.cli.runs import register as register_runs
 from studio.cli.train import register as register_train
 from studio.errors import StudioError
 
@@ -23,6 +24,7 @@ COMMAND_GROUPS = (
     register_gallery,
     register_backup,
     register_train,
+    register_runs,
     register_models,
     register_embed,
     register_generate,
@@ -44,7 +46,7 @@ class StudioParser(argparse.ArgumentParser):
 
 
 def common_options() -> argparse.ArgumentParser:
-    """--json, --home and --quiet: accepted before or after any command."""
+    """--json, --home, --database and --quiet: accepted before or after any command."""
     # SUPPRESS defaults: a subcommand's parser must not reset a value given before the command;
     # `main` fills in the real defaults after parsing.
     common = argparse.ArgumentParser(add_help=False)
@@ -53,6 +55,13 @@ def common_options() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--home", default=argparse.SUPPRESS, help="data home (default: $STUDIO_HOME or the user data folder)"
+    )
+    common.add_argument(
+        "--database",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="a team gallery's PostgreSQL database, postgresql://USER:PASSWORD@HOST:PORT/NAME "
+        "(default: $STUDIO_DATABASE_URL, else SQLite in the data home)",
     )
     common.add_argument(
         "--quiet",

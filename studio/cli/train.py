@@ -8,16 +8,23 @@ from typing import Any
 
 from studio.cli.arguments import DEVICE_CHOICES, BoundedInt, trainable_family_choices
 from studio.cli.context import Context, Interrupted
+from studio.cli.distributed import add_arguments as add_distributed_arguments
+from studio.cli.distributed import launch_workers, launches, quiet_follower, quiet_native_logs, topology_options
 from studio.cli.history import add_training_arguments as add_history_arguments
 from studio.cli.milestones import add_training_arguments as add_milestone_arguments
 from studio.cli.printing import TrainingPrinter, say
+from studio.cli.runs import add_train_arguments as add_run_arguments
+from studio.cli.runs import start_detached, supervised_training
 from studio.engine.jobs import run_job
+from studio.engine.launch import is_main_process
 from studio.errors import StudioError
 from studio.limits import CHECKPOINT_EVERY, DIAGNOSTICS_EVERY, SCORE_SAMPLES, SEED, STEPS, THREADS
 
 
 def cmd_train(ctx: Context) -> dict[str, Any]:
     """studio train --family F --dataset D --name M [--steps N | --minutes M] ..."""
+    if launches(ctx.args):
+        quiet_native_logs()
     # Imported here: the trainer brings torch, which no other command's start-up should pay for.
     from studio.engine.checkpoints import read_config
     from studio.engine.families.registry import parse_overrides
@@ -52,8 +59,14 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
         preview_count=0,
         threads=args.threads,
         tensorboard=args.tensorboard,
+        **topology_options(args),
     )
-    job = train(ctx.store, options)
+    if launches(args):
+        return launch_workers(ctx, options, _batch_size(ctx, family_name, settings))
+    quiet_follower(ctx)  # a worker of rank > 0 prints nothing
+    if args.detach:  # a supervised run in the background (see `studio runs`); --run-dir is how it is started
+        return start_detached(ctx, options)
+    job = supervised_training(ctx, options, train)
     printer = TrainingPrinter(sys.stderr, quiet=args.quiet)
     try:
         result = run_job(job, printer)
@@ -64,6 +77,8 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
         ) from None
     finally:
         printer.close()
+    if not is_main_process():
+        return {}  # rank 0 reports the run
     if not args.json:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
         say(
@@ -76,6 +91,25 @@ def cmd_train(ctx: Context) -> dict[str, Any]:
     if not args.no_score and result.steps > result.start_step:
         payload["score"] = _score(ctx, result.model)
     return payload
+
+
+def _batch_size(ctx: Context, family: str | None, settings: dict[str, Any]) -> int | None:
+    """The global batch a run will use (given, the model's own, or the family's default), checked before
+    any worker starts; None when it cannot be known here (a worker then refuses in one line)."""
+    from studio.engine.checkpoints import read_config
+    from studio.engine.families.registry import family_class
+    from studio.engine.library import model_exists, model_folder
+
+    if "batch_size" in settings:
+        return int(settings["batch_size"])
+    source = ctx.args.name if ctx.args.resume else ctx.args.init_from
+    if source and model_exists(ctx.store, source):
+        stored = read_config(model_folder(ctx.store, source)).get("hyperparameters", {})
+        if "batch_size" in stored:
+            return int(stored["batch_size"])
+    if family is None:
+        return None
+    return int(family_class(family).resolve({})["batch_size"])
 
 
 def _score(ctx: Context, model: str) -> dict[str, Any] | None:
@@ -129,6 +163,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help=f"steps between diagnostics such as the GAN diversity check, {DIAGNOSTICS_EVERY.describe()} (0: off)",
     )
     add_milestone_arguments(trainer)
+    add_distributed_arguments(trainer)
     trainer.add_argument(
         "--threads",
         type=BoundedInt(THREADS),
@@ -136,6 +171,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help=f"CPU threads for torch, {THREADS.describe()} (default: all)",
     )
     add_history_arguments(trainer)
+    add_run_arguments(trainer)
     trainer.add_argument(
         "--no-score",
         action="store_true",

@@ -8,6 +8,7 @@ MP4 is left out on purpose: it needs an ffmpeg binary, which Studio does not bun
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,13 +23,16 @@ from studio.errors import StudioError
 from studio.files import atomic_file
 from studio.limits import ANIMATION_FPS, ANIMATION_SCALE
 from studio.store.database import Store
-from studio.store.gallery import GalleryEntry, GalleryRepository
+from studio.store.gallery import GalleryEntry, GalleryFilter, GalleryRepository
 
 # Suffix -> Pillow format; .png is written as an animated PNG (APNG), which browsers play.
 FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG"}
 MIN_FPS, MAX_FPS = ANIMATION_FPS.low, ANIMATION_FPS.high
 MIN_SCALE, MAX_SCALE = ANIMATION_SCALE.low, ANIMATION_SCALE.high
 MAX_ANIMATION_FRAMES = 1_000
+# How many of a model's interpolation frames, per frame of the interpolation, are looked at on each side
+# of an item for its siblings (other writers' frames may sit between them).
+SIBLING_REACH = 4
 AUTO_SIDE = 256  # without a scale, small frames are enlarged by whole times up to about this many pixels
 
 
@@ -57,28 +61,49 @@ def _frame_number(entry: GalleryEntry, key: str) -> int | None:
 def interpolation_frames(store: Store, item_id: int) -> list[GalleryEntry]:
     """Every live frame of the interpolation `item_id` belongs to, first to last.
 
-    The frames of one interpolation are stored in one transaction, so their ids follow each other; each
-    candidate is checked (same model, same ends, same frame count, its own frame number) before it counts.
+    The frames of one interpolation are stored in one transaction, in frame order, so their ids rise with
+    their frame numbers; on a shared PostgreSQL gallery another writer's rows may take ids in between.
+    So each earlier (later) frame is the nearest item below (above) the one before it that matches: the
+    same model, ends and frame count, and that frame number.
     """
     repository = GalleryRepository(store)
     entry = repository.get(item_id)
     frame, frames = _frame_number(entry, "frame"), _frame_number(entry, "frames")
     if entry.operation != "interpolate" or frame is None or frames is None or not 0 <= frame < frames:
         raise StudioError(f"gallery item {item_id} is not an interpolation frame: give the ids of the frames")
-    first = item_id - frame
-    found = repository.entries(range(first, first + frames))
+    # The model's live interpolation frames around the item: the siblings, and whatever a concurrent
+    # interpolation by the same model slipped between them (a few times as many at most).
+    # Frames in the trash count too, as place-holders (left out at the end): without them the walk would
+    # skip a trashed frame and reach for an earlier interpolation between the same ends.
+    wanted = [GalleryFilter(model=entry.model, operation="interpolate", trash=trash) for trash in (False, True)]
+    same_model = sorted(item for filters in wanted for item in repository.ids(filters))
+    at = bisect.bisect_left(same_model, item_id)
+    reach = SIBLING_REACH * frames
+    nearby = same_model[max(0, at - reach) : at] + same_model[at + 1 : at + 1 + reach]
 
     def sibling(other: GalleryEntry) -> bool:
         return (
             other.operation == "interpolate"
             and other.model == entry.model
-            and not other.deleted
             and _frame_number(other, "frames") == frames
-            and _frame_number(other, "frame") == other.id - first
             and all(other.params.get(key) == entry.params.get(key) for key in ("from", "to"))
         )
 
-    return [other for other in found if sibling(other) or other.id == item_id]
+    by_frame: dict[int, list[GalleryEntry]] = {}
+    for other in repository.entries(nearby):
+        number = _frame_number(other, "frame")
+        if number is not None and sibling(other):
+            by_frame.setdefault(number, []).append(other)
+    chosen = [entry]
+    for number in range(frame - 1, -1, -1):  # walking down from the item: the nearest below the last found
+        below = [o for o in by_frame.get(number, []) if o.id < chosen[0].id]
+        if below:
+            chosen.insert(0, max(below, key=lambda o: o.id))
+    for number in range(frame + 1, frames):  # and up
+        above = [o for o in by_frame.get(number, []) if o.id > chosen[-1].id]
+        if above:
+            chosen.append(min(above, key=lambda o: o.id))
+    return [other for other in chosen if not other.deleted or other.id == item_id]
 
 
 def check_destination(store: Store, destination: str | Path, overwrite: bool = False) -> tuple[Path, str]:

@@ -40,6 +40,10 @@ class CancelToken:
         """Let a paused job go on."""
         self._running.set()
 
+    def wait_resumed(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for resume() or cancel(); whether the job may go on now."""
+        return self._running.wait(timeout)
+
     @property
     def paused(self) -> bool:
         """Whether the job is asked to wait."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,15 +23,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studio import __version__
-from studio.engine.checkpoints import LoadedModel, TrainingState, load_model, save_checkpoint
-from studio.engine.datasets.storage import get_dataset, load_images, load_labels, validate_name
+from studio.engine.checkpoints import TrainingState, save_checkpoint
+from studio.engine.datasets.storage import load_images, load_labels, validate_name
 from studio.engine.devices import select_device as select_device  # here before; importers keep it
+from studio.engine.distributed import DistributedRun, LocalControl, PeerLostError, SharedControl, finite
 from studio.engine.families.base import GeneratorFamily, Precision
-from studio.engine.families.conditioning import CONDITIONAL_SETTING, label_indices, resolve_classes
-from studio.engine.families.declaration import check_training_size
-from studio.engine.families.registry import family_class, trainable_family_names
+from studio.engine.families.conditioning import label_indices
 from studio.engine.jobs import CancelToken, Finished
-from studio.engine.library import get_model, mark_interrupted_runs, model_exists, model_folder
+from studio.engine.launch import worker_place
+from studio.engine.library import mark_interrupted_runs, model_exists, model_folder
 from studio.engine.milestones import MilestoneRecorder, MilestoneSaved
 from studio.engine.model_locks import ModelHold, hold_model, hold_new_folder, reserve_name
 from studio.engine.runs import LOCK_FILE, RunStatus
@@ -41,6 +41,7 @@ from studio.engine.training_events import TrainingProgress as TrainingProgress
 from studio.engine.training_events import TrainingWarning as TrainingWarning
 from studio.engine.training_history import MetricRecorder, check_tensorboard
 from studio.engine.training_options import TrainOptions
+from studio.engine.training_setup import prepare_model
 from studio.errors import AlreadyExistsError, CancelledError, NotFoundError, StudioError
 from studio.files import StagingFolder
 from studio.store.database import Store
@@ -126,31 +127,6 @@ class BatchSampler:
         return batch, (None if self.labels is None else self.labels[on_device])
 
 
-def _check_settings_for_existing(family: GeneratorFamily, settings: Mapping[str, Any], why: str) -> dict[str, Any]:
-    """Model-group settings are fixed once weights exist; the others may change."""
-    schema = {h.name: h for h in family.full_schema()}
-    changes: dict[str, Any] = {}
-    for key, value in settings.items():
-        if key not in schema:
-            raise StudioError(f"unknown setting '{key}' for {family.name}: choose from {', '.join(sorted(schema))}")
-        value = schema[key].validate(value)
-        if schema[key].group == "model" and value != family.hparams[key]:
-            raise StudioError(
-                f"{key} is part of the network's shape and cannot change when {why} (it is {family.hparams[key]!r})"
-            )
-        changes[key] = value
-    return changes
-
-
-def _apply_learning_rate(family: GeneratorFamily) -> None:
-    rate = family.hparams.get("learning_rate")
-    if rate is None:
-        return
-    for optimizer in family.optimizers().values():
-        for group in optimizer.param_groups:
-            group["lr"] = rate
-
-
 def _training_refusal(name: str) -> str:
     return f"model '{name}' is being trained by another process: wait for it to finish"
 
@@ -171,8 +147,11 @@ class _Run:
         minutes: float | None,
         device: torch.device,
         parent: str | None,
+        main: bool = True,
     ) -> None:
         self.store, self.name, self.family, self.dataset = store, name, family, dataset
+        # Only the main process (rank 0) writes the model's files, rows and locks; other ranks train alongside.
+        self.main = main
         self.seed, self.config, self.start_step, self.target, self.minutes = seed, config, start_step, target, minutes
         self.device, self.parent = device, parent
         self.run_id: int | None = None
@@ -188,7 +167,7 @@ class _Run:
 
         A new model is claimed by its reserved name until its first checkpoint makes its folder.
         """
-        if self.folder is None:
+        if self.folder is None or not self.main:
             return
         if self.hold is None:
             self.hold = hold_model(self.store, self.name)  # refuses while the model is being deleted
@@ -214,6 +193,8 @@ class _Run:
 
     def save(self, step: int, sampler: BatchSampler) -> str:
         """Write a checkpoint (creating the model on the first save) and update the rows."""
+        if not self.main:
+            return ""
         state = TrainingState(
             step=step,
             seed=self.seed,
@@ -316,7 +297,7 @@ class _Run:
 
     def finish(self, status: RunStatus, error: str | None = None) -> None:
         """Record how the run ended (if it ever reached the database)."""
-        if self.run_id is None:
+        if self.run_id is None or not self.main:
             return
 
         def record(session: Session) -> None:
@@ -329,91 +310,6 @@ class _Run:
         self.store.write(record)
 
 
-def _prepare(
-    store: Store,
-    name: str,
-    family: str | None,
-    dataset: str | None,
-    settings: Mapping[str, Any],
-    init_from: str | None,
-    resume: bool,
-    steps: int | None,
-    seed: int,
-    device_type: str,
-) -> tuple[GeneratorFamily, str, LoadedModel | None]:
-    """Build (or load) the family object and resolve the dataset, refusing anything inconsistent
-    (or too large to train on `device_type`)."""
-    if resume:
-        if init_from:
-            raise StudioError("choose --resume (continue this model) or --init-from (start a new one), not both")
-        if not model_exists(store, name):
-            raise NotFoundError(f"no model named '{name}' to resume (see `studio models list`)")
-        loaded = load_model(model_folder(store, name))
-        model = loaded.family
-        check_training_size(model.resolution, device_type)
-        if family and family != model.name:
-            raise StudioError(f"model '{name}' is a {model.name} model, not {family}")
-        recorded = str(loaded.config.get("dataset") or "")
-        if dataset and recorded and dataset != recorded:
-            raise StudioError(f"a resumed run continues on its own dataset '{recorded}', not '{dataset}'")
-        dataset = dataset or recorded
-        if not dataset:
-            raise StudioError(f"model '{name}' does not record its dataset: give --dataset")
-        model.hparams.update(_check_settings_for_existing(model, settings, "resuming"))
-        _apply_learning_rate(model)
-        if steps is not None and steps <= loaded.state.step:
-            raise StudioError(
-                f"model '{name}' is already at step {loaded.state.step}: ask for more with --steps "
-                f"(a total, e.g. --steps {loaded.state.step + 1000})"
-            )
-        return model, dataset, loaded
-    if model_exists(store, name):
-        raise AlreadyExistsError(f"a model named '{name}' already exists: continue it with --resume or pick a new name")
-    if family is None and init_from is not None:
-        family = get_model(store, init_from).family  # fine-tuning keeps the family: no need to repeat it
-    if family is None:
-        raise StudioError(f"give --family ({', '.join(trainable_family_names())})")
-    cls = family_class(family)
-    if dataset is None:
-        raise StudioError("give --dataset (see `studio datasets list`)")
-    summary = get_dataset(store, dataset)
-    cls.check_geometry(summary.size, summary.channels)
-    check_training_size(summary.size, device_type)
-    torch.manual_seed(seed)  # before the networks are built: the seed fixes their initial weights too
-    if init_from is None:
-        resolved = cls.resolve(settings)  # the conditional setting, validated before the labels are read
-        classes = _classes_for(cls, resolved[CONDITIONAL_SETTING], store, dataset)
-        return cls(summary.size, summary.channels, dict(settings), None, classes), dataset, None
-    with hold_model(store, init_from):  # not deleted while it is read
-        source = load_model(model_folder(store, init_from), with_optimizers=False)
-    if source.family.name != cls.name:
-        raise StudioError(f"--init-from '{init_from}' is a {source.family.name} model; fine-tuning keeps the family")
-    if (source.family.resolution, source.family.channels) != (summary.size, summary.channels):
-        raise StudioError(
-            f"'{init_from}' takes {source.family.resolution}px x {source.family.channels} images but dataset "
-            f"'{dataset}' is {summary.size}px x {summary.channels}: fine-tune on a dataset of the same shape"
-        )
-    changes = _check_settings_for_existing(source.family, settings, "fine-tuning")
-    architecture = source.family.architecture()  # the source's exact networks (e.g. a published UNet2DModel)
-    settings = {**source.family.hparams, **changes}
-    # Fine-tuning keeps the source's classes (its class embedding): the dataset's labels must be among them.
-    model = cls(summary.size, summary.channels, settings, architecture, source.family.classes)
-    for key, network in model.networks().items():
-        network.load_state_dict(source.family.networks()[key].state_dict())
-    return model, dataset, None
-
-
-def _classes_for(cls: type[GeneratorFamily], setting: str, store: Store, dataset: str) -> tuple[str, ...]:
-    """A new model's classes: its dataset's labels when the conditional setting and the family allow."""
-    if setting == "no":
-        return ()
-    if not cls.accepts_classes:
-        if setting == "yes":
-            raise StudioError(f"{cls.name} models cannot be class-conditional: train with --set conditional=no")
-        return ()
-    return resolve_classes(setting, load_labels(store, dataset), dataset)
-
-
 def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None) -> TrainingJob:
     """Train a model; yields TrainingProgress, PreviewReady, CheckpointSaved and TrainingWarning events.
 
@@ -423,23 +319,30 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
     """
     validate_name(options.name)
     options.check()
-    check_tensorboard(store, options.tensorboard)  # before any row or lock: a bad folder starts nothing
+    place = worker_place()
+    if options.distributed and not place.distributed:
+        raise StudioError("a run on several processes starts through `studio train --nproc-per-node N` (torchrun)")
+    main = place.main
+    if main:
+        check_tensorboard(store, options.tensorboard)  # before any row or lock: a bad folder starts nothing
     if store.read_only:
         raise StudioError(f"the database is read-only: {store.read_only_reason}")
     name, steps, minutes, seed = options.name, options.steps, options.minutes, options.seed
     init_from, resume, threads = options.init_from, options.resume, options.threads
     cancel = cancel or CancelToken()
     torch_device = select_device(options.device)
+    group = DistributedRun.join(place, torch_device) if place.distributed else None
+    torch_device = torch_device if group is None else group.device
     # Claimed before anything is loaded or trained, so a second trainer of the same model is refused
-    # at once: a new name by its reservation, an existing model by its locks.
-    name_lock = None if resume else reserve_name(store, name)
+    # at once: a new name by its reservation, an existing model by its locks (by rank 0 for all ranks).
+    name_lock = None if resume or not main else reserve_name(store, name)
     hold: ModelHold | None = None
     previous_threads = torch.get_num_threads()
     try:
-        if resume and model_exists(store, name):
+        if resume and main and model_exists(store, name):
             hold = hold_model(store, name)
             hold.add_exclusive(LOCK_FILE, _training_refusal(name))
-        model, dataset_name, loaded = _prepare(
+        model, dataset_name, loaded = prepare_model(
             store,
             name,
             options.family,
@@ -451,7 +354,7 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
             seed,
             torch_device.type,
         )
-        if resume:
+        if resume and main:
             mark_interrupted_runs(store, name)  # only now: while another process trained it, its run was live
         if threads is not None:
             torch.set_num_threads(max(1, threads))
@@ -465,7 +368,7 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
         labels = dataset_labels(store, dataset_name, model.classes, torch_device)
         hp = model.hparams
         sampler_seed = seed if loaded is None else loaded.state.seed
-        sampler = BatchSampler(data, hp["batch_size"], hp["hflip"], sampler_seed, labels)
+        sampler = _sampler(data, labels, hp["batch_size"], hp["hflip"], sampler_seed, group)
         if loaded is None:
             start_step, run_seed = 0, seed
             config = {
@@ -488,29 +391,48 @@ def train(store: Store, options: TrainOptions, cancel: CancelToken | None = None
                 torch.cuda.set_rng_state_all(loaded.state.cuda_rng)
             start_step, run_seed, config = loaded.state.step, loaded.state.seed, dict(loaded.config)
         config["target_steps"] = steps
+        config["processes"] = place.world_size  # the last run's; checkpoints do not depend on it
+        control: LocalControl = LocalControl(cancel)
+        if group is not None:
+            # Every rank draws its own batches and noise; rank 0 keeps the run's streams (a checkpoint's).
+            if group.rank:
+                sampler.generator.manual_seed(group.seed(run_seed, start_step, 0))
+                torch.manual_seed(group.seed(run_seed, start_step, 1))
+            model.distribute(group.wrap, group.collective())
+            control = SharedControl(cancel, group)
         run = _Run(
-            store, name, model, dataset_name, run_seed, config, start_step, steps, minutes, torch_device, init_from
+            store,
+            name,
+            model,
+            dataset_name,
+            run_seed,
+            config,
+            start_step,
+            steps,
+            minutes,
+            torch_device,
+            init_from,
+            main,
         )
         run.hold, run.name_lock = hold, name_lock  # the run lets go of them when it ends
         run.acquire()
-        yield from run.history.watch(
-            _loop(
-                run,
-                model,
-                sampler,
-                data,
-                torch_device,
-                steps,
-                minutes,
-                options.checkpoint_every,
-                options.preview_every,
-                options.preview_count,
-                options.amp,
-                cancel,
-                MilestoneRecorder(store, options.milestone_every, options.keep_milestones),
-            ),
-            options.tensorboard,
+        loop = _loop(
+            run,
+            model,
+            sampler,
+            data,
+            torch_device,
+            steps,
+            minutes,
+            options.checkpoint_every,
+            options.preview_every,
+            options.preview_count,
+            options.amp,
+            control,
+            MilestoneRecorder(store, options.milestone_every, options.keep_milestones),
+            hp["batch_size"],
         )
+        yield from run.history.watch(loop, options.tensorboard) if main else loop
     finally:
         if threads is not None:
             torch.set_num_threads(previous_threads)
@@ -533,9 +455,11 @@ def _loop(
     preview_every: int,
     preview_count: int,
     amp: bool,
-    cancel: CancelToken,
+    control: LocalControl,
     milestones: MilestoneRecorder,
+    batch_size: int,
 ) -> TrainingJob:
+    """The steps of a run; `batch_size` is the global batch (all ranks), `control` how ranks agree."""
     precision = Precision(device, amp)
     step = run.start_step
     warnings: list[str] = []
@@ -544,21 +468,17 @@ def _loop(
     last_report = started
     report_step = step
     rate = 0.0
+    out_of_time = False
     model.train_mode(True)
     try:
-        while (steps is None or step < steps) and (
-            minutes is None or time.monotonic() - started - paused_for < minutes * 60
-        ):
-            if cancel.paused:
-                waited = time.monotonic()
-                cancel.check()
-                paused_for += time.monotonic() - waited
-            else:
-                cancel.check()
+        while (steps is None or step < steps) and not out_of_time:
+            paused_for += control.wait()
             batch, batch_labels = sampler.next()
             losses = model.training_step(batch, step, precision, batch_labels)
             step += 1
-            if not all(math.isfinite(v) for v in losses.values()):
+            spent = minutes is not None and time.monotonic() - started - paused_for >= minutes * 60
+            losses, out_of_time = control.agree(losses, spent)  # every rank stops at the same step
+            if not finite(losses):
                 bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
                 kept = (
                     f"the last good checkpoint (step {run.saved_step}) is kept"
@@ -569,17 +489,19 @@ def _loop(
                 run.finish(RunStatus.FAILED, message)
                 raise StudioError(message)
             run.losses = losses
+            if not run.main:
+                continue  # rank 0 alone reports, previews and saves
             run.history.losses(step, losses)
             now = time.monotonic()
             if now - last_report >= 0.5 or step == steps:
-                measured = (step - report_step) * sampler.batch_size / max(now - last_report, 1e-9)
+                measured = (step - report_step) * batch_size / max(now - last_report, 1e-9)
                 rate = measured if rate == 0 else 0.7 * rate + 0.3 * measured
                 yield TrainingProgress(
                     step,
                     steps,
                     dict(losses),
                     rate,
-                    _eta(step, steps, minutes, rate, sampler.batch_size, now - started - paused_for),
+                    _eta(step, steps, minutes, rate, batch_size, now - started - paused_for),
                     now - started,
                 )
                 last_report, report_step = now, step
@@ -604,19 +526,43 @@ def _loop(
             run.save(step, sampler)
         run.finish(RunStatus.CANCELLED)
         run.release()
+        if not isinstance(stop, KeyboardInterrupt):
+            control.finish()
         if isinstance(stop, KeyboardInterrupt):
             raise
         yield Finished(_result(run, step, RunStatus.CANCELLED, device, started, warnings))
         return
     except BaseException as error:
-        run.finish(RunStatus.FAILED, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        reason = control.explain(error, run.saved_step)  # a peer's death, in the words of this run
+        # A run whose peer died is interrupted (offered for resuming), not failed.
+        status = RunStatus.INTERRUPTED if isinstance(reason, PeerLostError) else RunStatus.FAILED
+        run.finish(status, str(reason).splitlines()[0] if str(reason) else type(reason).__name__)
         run.release()
+        if reason is not error:
+            raise reason from None
         raise
-    if step > run.saved_step:
+    if step > run.saved_step and run.main:
         yield CheckpointSaved(step, run.save(step, sampler))
     run.finish(status)
     run.release()
+    control.finish()
     yield Finished(_result(run, step, status, device, started, warnings))
+
+
+def _sampler(
+    data: torch.Tensor,
+    labels: torch.Tensor | None,
+    batch_size: int,
+    hflip: bool,
+    seed: int,
+    group: DistributedRun | None,
+) -> BatchSampler:
+    """The run's batches; under torchrun, this rank's share of the global batch from its shard of the data."""
+    if group is None:
+        return BatchSampler(data, batch_size, hflip, seed, labels)
+    local = group.local_batch(batch_size)
+    shard = group.shard(data.shape[0]).to(data.device)
+    return BatchSampler(data[shard], local, hflip, seed, None if labels is None else labels[shard])
 
 
 def _result(

@@ -49,6 +49,17 @@ class TrainOptions:
     milestone_every: int = DEFAULT_MILESTONE_EVERY
     keep_milestones: int = DEFAULT_KEEP_MILESTONES
     tensorboard: str | None = None  # a folder for TensorBoard event files (`--tensorboard DIR`)
+    # Scale-out (torchrun's own option names): processes on this machine, machines, this machine's place
+    # and the rendezvous HOST:PORT every machine meets at. 1 process on 1 machine trains in this process.
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the run trains on more than one process (under torchrun)."""
+        return self.nproc_per_node * self.nnodes > 1
 
     def check(self) -> None:
         """Refuse a budget or interval no run could keep, with the reason in one line."""

@@ -1,4 +1,8 @@
-"""Opening the store: pragmas, integrity check, backup, and automatic Alembic migrations."""
+"""Opening the store: pragmas, integrity check, backup, and automatic Alembic migrations.
+
+SQLite in the data home by default; PostgreSQL when a URL names one (studio/store/postgres.py), with the
+same migrations and without the SQLite-only parts (pragmas, quick_check, file backups).
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,17 @@ from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.errors import StoreError
-from studio.failures import explain, is_busy, is_damage, read_only_file_system
+from studio.failures import explain, explain_postgres, is_busy, is_damage, read_only_file_system
 from studio.files import partial_path, sweep_abandoned
 from studio.home import DataHome
+from studio.store import postgres
 from studio.store.tables import Dataset, GalleryItem, Model
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -154,8 +160,20 @@ def backup_database(source: Path, destination: Path) -> Path:
     return destination
 
 
-def backup_to(home: DataHome, destination: Path) -> Path:
+def refuse_on_postgres(what: str, database: str | None = None) -> None:
+    """A one-line StoreError when the store is on PostgreSQL (`database`, else $STUDIO_DATABASE_URL):
+    `what` (a file backup, a restore) works on the SQLite file only."""
+    url = postgres.database_url(database)
+    if url is not None:
+        raise StoreError(
+            f"{what} works on the SQLite database in the data home; this gallery is on PostgreSQL "
+            f"({postgres.masked(url)}): back up a PostgreSQL gallery with pg_dump (and restore with pg_restore)"
+        )
+
+
+def backup_to(home: DataHome, destination: Path, database: str | None = None) -> Path:
     """`studio backup DEST`: a consistent copy of the live database at a new path the user chose."""
+    refuse_on_postgres("studio backup", database)
     destination = destination.expanduser().absolute()
     if destination.exists():
         raise StoreError(f"{destination} already exists: choose a new name (nothing is overwritten)")
@@ -168,12 +186,13 @@ def backup_to(home: DataHome, destination: Path) -> Path:
     return backup_database(home.database, destination)
 
 
-def restore_database(home: DataHome, source: Path) -> dict[str, str]:
+def restore_database(home: DataHome, source: Path, database: str | None = None) -> dict[str, str]:
     """`studio restore SRC`: put a backup back; the current database is backed up first.
 
     The backup must be sound and from this Studio or an older one (it is migrated after); no other
     Studio process should have the home open.
     """
+    refuse_on_postgres("studio restore", database)
     source = source.expanduser().absolute()
     if not source.is_file():
         raise StoreError(f"no backup file at {source}")
@@ -215,6 +234,23 @@ class Store:
     sessions: sessionmaker[Session]
     read_only_reason: str | None = None
     backups_made: list[Path] = field(default_factory=list)
+    # The PostgreSQL URL (None: SQLite in the home). Kept out of repr: it may hold a password. A process
+    # this one starts gets it as $STUDIO_DATABASE_URL (see `environment`).
+    url: str | None = field(default=None, repr=False)
+
+    @property
+    def on_postgres(self) -> bool:
+        """True for a team gallery on PostgreSQL, False for SQLite in the data home."""
+        return self.url is not None
+
+    @property
+    def location(self) -> str:
+        """Where the rows live, fit to show: the SQLite file, or the PostgreSQL URL with its password masked."""
+        return postgres.masked(self.url) if self.url is not None else str(self.home.database)
+
+    def environment(self) -> dict[str, str]:
+        """The variables a child process (a training run, a worker) needs to open this same store."""
+        return {postgres.DATABASE_ENV: self.url} if self.url is not None else {}
 
     @property
     def read_only(self) -> bool:
@@ -305,12 +341,16 @@ def _refresh_statistics(connection: Any) -> None:
         connection.exec_driver_sql("ANALYZE")
 
 
-def open_store(home: DataHome) -> Store:
+def open_store(home: DataHome, database: str | None = None) -> Store:
     """Open (creating or migrating as needed) the store of a data home.
 
-    A damaged database raises StoreError; one written by a newer Studio, or in a home on a
-    read-only file system, opens read-only (reading works, writing says why not).
+    `database` is a PostgreSQL URL (default: $STUDIO_DATABASE_URL; neither: SQLite in the home). A damaged
+    SQLite database raises StoreError; one written by a newer Studio, or in a home on a read-only file
+    system, opens read-only (reading works, writing says why not).
     """
+    url = postgres.database_url(database)
+    if url is not None:
+        return _open_postgres(home, url)
     path = home.database
     if read_only_file_system(home.root) and path.is_file() and path.stat().st_size > 0:
         return _open_read_only_file_system(home)
@@ -340,6 +380,47 @@ def open_store(home: DataHome) -> Store:
         command.upgrade(config, "head")
         _refresh_statistics(connection)
     store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), None, backups)
+    sweep_abandoned_folders(store)
+    return store
+
+
+def _open_postgres(home: DataHome, url_text: str) -> Store:
+    """The store of a team gallery: connect (one line when that fails), then migrate under a lock.
+
+    A schema from a newer Studio is refused rather than opened read-only: other team members' newer
+    Studios keep writing to it, and this one must not misread their rows. Nothing is backed up here:
+    that is pg_dump's job, before upgrading Studio.
+    """
+    url = postgres.parse_database_url(url_text)
+    engine = postgres.postgres_engine(url)
+    postgres.check_connection(engine, url)
+    try:
+        with engine.begin() as connection:
+            postgres.lock_migrations(connection)
+            revision = MigrationContext.configure(connection).get_current_revision()
+            if revision is not None and revision not in _known_revisions():
+                raise StoreError(
+                    f"the gallery at {postgres.masked(url)} was written by a newer version of Studio "
+                    f"(schema {revision}): update Studio to use it (nothing was changed)"
+                )
+            if revision is None and (tables := postgres.foreign_tables(connection)):
+                raise StoreError(
+                    f"the database {postgres.masked(url)} already holds other tables ({', '.join(tables[:3])}"
+                    f"{', ...' if len(tables) > 3 else ''}): give Studio an empty database of its own"
+                )
+            if revision != head_revision():
+                config = _alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")  # DDL is transactional here: all of it, or nothing
+    except BaseException as error:
+        engine.dispose()
+        if isinstance(error, DBAPIError):  # the server went away, or the user may not create tables
+            message = explain_postgres(error, postgres.masked(url))
+            if message is not None:
+                raise StoreError(message) from None
+        raise
+    home.ensure()
+    store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), url=url_text)
     sweep_abandoned_folders(store)
     return store
 

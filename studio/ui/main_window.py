@@ -4,7 +4,8 @@ The status bar shows the devices (torch device, ONNX Runtime providers) and the 
 job with its progress and a cancel button. Drops anywhere on the window are routed: a Studio PNG
 restores its settings in Generate, a model folder (Studio's or diffusers') or an .onnx file is imported
 as a model, anything else goes to the dataset import dialog. Closing while a job runs asks first, then
-cancels it and waits for the engine thread.
+cancels it and waits for the engine thread; closing while a training run goes on asks whether to stop it
+or leave it running (it is a process of its own: the next window attaches to it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from studio.store.database import Store
 from studio.ui.context import StudioContext, StudioSignals
 from studio.ui.jobs import JobHandle, JobRunner, JobState
 from studio.ui.pages import PAGES
+from studio.ui.train.closing import RunClosing, ask_about_run
 from studio.ui.widgets.job_queue import install_job_queue
 
 # The map of a dataset's encoder space sits right after the gallery it points into.
@@ -89,6 +91,8 @@ class MainWindow(QMainWindow):
         self.context.signals.errorRaised.connect(self.show_error)
         # Tests and scripts replace this to answer "quit while a job runs?" without a dialog.
         self.confirm_close = self._ask_to_close
+        # Likewise for "a training run is going: stop it, leave it running, or cancel closing?" (model -> choice).
+        self.choose_run_closing = self._ask_about_run
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -303,9 +307,19 @@ class MainWindow(QMainWindow):
         )
         return answer == QMessageBox.StandardButton.Yes
 
+    def _ask_about_run(self, model: str) -> RunClosing:
+        return ask_about_run(self, model)
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Ask when a job runs; then cancel, wait for the engine thread, and remember the window."""
-        if self.runner.busy and not self.confirm_close():
+        """Ask when a job or a run goes on; then cancel, wait for the engine thread, and remember the window."""
+        train: Any = self.page.get("train")
+        if getattr(train, "attached_run", None) is not None:
+            choice = self.choose_run_closing(train.model_name)
+            if choice == RunClosing.CANCEL:  # ==: a test's hook may answer with the plain string
+                event.ignore()
+                return
+            train.let_go(stop=choice == RunClosing.STOP)  # the runner then ends the other jobs as below
+        elif self.runner.busy and not self.confirm_close():
             event.ignore()
             return
         for page in self.page.values():

@@ -66,6 +66,7 @@ from sqlalchemy import update  # noqa: E402
 
 from studio.store.gallery import GalleryFilter, validate_name  # noqa: E402
 from studio.store.tables import GalleryItem  # noqa: E402
+from tests.store.postgres import store_on_both_backends  # noqa: E402, F401 - `store`: SQLite, then PostgreSQL
 
 
 def _gallery(store: Store, count: int = 12) -> list[int]:

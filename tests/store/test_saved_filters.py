@@ -14,6 +14,7 @@ from studio.store.database import Store
 from studio.store.gallery import GalleryFilter, GalleryRepository
 from studio.store.saved_filters import SavedFilterRepository, filter_from_json
 from studio.store.tables import SavedFilter
+from tests.store.postgres import store_on_both_backends  # noqa: F401 - `store`: SQLite, then PostgreSQL
 
 
 def _add(store: Store, name: str, model: str = "m", params: dict[str, object] | None = None) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from studio.files import MARKER, StagingFolder, is_abandoned
 from studio.store.database import Store, open_store, sweep_abandoned_folders
 from studio.store.tables import Dataset
+from tests.store.postgres import store_on_both_backends  # noqa: F401 - `store`: SQLite, then PostgreSQL
 
 
 def _dead_folder(parent, name):  # a folder whose owner died: marker present, nobody holds it
@@ -35,7 +36,7 @@ def test_published_but_uncommitted_folder_is_swept_on_open(store: Store) -> None
     orphan = _dead_folder(store.home.datasets, "half")
     home = store.home
     store.close()
-    reopened = open_store(home)
+    reopened = open_store(home, store.url)
     assert not orphan.exists()
     reopened.close()
 

@@ -69,6 +69,7 @@ def window(qtbot: QtBot, store: Store, settings: QSettings) -> Iterator[object]:
 
     main = MainWindow(store, settings)
     main.confirm_close = lambda: True
+    main.choose_run_closing = lambda model: "stop"  # a run left going is stopped, never waited on
     qtbot.addWidget(main)
     main.show()
     yield main

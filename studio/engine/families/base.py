@@ -53,6 +53,35 @@ class Precision:
         self.scaler.update()
 
 
+class MethodAsForward(nn.Module):
+    """A module whose forward is another module's method (e.g. `distribution`), so that
+    DistributedDataParallel, which averages gradients through forward calls, can wrap that method."""
+
+    def __init__(self, module: nn.Module, method: str) -> None:
+        super().__init__()
+        self.module = module
+        self.method = method
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the wrapped method."""
+        return getattr(self.module, self.method)(*args, **kwargs)
+
+
+class Collective:
+    """What a training step asks of the other processes of its run; a run of one process needs nothing.
+
+    Under torchrun the trainer gives the family a distributed one (studio.engine.distributed).
+    """
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's `tensor` concatenated along the first axis (rank order); here, itself."""
+        return tensor
+
+    def broadcast_buffers(self, module: nn.Module) -> None:
+        """Make every process's buffers of `module` rank 0's (after an update drawn from each one's RNG)."""
+        del module
+
+
 @dataclass
 class Diagnostics:
     """Figures and warnings a family reports at preview time (e.g. GAN diversity, mode collapse)."""
@@ -125,6 +154,8 @@ class GeneratorFamily(ABC):
         # The dataset's class names in label order; the networks take K = len(classes) class weights.
         self.classes: tuple[str, ...] = tuple(classes)
         self.device = torch.device("cpu")
+        self.collective = Collective()
+        self._replicas: dict[str, nn.Module] = {}  # trained_modules(), wrapped by DDP under torchrun
 
     @property
     def conditional(self) -> bool:
@@ -170,6 +201,29 @@ class GeneratorFamily(ABC):
     @abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser to checkpoint, by a stable name."""
+
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """The modules a training step runs forward through and whose gradients an optimiser applies, by
+        name: under torchrun each is wrapped in DistributedDataParallel. None: one process only."""
+        return {}
+
+    def replica(self, name: str) -> nn.Module:
+        """The trained module `name` as a training step must call it (DDP-wrapped when distributed)."""
+        if name not in self._replicas:
+            self._replicas = self.trained_modules()
+        return self._replicas[name]
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module], collective: Collective) -> None:
+        """Train on several processes: wrap each trained module (those with trainable weights) and talk
+        to the other processes through `collective`."""
+        modules = self.trained_modules()
+        if not modules:
+            raise StudioError(f"{self.name} models cannot train on several processes")
+        self._replicas = {
+            name: wrap(module) if any(p.requires_grad for p in module.parameters()) else module
+            for name, module in modules.items()
+        }
+        self.collective = collective
 
     def to(self, device: torch.device) -> GeneratorFamily:
         """Move every network (and optimiser state) to a device."""
@@ -296,9 +350,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 __all__ = [
     "COMMON_SCHEMA",
+    "Collective",
     "Diagnostics",
     "GeneratorFamily",
     "Hyperparameter",
+    "MethodAsForward",
     "NetworkExport",
     "Precision",
     "gaussian_noise",

@@ -1,13 +1,15 @@
 """The Train page: the setup form on the left, the monitor of the running job on the right.
 
-The page joins them: it lists what the form offers (through engine calls), turns the form's
-`TrainOptions` into a training job run by `EngineOp`, feeds the job's events to the monitor, and
-answers the monitor's buttons and the keyboard (start, pause, resume, cancel).
+The page joins them: it lists what the form offers (through engine calls), starts the form's
+`TrainOptions` as a supervised run (a `studio train` child process, so a crash in training cannot take
+the window down) and follows it with an attach job run by `EngineOp`, feeds the job's events to the
+monitor, and answers the monitor's buttons and the keyboard (start, pause, resume, cancel: written to the
+run's control file). A window opened while a run goes on attaches to it.
 """
 
 from __future__ import annotations
 
-import gc
+import threading
 from typing import Any
 
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -16,7 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 from studio.engine.datasets.storage import list_datasets
 from studio.engine.library import list_models
 from studio.engine.runs import interrupted_runs
-from studio.engine.training import train
+from studio.engine.supervision import RunAttached, ask_to_stop, attach, live_runs, supervise
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState
 from studio.ui.train.history import TrainHistory
@@ -37,6 +39,8 @@ class TrainPage(QWidget):
         self.setAccessibleName("Train")
         self.handle: JobHandle | None = None
         self.model_name = ""  # the model this page's current (or last) run trains
+        self.run_id: str | None = None  # the supervised run this page follows (or last followed)
+        self._detach = threading.Event()  # set when the window closes and the run is left going
 
         self.setup = TrainSetup()
         self.monitor = TrainMonitor(context=context)
@@ -63,6 +67,7 @@ class TrainPage(QWidget):
         context.signals.modelsChanged.connect(self.refresh)
         self.refresh()
         self._update_controls()
+        self.attach_live_run()  # a run left going when the app last closed (or started from the CLI)
 
     @property
     def running(self) -> bool:
@@ -107,23 +112,12 @@ class TrainPage(QWidget):
             return None
         options = self.setup.options()
         mode, store = self.setup.mode, self.store
-        self.model_name = options.name
-        # A full garbage collection walks every object the app holds (torch, Qt wrappers, SQLAlchemy):
-        # measured at 200-330 ms on 2 cores, and the objects a run's first steps create trigger one.
-        # Objects alive now outlive the run anyway, so leave them out of collections until it ends.
-        gc.freeze()
+        self.model_name, self.run_id = options.name, None
         self.monitor.reset(str(options.family), self.setup.first_step, options.steps)
         self.monitor.plot_tabs.setCurrentIndex(0)  # the live plot
-        self.handle = (
-            EngineOp(self.context, f"Train {options.name}", lambda token: train(store, options, cancel=token))
-            .started(self._job_started)
-            .on_event(self._job_event)  # looked up now, so a benchmark may wrap it before starting
-            .success(self._job_finished)
-            .failure(self._job_failed)
-            .cancelled(self._job_cancelled)
-            .ended(self._job_ended)
-            .run()
-        )
+        detach = self._detach = threading.Event()
+        # The run starts when the engine thread reaches the job (after the jobs queued before it).
+        self.handle = self._follow(f"Train {options.name}", lambda token: supervise(store, options, token, detach))
         queued = self.context.runner.current is not None and self.context.runner.current is not self.handle
         self.monitor.set_status(
             f"Waiting for the current job to finish before training '{options.name}'\u2026"
@@ -132,6 +126,36 @@ class TrainPage(QWidget):
         )
         self._update_controls()
         return self.handle
+
+    def attach_live_run(self) -> JobHandle | None:
+        """Follow the newest supervised run still going (its whole curve so far, then live); None when none is."""
+        if self.running:
+            return None
+        runs = live_runs(self.store)
+        if not runs:
+            return None
+        run, store = runs[0], self.store
+        self.model_name, self.run_id = run.model, run.id
+        self.monitor.reset(run.family or "", 0, run.target_steps)
+        self.monitor.plot_tabs.setCurrentIndex(0)
+        detach = self._detach = threading.Event()
+        self.handle = self._follow(f"Train {run.model}", lambda token: attach(store, run.id, token, detach))
+        self.monitor.set_status(f"Following the run training '{run.model}'\u2026")
+        self._update_controls()
+        return self.handle
+
+    def _follow(self, title: str, job: Any) -> JobHandle:
+        """Run an attach job, its events going to the monitor."""
+        return (
+            EngineOp(self.context, title, job)
+            .started(self._job_started)
+            .on_event(self._job_event)  # looked up now, so a benchmark may wrap it before starting
+            .success(self._job_finished)
+            .failure(self._job_failed)
+            .cancelled(self._job_cancelled)
+            .ended(self._job_ended)
+            .run()
+        )
 
     def _start_shortcut(self) -> None:
         if self.isVisible():
@@ -164,11 +188,21 @@ class TrainPage(QWidget):
         self.monitor.show_cancelling()
         self._update_controls()
 
+    @property
+    def attached_run(self) -> str | None:
+        """The id of the supervised run this page follows now (None when none is going)."""
+        return self.run_id if self.running else None
+
+    def let_go(self, stop: bool) -> None:
+        """The window closes: ask the run to stop (it saves a checkpoint first) or leave it going, and stop
+        following it either way, so the window need not wait for the run."""
+        if stop and self.attached_run is not None:
+            ask_to_stop(self.store, self.attached_run)
+        self._detach.set()
+
     def shutdown(self) -> None:
         """The window closes: stop the plot timer (the runner cancels the job itself)."""
         self.monitor.plot_timer.stop()
-        if self.running:
-            gc.unfreeze()
 
     def _update_controls(self) -> None:
         """Enable what makes sense for the job's state, in the form, the monitor and the shortcuts."""
@@ -189,8 +223,19 @@ class TrainPage(QWidget):
         self._update_controls()
 
     def _job_event(self, event: Any) -> None:
+        if isinstance(event, RunAttached):
+            self._run_attached(event)
+            return
         paused = self.handle is not None and self.handle.state is JobState.PAUSED
         self.monitor.show_event(event, paused=paused)
+
+    def _run_attached(self, event: RunAttached) -> None:
+        """The attach job found its run: show it from its first step; a paused run shows as paused."""
+        self.run_id, self.model_name = event.run_id, event.model
+        self.monitor.reset(event.family or "", event.start_step, event.target_steps)
+        if event.paused and self.handle is not None and self.handle.state is JobState.RUNNING:
+            self.toggle_pause()
+        self._update_controls()
 
     def _job_finished(self, result: Any) -> None:
         self.monitor.show_result(result, "Completed")
@@ -208,7 +253,6 @@ class TrainPage(QWidget):
         self.context.error("Training failed", message)
 
     def _job_ended(self) -> None:
-        gc.unfreeze()
         self.monitor.stop_plotting()
         self._update_controls()
         # The run wrote (or updated) a model; every page listing models reloads, this one included.

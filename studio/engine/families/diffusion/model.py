@@ -327,6 +327,10 @@ class DiffusionFamily(GeneratorFamily):
         """AdamW over the U-Net."""
         return {"unet": self.optimizer}
 
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """The U-Net as the denoising loss calls it (the EMA follows on every process)."""
+        return {"denoiser": self.denoiser(self.unet)}
+
     def sampling_networks(self) -> tuple[str, ...]:
         """Only the EMA network generates images."""
         return ("ema",)
@@ -399,7 +403,7 @@ class DiffusionFamily(GeneratorFamily):
         else:
             target = noise
         with precision.autocast():
-            network = self.denoiser(self.unet)
+            network = self.replica("denoiser")
             predicted = network(noisy, timesteps) if class_weights is None else network(noisy, timesteps, class_weights)
         return F.mse_loss(predicted.float(), target)
 

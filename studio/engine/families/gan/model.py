@@ -157,6 +157,10 @@ class GanFamily(GeneratorFamily):
         """One Adam per network."""
         return self._optimizers
 
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """Both networks train: each is averaged over processes under torchrun."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
     def sampling_networks(self) -> tuple[str, ...]:
         """Sampling uses the averaged generator only."""
         return ("ema",)
@@ -183,15 +187,18 @@ class GanFamily(GeneratorFamily):
             raise StudioError("a class-conditional GAN trains on labelled batches")
         labels = labels if self.conditional else None
         with precision.autocast():
-            fake = self._generate(self.generator, self._latents(batch.shape[0]), labels)
-            real_score = self.discriminator(batch, labels)
-            fake_score = self.discriminator(fake.detach(), labels)
+            fake = self._generate(self.replica("generator"), self._latents(batch.shape[0]), labels)
+            discriminator = self.replica("discriminator")
+            real_score = discriminator(batch, labels)
+            fake_score = discriminator(fake.detach(), labels)
             if hinge:
                 d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
             else:
                 d_loss = F.softplus(-real_score).mean() + F.softplus(fake_score).mean()
         precision.step(d_loss, self._optimizers["discriminator"])
         with precision.autocast():
+            # The bare discriminator: this step updates only the generator (whose gradients the generator's
+            # replica averages), so the discriminator's gradients need no exchange between processes.
             score = self.discriminator(fake, labels)
             g_loss = -score.mean() if hinge else F.softplus(-score).mean()
         precision.step(g_loss, self._optimizers["generator"])

@@ -118,6 +118,11 @@ class GptFamily(GeneratorFamily):
         """Adam over the VQ-VAE, AdamW over the transformer."""
         return {"vq": self.vq_optimizer, "transformer": self.optimizer}
 
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """The VQ-VAE's encoder and decoder (stage 1; its codebook moves by averages, not gradients) and the
+        transformer (stage 2)."""
+        return {"vq_encoder": self.vq.encoder, "vq_decoder": self.vq.decoder, "transformer": self.transformer}
+
     @property
     def vq_frozen(self) -> bool:
         """Whether stage 1 is over for good."""
@@ -151,7 +156,7 @@ class GptFamily(GeneratorFamily):
         warmup = min(1.0, self._transformer_steps / WARMUP_STEPS)
         self._set_rate(self.optimizer, self.hparams["learning_rate"] * warmup)
         with precision.autocast():
-            logits = self.transformer(tokens, self.class_weights(labels))
+            logits = self.replica("transformer")(tokens, self.class_weights(labels))
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
         precision.step(loss, self.optimizer, clip=1.0)
         return {"token_nll": float(loss.detach())}
@@ -178,21 +183,30 @@ class GptFamily(GeneratorFamily):
         self._set_rate(self.vq_optimizer, h["vq_learning_rate"])
         codebook = self.vq.codebook
         with precision.autocast():
-            latents = self.vq.encoder(images)
+            latents = self.replica("vq_encoder")(images)
         latents = latents.float()
         flat = latents.detach().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
         if not codebook.initialised.item():
-            codebook.initialise(flat)
+            codebook.initialise(self.collective.gather(flat))
+            self.collective.broadcast_buffers(codebook)  # its random picks: rank 0's
         codes = codebook.codes(latents.detach())
         quantised = codebook.lookup(codes)
         commitment = F.mse_loss(latents, quantised)
         straight_through = latents + (quantised - latents).detach()
         with precision.autocast():
-            rebuilt = self.vq.decoder(straight_through)
+            rebuilt = self.replica("vq_decoder")(straight_through)
         reconstruction = F.mse_loss(rebuilt.float(), images)
         loss = reconstruction + h["commitment"] * commitment
         precision.step(loss, self.vq_optimizer, clip=1.0)
-        codebook.update(flat, codes.flatten(), h["codebook_decay"], h["dead_code_steps"])
+        # The averages move by every process's vectors (the whole global batch), and restarts drawn on
+        # rank 0 win, so the codebook stays one codebook.
+        codebook.update(
+            self.collective.gather(flat),
+            self.collective.gather(codes.flatten()),
+            h["codebook_decay"],
+            h["dead_code_steps"],
+        )
+        self.collective.broadcast_buffers(codebook)
         usage = codebook_usage(codes, codebook.size)
         return {
             "reconstruction": float(reconstruction.detach()),

@@ -48,6 +48,29 @@ class LatentDecoder(nn.Module):
         return self.autoencoder.decode(latents).sample
 
 
+class AutoencoderObjective(nn.Module):
+    """Stage 1's loss as a forward pass (so DDP can average its gradients): reconstruction plus the
+    autoencoder's regulariser (VQ commitment, or the KL of a KL autoencoder weighted by kl_weight)."""
+
+    def __init__(self, autoencoder: nn.Module, kind: str, kl_weight: float) -> None:
+        super().__init__()
+        self.autoencoder: Any = autoencoder
+        self.kind, self.kl_weight = kind, kl_weight
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise and its named parts."""
+        if self.kind == "VQModel":
+            decoded = self.autoencoder.decode(self.autoencoder.encode(images).latents)
+            reconstruction = F.mse_loss(decoded.sample.float(), images)
+            regulariser = decoded.commit_loss.float().mean()
+            return reconstruction + regulariser, {"reconstruction": reconstruction, "codebook": regulariser}
+        posterior = self.autoencoder.encode(images).latent_dist
+        decoded = self.autoencoder.decode(posterior.sample()).sample
+        reconstruction = F.mse_loss(decoded.float(), images)
+        kl = posterior.kl().float().mean() / images[0].numel()
+        return reconstruction + self.kl_weight * kl, {"reconstruction": reconstruction, "kl": kl}
+
+
 class LatentEncoder(nn.Module):
     """images in [-1, 1] -> unscaled latents (the KL posterior's mean; the VQ encoder's output before snapping)."""
 
@@ -219,23 +242,17 @@ class LatentDiffusionFamily(DiffusionFamily):
         self._update_ema(step)
         return {"loss": float(loss.detach())}
 
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """The denoiser (stage 2) and the autoencoder's objective (stage 1)."""
+        return {
+            **super().trained_modules(),
+            "autoencoder": AutoencoderObjective(self.autoencoder, self.autoencoder_class, self.hparams["kl_weight"]),
+        }
+
     def _autoencoder_step(self, images: torch.Tensor, precision: Precision) -> dict[str, float]:
         self.autoencoder.train()
         with precision.autocast():
-            if self.autoencoder_class == "VQModel":
-                latents = self.autoencoder.encode(images).latents
-                decoded = self.autoencoder.decode(latents)
-                reconstruction = F.mse_loss(decoded.sample.float(), images)
-                regulariser = decoded.commit_loss.float().mean()
-                loss = reconstruction + regulariser
-                figures = {"reconstruction": reconstruction, "codebook": regulariser}
-            else:
-                posterior = self.autoencoder.encode(images).latent_dist
-                decoded = self.autoencoder.decode(posterior.sample()).sample
-                reconstruction = F.mse_loss(decoded.float(), images)
-                kl = posterior.kl().float().mean() / images[0].numel()
-                loss = reconstruction + self.hparams["kl_weight"] * kl
-                figures = {"reconstruction": reconstruction, "kl": kl}
+            loss, figures = self.replica("autoencoder")(images)
         precision.step(loss, self.autoencoder_optimizer, clip=1.0)
         return {name: float(value.detach()) for name, value in figures.items()}
 
@@ -243,7 +260,7 @@ class LatentDiffusionFamily(DiffusionFamily):
     def _fix_scale(self, images: torch.Tensor) -> None:
         """LDM's latent scale, once: 1 / std of this batch's latents; the autoencoder is frozen from now on."""
         self.autoencoder.eval()
-        latents = LatentEncoder(self.autoencoder)(images)
+        latents = self.collective.gather(LatentEncoder(self.autoencoder)(images))  # the global batch's
         self.scaling_factor = float(1.0 / max(float(latents.float().std()), 1e-6))
         self._freeze_autoencoder(True)
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from torch import nn
 
-from studio.engine.families.base import GeneratorFamily, NetworkExport, Precision
+from studio.engine.families.base import GeneratorFamily, MethodAsForward, NetworkExport, Precision
 from studio.engine.families.pipeline import ModelSpec
 from studio.engine.families.pixelcnn.declaration import DECLARATION
 from studio.engine.families.pixelcnn.pipeline import PixelCnnPipeline
@@ -385,6 +385,10 @@ class PixelCnnFamily(GeneratorFamily):
         """The Adam optimiser of the network being trained (the name older checkpoints give it)."""
         return {"pixelcnn": self.optimizer}
 
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """The network being trained, called through its `distribution` (the average follows on every process)."""
+        return {"distribution": MethodAsForward(self.network, "distribution")}
+
     def training_step(
         self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
     ) -> dict[str, float]:
@@ -398,7 +402,7 @@ class PixelCnnFamily(GeneratorFamily):
         targets = to_levels(images)
         class_weights = self.class_weights(None if labels is None else labels.to(self.device))
         with precision.autocast():
-            parameters = self.network.distribution(images, class_weights)
+            parameters = self.replica("distribution")(images, class_weights)
         loss = self.network.negative_log_likelihood(parameters, targets)
         precision.step(loss, self.optimizer, clip=GRADIENT_CLIP)
         self._update_ema(step)

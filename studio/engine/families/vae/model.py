@@ -156,11 +156,19 @@ class VaeFamily(GeneratorFamily):
         warmup = self.hparams["kl_warmup"]
         return self.hparams["beta"] * (1.0 if warmup == 0 else min(1.0, (step + 1) / warmup))
 
-    def _encode(self, images: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(images) if weights is None else self.encoder(images, weights)
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """Encoder and decoder train together (one optimiser), each averaged over processes under torchrun."""
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
-    def _decode(self, latents: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        return self.decoder(latents) if weights is None else self.decoder(latents, weights)
+    def _encode(
+        self, images: torch.Tensor, weights: torch.Tensor | None, training: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder = self.replica("encoder") if training else self.encoder
+        return encoder(images) if weights is None else encoder(images, weights)
+
+    def _decode(self, latents: torch.Tensor, weights: torch.Tensor | None, training: bool = False) -> torch.Tensor:
+        decoder = self.replica("decoder") if training else self.decoder
+        return decoder(latents) if weights is None else decoder(latents, weights)
 
     def training_step(
         self, batch: torch.Tensor, step: int, precision: Precision, labels: torch.Tensor | None = None
@@ -170,9 +178,9 @@ class VaeFamily(GeneratorFamily):
             raise StudioError("a class-conditional VAE trains on labelled batches")
         weights = self.class_weights(labels)
         with precision.autocast():
-            mean, log_variance = self._encode(batch, weights)
+            mean, log_variance = self._encode(batch, weights, training=True)
             latents = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
-            logits = self._decode(latents, weights)
+            logits = self._decode(latents, weights, training=True)
         targets = (batch.float() + 1) / 2
         reconstruction = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="sum") / len(batch)
         kl = 0.5 * (mean.float().pow(2) + log_variance.float().exp() - 1 - log_variance.float()).sum(1).mean()
