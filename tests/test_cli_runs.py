@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from studio.cli import main
-from studio.engine.supervision.run_folder import run_folders
-from studio.engine.supervision.supervisor import terminate
-from studio.home import DataHome
+from tests.supervised import no_leftover_runs  # noqa: F401 - an autouse fixture
 
 TINY_GAN = ["--set", "width=8", "--set", "latent_dim=8", "--set", "batch_size=8"]
 ENDLESS = ["--steps", "1000000", "--threads", "1", "--checkpoint-every", "1000000", "--milestone-every", "0"]
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_runs(home: DataHome) -> Iterator[None]:
-    """End every run process a test leaves behind."""
-    yield
-    for folder in run_folders(home):
-        if folder.is_live():
-            terminate(folder, grace=2.0)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:

@@ -32,9 +32,11 @@ class Context:
         """The store, opened (and migrated) on first use."""
         if self._store is None:
             # Imported here: `studio --help` and usage errors should not pay for SQLAlchemy.
+            from studio.engine.launch import is_main_process
             from studio.store.database import open_store
 
-            self._store = open_store(self.home, self.database)
+            # A training worker of rank > 0 only reads: the store's upkeep is rank 0's (and the launcher's).
+            self._store = open_store(self.home, self.database, maintenance=is_main_process())
         return self._store
 
     def run(self, job: Job) -> Any:

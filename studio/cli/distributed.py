@@ -8,11 +8,12 @@ Rank 0 prints progress and the result; the other ranks print nothing but their o
 from __future__ import annotations
 
 import argparse
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from studio.cli.arguments import BoundedInt
-from studio.cli.context import Context
+from studio.cli.context import Context, Interrupted
 from studio.cli.printing import set_quiet
 from studio.engine.launch import worker_place
 from studio.engine.training_options import TrainOptions
@@ -36,11 +37,22 @@ def add_arguments(trainer: argparse.ArgumentParser) -> None:
         type=BoundedInt(PROCESSES),
         default=1,
         metavar="N",
-        help="training processes on this machine: one per GPU, or several on a CPU (default 1: this process)",
+        help=f"training processes on this machine, {PROCESSES.describe()}: one per GPU, or several on a CPU "
+        "(default 1: this process)",
     )
-    group.add_argument("--nnodes", type=BoundedInt(MACHINES), default=1, metavar="M", help="machines (default 1)")
     group.add_argument(
-        "--node-rank", type=BoundedInt(NODE_RANK), default=0, metavar="R", help="this machine's rank, 0 to M-1"
+        "--nnodes",
+        type=BoundedInt(MACHINES),
+        default=1,
+        metavar="M",
+        help=f"machines, {MACHINES.describe()} (default 1)",
+    )
+    group.add_argument(
+        "--node-rank",
+        type=BoundedInt(NODE_RANK),
+        default=0,
+        metavar="R",
+        help=f"this machine's rank, {NODE_RANK.describe()}, below M",
     )
     group.add_argument(
         "--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet: machine 0's address and a free port"
@@ -100,7 +112,7 @@ def quiet_follower(ctx: Context) -> None:
 
 def launch_workers(ctx: Context, options: TrainOptions, batch_size: int | None) -> dict[str, Any]:
     """Start this machine's workers for `options` (with the command's own arguments) and wait for them."""
-    from studio.engine.launcher import Topology, launch
+    from studio.engine.launcher import Topology, WorkersFailedError, launch
 
     args = ctx.args
     topology = Topology(
@@ -117,8 +129,19 @@ def launch_workers(ctx: Context, options: TrainOptions, batch_size: int | None) 
     argv: Sequence[str] = getattr(args, "argv", None) or []
     if not argv:
         raise StudioError("the distributed launcher needs the command line it was given")
-    logs = ctx.home.staging / f"torchrun-{options.name}"
-    launch(topology, ["-m", "studio", *worker_arguments(argv)], logs, options.threads)
+    # Per launch and machine: several machines may share this data home.
+    logs = ctx.home.staging / f"torchrun-{options.node_rank}-{uuid.uuid4().hex[:12]}"
+    try:
+        launch(topology, ["-m", "studio", *worker_arguments(argv)], logs, options.threads)
+    except WorkersFailedError as failure:
+        if failure.reported:
+            args.json = False  # rank 0 printed the run's one JSON object (its error); this line goes to stderr
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"training of '{options.name}' stopped; the last checkpoint is kept: continue with "
+            f"`studio train --name {options.name} --resume --steps N`"
+        ) from None
     args.json = False  # rank 0 printed the run's result (JSON or not) already
     return {"model": options.name, "processes": world, "nodes": options.nnodes}
 

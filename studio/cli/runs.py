@@ -1,6 +1,6 @@
 """`studio runs list|attach|stop`: training runs the app (or `studio train --detach`) started as processes.
 
-Also the supervision options of `studio train` (`--detach`, and the hidden `--run-dir` and `--preview-count`
+Also the supervision options of `studio train` (`--detach`, `--preview-count` and the hidden `--run-dir`
 the supervisor starts it with).
 """
 
@@ -31,7 +31,13 @@ def add_train_arguments(trainer: argparse.ArgumentParser) -> None:
         help="start the run as a background process, print its id and return (see `studio runs`)",
     )
     trainer.add_argument("--run-dir", metavar="DIR", help=argparse.SUPPRESS)  # events and control for a supervisor
-    trainer.add_argument("--preview-count", type=BoundedInt(PREVIEW_COUNT), default=0, help=argparse.SUPPRESS)
+    trainer.add_argument(
+        "--preview-count",
+        type=BoundedInt(PREVIEW_COUNT),
+        default=0,
+        metavar="N",
+        help=f"preview images drawn with each diagnostic, {PREVIEW_COUNT.describe()} (default 0; the app asks for 16)",
+    )
 
 
 def supervised_training(ctx: Context, options: TrainOptions, train: Any) -> Any:

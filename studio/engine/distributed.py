@@ -34,8 +34,10 @@ from studio.errors import CancelledError, StudioError
 # milestone grids and checkpoints while the others wait at their next exchange, so this must cover
 # the slowest of those; a rank that died is noticed at once (its connections close), a hung one
 # after this long.
-COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+COLLECTIVE_TIMEOUT = timedelta(minutes=30)  # PyTorch's own default for gloo
 PAUSE_POLL = 0.25  # seconds between the exchanges that keep paused ranks together
+# How gloo and NCCL word a collective that failed because a peer went away or stopped answering.
+_PEER_FAILURE_SIGNS = ("gloo", "nccl", "connection", "peer", "timed out", "timeout", "socket", "closed")
 
 
 def _seed_for(seed: int, rank: int, step: int, stream: int) -> int:
@@ -68,13 +70,6 @@ class PeerLostError(StudioError):
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:200]
-
-
-def _stopped_by_launcher(signum: int, frame: object) -> None:
-    """SIGTERM from torchrun's agent (it stops every worker once one has failed): end through the trainer's
-    error path, which records the run as failed and releases its locks."""
-    del frame
-    raise PeerLostError(f"stopped by the launcher ({signal.Signals(signum).name}): another process of the run failed")
 
 
 class DistributedRun:
@@ -115,8 +110,6 @@ class DistributedRun:
             # the first one's keys in torchrun's store (a worker that trains several models in turn).
             dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
             atexit.register(_leave)
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, _stopped_by_launcher)
         return cls(place, device)
 
     def local_batch(self, batch_size: int) -> int:
@@ -199,6 +192,16 @@ class SharedControl(LocalControl):
         self.run = run
         self.paused = False
         self.cancelled = False
+        # Ctrl-C (torchrun's agent passes it on to every worker) and SIGTERM (the agent stopping the run, or
+        # `studio runs stop`) stop the run at one agreed step: rank 0 cancels, the others follow it. Raising
+        # in each rank instead would leave rank 0 saving while the others have gone.
+        if threading.current_thread() is threading.main_thread():
+            for stop in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(stop, self._stop_asked if run.rank == 0 else signal.SIG_IGN)
+
+    def _stop_asked(self, signum: int, frame: object) -> None:
+        del signum, frame
+        self.cancel.cancel()
 
     def _flags(self, out_of_time: bool) -> list[float]:
         if self.run.rank != 0:
@@ -234,8 +237,16 @@ class SharedControl(LocalControl):
         self.run.barrier()
 
     def explain(self, error: BaseException, saved_step: int) -> BaseException:
-        """A failed exchange means another rank died or hung: one line saying so, instead of gloo's or NCCL's."""
-        if not isinstance(error, RuntimeError) or isinstance(error, StudioError):
+        """A failed exchange means another rank died or hung: one line saying so, instead of gloo's or NCCL's.
+
+        Other errors (out of memory, a bug) are this rank's own and stay what they are.
+        """
+        text = str(error).lower()
+        if (
+            not isinstance(error, RuntimeError)
+            or isinstance(error, torch.OutOfMemoryError)
+            or not any(sign in text for sign in _PEER_FAILURE_SIGNS)
+        ):
             return error
         kept = f"the last checkpoint (step {saved_step}) is kept" if saved_step >= 0 else "nothing was saved yet"
         return PeerLostError(

@@ -18,6 +18,7 @@ class WorkerPlace:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    torchrun: bool = False  # started by torchrun: it trains through the distributed path, even alone
 
     @property
     def main(self) -> bool:
@@ -26,8 +27,8 @@ class WorkerPlace:
 
     @property
     def distributed(self) -> bool:
-        """Whether more than one process trains together."""
-        return self.world_size > 1
+        """Whether this worker trains through the distributed path (a process group, DDP), as torchrun's are."""
+        return self.torchrun
 
 
 def worker_place() -> WorkerPlace:
@@ -35,7 +36,10 @@ def worker_place() -> WorkerPlace:
     if not is_torchrun_worker():
         return WorkerPlace()
     return WorkerPlace(
-        int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+        torchrun=True,
     )
 
 

@@ -23,6 +23,15 @@ from pathlib import Path
 from studio.engine.launch import threads_per_worker
 from studio.errors import StudioError
 
+
+class WorkersFailedError(StudioError):
+    """Some workers of the run failed; `reported` when rank 0 (on this machine) printed its own reason."""
+
+    def __init__(self, message: str, reported: bool) -> None:
+        super().__init__(message)
+        self.reported = reported
+
+
 RENDEZVOUS_TIMEOUT = 300.0  # seconds the machines of a run wait for each other before giving up
 MONITOR_INTERVAL = 0.5  # seconds between the agent's looks at its workers
 
@@ -53,8 +62,8 @@ class Topology:
             host, _, port = self.rdzv_endpoint.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise StudioError(f"invalid --rdzv-endpoint '{self.rdzv_endpoint}': give HOST:PORT (e.g. node0:29500)")
-        if not self.rdzv_timeout > 0:
-            raise StudioError("the rendezvous timeout must be a positive number of seconds")
+        if not 0 < self.rdzv_timeout <= 86_400:
+            raise StudioError(f"invalid --rdzv-timeout {self.rdzv_timeout}: give 1 to 86400 seconds")
 
 
 def launch(topology: Topology, worker_command: Sequence[str], logs: Path, threads: int | None = None) -> None:
@@ -88,18 +97,19 @@ def launch(topology: Topology, worker_command: Sequence[str], logs: Path, thread
         logs_specs=DefaultLogsSpecs(log_dir=str(logs)),
     )
     environment = {"OMP_NUM_THREADS": str(threads or threads_per_worker(topology.nproc_per_node))}
-    with _quiet_agent(), _environment(environment):
+    with _quiet_agent(), _environment(environment), _removed_after(logs):
         try:
             elastic_launch(config, sys.executable)(*worker_command)
         except ChildFailedError as failure:
-            raise StudioError(_describe_failures(failure.failures)) from None
+            rank0 = failure.failures.get(0)
+            reported = rank0 is not None and rank0.exitcode > 0  # it ended through Studio's error boundary
+            raise WorkersFailedError(_describe_failures(failure.failures), reported) from None
         except SignalException as stopped:  # the agent passed it on to the workers, which saved or stopped
             if stopped.sigval == signal.SIGINT:
                 raise KeyboardInterrupt from None
             raise StudioError(f"the distributed run was stopped by {stopped.sigval.name}") from None
         except Exception as error:  # noqa: BLE001 - the agent's errors (rendezvous, store) become one line
             raise StudioError(_describe_agent_error(error, topology)) from None
-    shutil.rmtree(logs, ignore_errors=True)
 
 
 def _describe_failures(failures: Mapping[int, object]) -> str:
@@ -110,7 +120,9 @@ def _describe_failures(failures: Mapping[int, object]) -> str:
     }
     parts = []
     died = False
-    for rank, failure in sorted((causes or failures).items()):
+    # Those killed by a signal first: a worker that died is the cause of the others' errors.
+    chosen = causes or failures
+    for rank, failure in sorted(chosen.items(), key=lambda item: (int(getattr(item[1], "exitcode", 1)) >= 0, item[0])):
         exitcode = int(getattr(failure, "exitcode", 1))
         pid = getattr(failure, "pid", "?")
         if exitcode < 0:
@@ -139,6 +151,15 @@ def _describe_agent_error(error: Exception, topology: Topology) -> str:
             "--nnodes and --rdzv-endpoint on every machine"
         )
     return f"the distributed run could not start: {text}"
+
+
+@contextlib.contextmanager
+def _removed_after(folder: Path) -> Iterator[None]:
+    """The agent's per-worker files are for its own use while the run lasts: gone afterwards, whatever happened."""
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

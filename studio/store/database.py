@@ -341,16 +341,18 @@ def _refresh_statistics(connection: Any) -> None:
         connection.exec_driver_sql("ANALYZE")
 
 
-def open_store(home: DataHome, database: str | None = None) -> Store:
+def open_store(home: DataHome, database: str | None = None, maintenance: bool = True) -> Store:
     """Open (creating or migrating as needed) the store of a data home.
 
     `database` is a PostgreSQL URL (default: $STUDIO_DATABASE_URL; neither: SQLite in the home). A damaged
     SQLite database raises StoreError; one written by a newer Studio, or in a home on a read-only file
-    system, opens read-only (reading works, writing says why not).
+    system, opens read-only (reading works, writing says why not). Without `maintenance` (a follower
+    process, e.g. a training worker of rank > 0) the statistics refresh and the sweep of abandoned
+    folders are left to the process it follows.
     """
     url = postgres.database_url(database)
     if url is not None:
-        return _open_postgres(home, url)
+        return _open_postgres(home, url, maintenance)
     path = home.database
     if read_only_file_system(home.root) and path.is_file() and path.stat().st_size > 0:
         return _open_read_only_file_system(home)
@@ -378,13 +380,15 @@ def open_store(home: DataHome, database: str | None = None) -> Store:
         config = _alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-        _refresh_statistics(connection)
+        if maintenance:
+            _refresh_statistics(connection)
     store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), None, backups)
-    sweep_abandoned_folders(store)
+    if maintenance:
+        sweep_abandoned_folders(store)
     return store
 
 
-def _open_postgres(home: DataHome, url_text: str) -> Store:
+def _open_postgres(home: DataHome, url_text: str, maintenance: bool = True) -> Store:
     """The store of a team gallery: connect (one line when that fails), then migrate under a lock.
 
     A schema from a newer Studio is refused rather than opened read-only: other team members' newer
@@ -421,7 +425,8 @@ def _open_postgres(home: DataHome, url_text: str) -> Store:
         raise
     home.ensure()
     store = Store(home, engine, sessionmaker(engine, expire_on_commit=False), url=url_text)
-    sweep_abandoned_folders(store)
+    if maintenance:
+        sweep_abandoned_folders(store)
     return store
 
 

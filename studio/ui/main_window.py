@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Ask when a job or a run goes on; then cancel, wait for the engine thread, and remember the window."""
         train: Any = self.page.get("train")
-        if getattr(train, "attached_run", None) is not None:
+        if getattr(train, "following", False):
             choice = self.choose_run_closing(train.model_name)
             if choice == RunClosing.CANCEL:  # ==: a test's hook may answer with the plain string
                 event.ignore()

@@ -50,7 +50,7 @@ def digest(family: GeneratorFamily) -> str:
 def main(spec: str, digests: str) -> None:
     """Train each job of `spec` (a JSON list of TrainOptions fields) in turn."""
     GeneratorFamily.distribute = _remember  # type: ignore[method-assign]
-    store = open_store(DataHome.resolve().ensure())
+    store = open_store(DataHome.resolve().ensure(), maintenance=os.environ["RANK"] == "0")
     try:
         for fields in json.loads(spec):
             run_job(train(store, TrainOptions(**fields)))

@@ -22,22 +22,14 @@ from studio.engine.supervision import ControlState, RunAttached, attach, list_ru
 from studio.engine.supervision.child import ControlWatcher
 from studio.engine.supervision.events import EventReader, EventWriter, RunFailed
 from studio.engine.supervision.run_folder import create_run_folder, find_run, prune_runs, run_folders
-from studio.engine.supervision.supervisor import terminate, train_arguments
+from studio.engine.supervision.supervisor import train_arguments
 from studio.engine.training_events import CheckpointSaved, PreviewReady, TrainingProgress, TrainingWarning
 from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.store.database import Store
+from tests.supervised import no_leftover_runs  # noqa: F401 - an autouse fixture
 
 TINY_GAN: dict[str, Any] = {"width": 8, "latent_dim": 8, "batch_size": 8}
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_runs(store: Store) -> Iterator[None]:
-    """End every run process a test leaves behind (a failed assertion must not leave a trainer going)."""
-    yield
-    for folder in run_folders(store.home):
-        if folder.is_live():
-            terminate(folder, grace=2.0)
 
 
 def gan(name: str, **changes: Any) -> TrainOptions:

@@ -4,9 +4,9 @@ killed ends the page's job in one line and is offered for resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
@@ -15,24 +15,15 @@ from pytestqt.qtbot import QtBot
 from studio.engine.datasets.samples import add_sample
 from studio.engine.jobs import run_job
 from studio.engine.supervision import ControlState, list_runs, live_runs
-from studio.engine.supervision.run_folder import find_run, run_folders
-from studio.engine.supervision.supervisor import terminate
+from studio.engine.supervision.run_folder import find_run
 from studio.store.database import Store
 from studio.ui.main_window import MainWindow
 from studio.ui.train import TrainPage
 from studio.ui.train.closing import RunClosing
+from tests.supervised import no_leftover_runs  # noqa: F401 - an autouse fixture
 from tests.ui.test_train_page import configure
 
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_runs(store: Store) -> Iterator[None]:
-    """End every run process a test leaves behind."""
-    yield
-    for folder in run_folders(store.home):
-        if folder.is_live():
-            terminate(folder, grace=2.0)
 
 
 @pytest.fixture
@@ -92,7 +83,9 @@ def test_a_run_left_going_is_attached_by_the_next_window_which_stops_it(
     qtbot.waitUntil(lambda: attached.monitor.current_step > seen + 20, timeout=30_000)  # live progress
     # The whole curve, replayed from the run's first steps, is plotted.
     qtbot.waitUntil(lambda: len(attached.monitor.history.curve("d_loss")[0]) > 2, timeout=20_000)
-    assert min(attached.monitor.history.curve("d_loss")[0]) < seen
+    events = [json.loads(line) for line in find_run(store.home, run_id).events_file.read_text().splitlines()]
+    first = next(event["step"] for event in events if event["event"] == "progress")
+    assert min(attached.monitor.history.curve("d_loss")[0]) == first <= seen
     qtbot.waitUntil(lambda: "d_loss" in attached.monitor.curves, timeout=10_000)
     grid = attached.monitor.preview_grid
     qtbot.waitUntil(lambda: grid.pixmap() is not None and not grid.pixmap().isNull(), timeout=30_000)

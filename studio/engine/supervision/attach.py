@@ -83,7 +83,8 @@ def attach(
         if detach is not None and detach.is_set():
             return
         wanted = _wanted(cancel)
-        if wanted is not asked:
+        # Looked at again: a window letting go sets `detach` and then cancels this token, which must not stop the run.
+        if wanted is not asked and not (detach is not None and detach.is_set()):
             folder.set_control(wanted)
             asked = wanted
         time.sleep(POLL_SECONDS)

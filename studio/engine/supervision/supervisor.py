@@ -111,7 +111,7 @@ def start_run(store: Store, options: TrainOptions) -> str:
     }
     folder.write_info(info)
     folder.set_control(ControlState.RUNNING)
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, **store.environment(), "PYTHONUNBUFFERED": "1"}  # its database too
     with open(folder.log_file, "ab") as log:
         process = subprocess.Popen(
             command,

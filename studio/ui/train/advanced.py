@@ -1,4 +1,5 @@
-"""The Train page's "Previews and checkpoints" group: previews, resumable checkpoints, milestones, threads."""
+"""The Train page's "Previews, checkpoints, processes" group: previews, resumable checkpoints, milestones, threads
+and processes."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class AdvancedTrainingOptions(QGroupBox):
     """How often a run draws previews, saves a resumable checkpoint and keeps a milestone; CPU threads."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Previews and checkpoints", parent)
+        super().__init__("Previews, checkpoints, processes", parent)
         form = QFormLayout(self)
         self.preview_every_spin = named(
             QSpinBox(),
@@ -72,4 +73,18 @@ class AdvancedTrainingOptions(QGroupBox):
         form.addRow("Checkpoint every", self.checkpoint_every_spin)
         form.addRow("Milestone every", self.milestone_every_spin)
         form.addRow("Milestones kept", self.keep_milestones_spin)
+        self.processes_spin = named(
+            QSpinBox(),
+            "trainProcessesSpin",
+            "Training processes",
+            "Train on N processes together (torchrun, DistributedDataParallel): one per GPU, or several on a "
+            "many-core CPU. The batch size is split between them, so it must be a multiple of N",
+        )
+        self.processes_spin.setRange(1, max(1, os.cpu_count() or 1))
+        self.processes_spin.setValue(1)
         form.addRow("CPU threads", self.threads_spin)
+        form.addRow("Processes", self.processes_spin)
+
+    def threads_per_process(self) -> int:
+        """The CPU threads each process gets: the chosen total shared between the processes."""
+        return max(1, self.threads_spin.value() // self.processes_spin.value())

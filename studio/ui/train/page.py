@@ -193,9 +193,16 @@ class TrainPage(QWidget):
         """The id of the supervised run this page follows now (None when none is going)."""
         return self.run_id if self.running else None
 
+    @property
+    def following(self) -> bool:
+        """Whether a supervised run is starting or followed now (its id may not have arrived yet)."""
+        return self.running
+
     def let_go(self, stop: bool) -> None:
         """The window closes: ask the run to stop (it saves a checkpoint first) or leave it going, and stop
         following it either way, so the window need not wait for the run."""
+        if stop and self.attached_run is None:
+            return  # still starting: cancelling the job (as the window's runner does) stops the run it starts
         if stop and self.attached_run is not None:
             ask_to_stop(self.store, self.attached_run)
         self._detach.set()

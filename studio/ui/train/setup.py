@@ -144,6 +144,8 @@ class TrainSetup(QScrollArea):
         self.milestone_every_spin = advanced.milestone_every_spin
         self.keep_milestones_spin = advanced.keep_milestones_spin
         self.threads_spin = advanced.threads_spin
+        self.processes_spin = advanced.processes_spin
+        self.advanced = advanced
         box.addWidget(advanced)
         box.addStretch(1)
 
@@ -626,9 +628,13 @@ class TrainSetup(QScrollArea):
         ):
             return f"'{source.name}' is already at step {source.steps:,}: ask for a larger total."
         try:
-            self.settings()
+            settings = self.settings()
         except StudioError as error:
             return str(error)
+        shown = {key: value for form in self.forms.values() for key, value in form.values().items()}
+        processes, batch = self.processes_spin.value(), {**shown, **settings}.get("batch_size")
+        if processes > 1 and isinstance(batch, int) and batch % processes:
+            return f"The batch size ({batch}) must be a multiple of the {processes} processes that share it."
         return None
 
     @property
@@ -656,5 +662,6 @@ class TrainSetup(QScrollArea):
             milestone_every=self.milestone_every_spin.value(),
             keep_milestones=self.keep_milestones_spin.value(),
             preview_count=preview_count(family),
-            threads=self.threads_spin.value(),
+            threads=self.advanced.threads_per_process(),
+            nproc_per_node=self.processes_spin.value(),
         )
