@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from studio.engine.datasets.samples import add_sample
 from studio.engine.jobs import run_job
@@ -37,6 +36,7 @@ from studio.engine.training_history import run_curves
 from studio.home import DataHome
 from studio.store.database import open_store
 
+ROOT = Path(__file__).resolve().parents[1]
 WAYS = ("1p", "1p seed1", "torchrun1", "2p")
 
 
@@ -101,16 +101,15 @@ def main() -> None:
             f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch "
             f"{torch.__version__}, gloo; digits 16x16x1, default settings, {args.steps} steps, same global batch"
         )
-        print(
-            f"{'family':<10} {'way':<10} {'steps/s':>8} {'img/s':>8} {'vs 1p':>6} {'start s':>8} {'late loss':>16}"
-        )
+        print(f"{'family':<10} {'way':<10} {'steps/s':>8} {'img/s':>8} {'vs 1p':>6} {'start s':>8} {'late loss':>16}")
         for family in args.families.split(","):
             baseline = 0.0
             for way in WAYS:
                 name = f"{family}-{way.replace(' ', '-')}"
                 result, wall = studio_train(home, family, name, args.steps, way)
                 rate = (result["steps"] - result["start_step"]) / result["seconds"]
-                batch = json.loads((home / "models" / name / "config.json").read_text())["hyperparameters"]["batch_size"]
+                config = json.loads((home / "models" / name / "config.json").read_text())
+                batch = config["hyperparameters"]["batch_size"]
                 baseline = baseline or rate
                 loss_name, loss = late_loss(home, name)
                 print(
