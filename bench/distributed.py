@@ -38,6 +38,7 @@ from studio.store.database import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 WAYS = ("1p", "1p seed1", "torchrun1", "2p")
+MAIN_LOSSES = ("loss", "d_loss", "nll", "token_nll")
 
 
 def studio_train(home: Path, family: str, name: str, steps: int, way: str) -> tuple[dict[str, Any], float]:
@@ -79,7 +80,9 @@ def late_loss(home: Path, name: str) -> tuple[str, float]:
         curves = run_curves(store, name)[-1]
     finally:
         store.close()
-    series = next(s for s in curves.series if s.kind == "loss")
+    losses = {s.name: s for s in curves.series if s.kind == "loss"}
+    # The family's objective where it has one name for it; else its first loss.
+    series = next((losses[key] for key in MAIN_LOSSES if key in losses), next(iter(losses.values())))
     tail = max(1, len(series.values) // 5)
     return series.name, float(np.mean(series.values[-tail:]))
 
@@ -104,6 +107,7 @@ def main() -> None:
         print(f"{'family':<10} {'way':<10} {'steps/s':>8} {'img/s':>8} {'vs 1p':>6} {'start s':>8} {'late loss':>16}")
         for family in args.families.split(","):
             baseline = 0.0
+            late: dict[str, float] = {}
             for way in WAYS:
                 name = f"{family}-{way.replace(' ', '-')}"
                 result, wall = studio_train(home, family, name, args.steps, way)
@@ -112,11 +116,16 @@ def main() -> None:
                 batch = config["hyperparameters"]["batch_size"]
                 baseline = baseline or rate
                 loss_name, loss = late_loss(home, name)
+                late[way] = loss
                 print(
                     f"{family:<10} {way:<10} {rate:8.2f} {rate * batch:8.0f} {rate / baseline:6.2f} "
                     f"{wall - result['seconds']:8.1f} {loss_name + ' ' + format(loss, '.4f'):>16}",
                     flush=True,
                 )
+            noise = abs(late["1p seed1"] - late["1p"])
+            gap = abs(late["2p"] - late["1p"])
+            verdict = "within noise" if gap <= 2 * noise else "outside 2x the seed-to-seed difference"
+            print(f"{family:<10} 2p vs 1p late loss: |diff| {gap:.4f}, seed-to-seed {noise:.4f}: {verdict}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
