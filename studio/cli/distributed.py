@@ -60,7 +60,7 @@ def add_arguments(trainer: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--rdzv-timeout",
         type=float,
-        default=RENDEZVOUS_TIMEOUT,
+        default=None,
         metavar="SECONDS",
         help=f"how long machines wait for each other (default {RENDEZVOUS_TIMEOUT:g})",
     )
@@ -96,6 +96,7 @@ def topology_options(args: argparse.Namespace) -> dict[str, Any]:
         "nnodes": args.nnodes,
         "node_rank": args.node_rank,
         "rdzv_endpoint": args.rdzv_endpoint,
+        "rdzv_timeout": args.rdzv_timeout,
     }
 
 
@@ -112,12 +113,11 @@ def quiet_follower(ctx: Context) -> None:
 
 def launch_workers(ctx: Context, options: TrainOptions, batch_size: int | None) -> dict[str, Any]:
     """Start this machine's workers for `options` (with the command's own arguments) and wait for them."""
-    from studio.engine.launcher import Topology, WorkersFailedError, launch
+    from studio.engine.launcher import RENDEZVOUS_TIMEOUT, Topology, WorkersFailedError, launch
 
     args = ctx.args
-    topology = Topology(
-        options.nproc_per_node, options.nnodes, options.node_rank, options.rdzv_endpoint, args.rdzv_timeout
-    )
+    timeout = options.rdzv_timeout if options.rdzv_timeout is not None else RENDEZVOUS_TIMEOUT
+    topology = Topology(options.nproc_per_node, options.nnodes, options.node_rank, options.rdzv_endpoint, timeout)
     topology.check()
     world = options.nproc_per_node * options.nnodes
     if batch_size is not None and batch_size % world:

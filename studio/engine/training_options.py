@@ -55,6 +55,7 @@ class TrainOptions:
     nnodes: int = 1
     node_rank: int = 0
     rdzv_endpoint: str | None = None
+    rdzv_timeout: float | None = None  # seconds the machines wait for each other (None: the launcher's default)
 
     @property
     def distributed(self) -> bool:

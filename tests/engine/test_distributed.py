@@ -22,7 +22,7 @@ from studio.engine.launcher import Topology, launch
 from studio.engine.library import get_model, model_folder
 from studio.engine.runs import interrupted_runs
 from studio.engine.supervision.run_folder import ControlState, find_run
-from studio.engine.supervision.supervisor import start_run, stop_run, summarize, terminate
+from studio.engine.supervision.supervisor import start_run, stop_run, summarize, terminate, train_arguments
 from studio.engine.training import train
 from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
@@ -197,3 +197,16 @@ def test_a_rendezvous_that_never_completes_times_out_in_one_line(digits8: Store)
 def test_the_engine_refuses_a_distributed_run_outside_torchrun(digits8: Store) -> None:
     with pytest.raises(StudioError, match="--nproc-per-node"):
         run_job(train(digits8, TrainOptions("d", family="gan", dataset="digits", steps=2, nproc_per_node=2)))
+
+
+def test_a_supervised_run_is_started_with_the_whole_topology() -> None:
+    options = TrainOptions(
+        "x", family="gan", dataset="digits", steps=2, nproc_per_node=4, nnodes=2, node_rank=1,
+        rdzv_endpoint="node0:29500", rdzv_timeout=12.5,
+    )  # fmt: skip
+    arguments = train_arguments(options)
+    start = arguments.index("--nproc-per-node")
+    assert arguments[start : start + 10] == [
+        "--nproc-per-node", "4", "--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "node0:29500",
+        "--rdzv-timeout", "12.5",
+    ]  # fmt: skip

@@ -21,7 +21,7 @@ from studio.ui.main_window import MainWindow
 from studio.ui.train import TrainPage
 from studio.ui.train.closing import RunClosing
 from tests.supervised import no_leftover_runs  # noqa: F401 - an autouse fixture
-from tests.ui.test_train_page import configure
+from tests.ui.test_train_page import TINY_GAN, configure
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -78,6 +78,10 @@ def test_a_run_left_going_is_attached_by_the_next_window_which_stops_it(
     attached = second.page["train"]
     handle = attached.handle
     assert handle is not None and attached.model_name == "left"
+    # The greyed form says what the run is, not the new window's defaults.
+    form = attached.setup
+    assert (form.mode, form.family, form.name_edit.text(), form.steps_spin.value()) == ("new", "gan", "left", 1_000_000)
+    assert form.settings() == TINY_GAN and form.dataset_combo.currentData() == "digits"
     qtbot.waitUntil(lambda: attached.run_id == run_id and attached.monitor.current_step > 0, timeout=30_000)
     seen = attached.monitor.current_step
     qtbot.waitUntil(lambda: attached.monitor.current_step > seen + 20, timeout=30_000)  # live progress

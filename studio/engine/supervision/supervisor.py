@@ -69,6 +69,8 @@ def train_arguments(options: TrainOptions) -> list[str]:
         args += ["--node-rank", str(options.node_rank)]
         if options.rdzv_endpoint:
             args += ["--rdzv-endpoint", options.rdzv_endpoint]
+        if options.rdzv_timeout is not None:
+            args += ["--rdzv-timeout", repr(options.rdzv_timeout)]
     args.append("--no-score")  # the page shows the score on its own when asked; a run only trains
     return args
 
@@ -221,6 +223,17 @@ def summarize(folder: RunFolder) -> RunSummary:
         str(info.get("host") or ""),
         message,
     )
+
+
+def run_options(store: Store, run_id: str) -> TrainOptions | None:
+    """What a run was started with (None when its run.json does not say, or says something else)."""
+    fields = find(store, run_id).info().get("options")
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return TrainOptions(**fields)
+    except TypeError:  # written by another version of Studio
+        return None
 
 
 def list_runs(store: Store) -> list[RunSummary]:

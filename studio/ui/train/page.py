@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 from studio.engine.datasets.storage import list_datasets
 from studio.engine.library import list_models
 from studio.engine.runs import interrupted_runs
-from studio.engine.supervision import RunAttached, ask_to_stop, attach, live_runs, supervise
+from studio.engine.supervision import RunAttached, ask_to_stop, attach, live_runs, run_options, supervise
 from studio.ui.context import StudioContext
 from studio.ui.operations import EngineOp, JobHandle, JobState
 from studio.ui.train.history import TrainHistory
@@ -136,6 +136,9 @@ class TrainPage(QWidget):
             return None
         run, store = runs[0], self.store
         self.model_name, self.run_id = run.model, run.id
+        options = run_options(self.store, run.id)
+        if options is not None:
+            self.setup.show_options(options)  # the greyed form says what this run is
         self.monitor.reset(run.family or "", 0, run.target_steps)
         self.monitor.plot_tabs.setCurrentIndex(0)
         detach = self._detach = threading.Event()

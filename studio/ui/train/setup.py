@@ -8,6 +8,7 @@ to the existing model's.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from typing import Any
 
@@ -449,6 +450,27 @@ class TrainSetup(QScrollArea):
     def set_source_model(self, name: str) -> None:
         """Choose the model to fine-tune from or resume."""
         self.source_combo.setCurrentIndex(self.source_combo.findData(name))
+
+    def show_options(self, options: TrainOptions) -> None:
+        """Show what a run was started with (a run this window re-attached to); what no longer fits the
+        form (a dataset since deleted, a setting of another version) is left as it is."""
+        mode = "resume" if options.resume else "finetune" if options.init_from else "new"
+        self.set_mode(mode)
+        if options.family:
+            self.set_family(options.family)
+        if mode == "new":
+            self.set_dataset(options.dataset or "")
+            self.name_edit.setText(options.name)
+        else:
+            self.set_source_model(options.name if options.resume else options.init_from or "")
+        self.steps_check.setChecked(options.steps is not None)
+        self.steps_spin.setValue(options.steps or self.steps_spin.value())
+        self.minutes_check.setChecked(options.minutes is not None)
+        self.minutes_spin.setValue(options.minutes or self.minutes_spin.value())
+        self.seed_spin.setValue(options.seed)
+        self.processes_spin.setValue(options.nproc_per_node)
+        with contextlib.suppress(StudioError):
+            self.set_settings(dict(options.settings))
 
     def set_settings(self, values: dict[str, Any]) -> None:
         """Put hyperparameter values into the settings forms (unknown names are a StudioError)."""
