@@ -15,7 +15,7 @@ from typing import Any
 from studio.cli.arguments import BoundedInt
 from studio.cli.context import Context, Interrupted
 from studio.cli.printing import set_quiet
-from studio.engine.launch import worker_place
+from studio.engine.launch import batch_share, worker_place
 from studio.engine.training_options import TrainOptions
 from studio.errors import StudioError
 from studio.limits import IntRange
@@ -120,12 +120,8 @@ def launch_workers(ctx: Context, options: TrainOptions, batch_size: int | None) 
     topology = Topology(options.nproc_per_node, options.nnodes, options.node_rank, options.rdzv_endpoint, timeout)
     topology.check()
     world = options.nproc_per_node * options.nnodes
-    if batch_size is not None and batch_size % world:
-        lower = batch_size - batch_size % world
-        raise StudioError(
-            f"batch_size {batch_size} does not split over {world} processes: choose a multiple of {world} "
-            f"(e.g. --set batch_size={lower or world})"
-        )
+    if batch_size is not None:
+        batch_share(batch_size, world)  # refused here, before any worker starts
     argv: Sequence[str] = getattr(args, "argv", None) or []
     if not argv:
         raise StudioError("the distributed launcher needs the command line it was given")

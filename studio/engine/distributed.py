@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from studio.engine.families.base import Collective
 from studio.engine.jobs import CancelToken
-from studio.engine.launch import WorkerPlace
+from studio.engine.launch import WorkerPlace, batch_share
 from studio.errors import CancelledError, StudioError
 
 # How long a rank waits in one exchange before it gives the run up: rank 0 alone draws previews,
@@ -114,14 +114,7 @@ class DistributedRun:
 
     def local_batch(self, batch_size: int) -> int:
         """Each rank's share of the global batch; the batch must split evenly."""
-        if batch_size % self.world_size:
-            lower = batch_size - batch_size % self.world_size
-            options = f"{lower} or {lower + self.world_size}" if lower else str(self.world_size)
-            raise StudioError(
-                f"batch_size {batch_size} does not split over {self.world_size} processes: "
-                f"choose a multiple of {self.world_size} (e.g. {options})"
-            )
-        return batch_size // self.world_size
+        return batch_share(batch_size, self.world_size)
 
     def shard(self, count: int) -> torch.Tensor:
         """This rank's images of a dataset of `count`: every world_size-th, from its rank on."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from studio.errors import StudioError
+
 
 @dataclass(frozen=True)
 class WorkerPlace:
@@ -56,3 +58,14 @@ def is_main_process() -> bool:
 def threads_per_worker(processes: int) -> int:
     """CPU threads each of `processes` workers on one machine should use, so they do not oversubscribe it."""
     return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+def batch_share(batch_size: int, processes: int) -> int:
+    """Each of `processes` workers' share of the global batch; a batch that does not split is refused in one line."""
+    if batch_size % processes:
+        lower = batch_size - batch_size % processes
+        raise StudioError(
+            f"batch_size {batch_size} does not split over {processes} processes: choose a multiple of {processes} "
+            f"(e.g. --set batch_size={lower or processes})"
+        )
+    return batch_size // processes
